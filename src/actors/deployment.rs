@@ -1,0 +1,102 @@
+//! `DeploymentActor`: the authority on one deployment's in-flight requests, usage and cooldown.
+
+use std::time::Instant;
+
+use actix::{Actor, Addr, Context, Handler, Message, MessageResult};
+
+use super::router::{Publish, RouterActor};
+use crate::routing::{CooldownPolicy, DeploymentSnapshot, DeploymentState, Outcome, Refused};
+
+/// Tracks one `model_list` entry and publishes each change to the router.
+pub struct DeploymentActor {
+    index: usize,
+    group_has_others: bool,
+    policy: CooldownPolicy,
+    state: DeploymentState,
+    router: Addr<RouterActor>,
+}
+
+impl DeploymentActor {
+    /// An actor for deployment `index`, reporting to `router`.
+    pub fn new(
+        index: usize,
+        group_has_others: bool,
+        policy: CooldownPolicy,
+        router: Addr<RouterActor>,
+    ) -> Self {
+        Self {
+            index,
+            group_has_others,
+            policy,
+            state: DeploymentState::default(),
+            router,
+        }
+    }
+
+    fn publish(&mut self, now: Instant) {
+        self.router.do_send(Publish {
+            index: self.index,
+            snapshot: self.state.snapshot(now),
+        });
+    }
+}
+
+impl Actor for DeploymentActor {
+    type Context = Context<Self>;
+}
+
+/// Takes a slot for one request, unless the deployment is cooling down.
+#[derive(Message)]
+#[rtype(result = "Result<(), Refused>")]
+pub struct Reserve;
+
+impl Handler<Reserve> for DeploymentActor {
+    type Result = Result<(), Refused>;
+
+    fn handle(&mut self, _: Reserve, _: &mut Context<Self>) -> Self::Result {
+        let now = Instant::now();
+        let reserved = self.state.reserve(now);
+        self.publish(now);
+        reserved
+    }
+}
+
+/// Ends a request: releases its slot and counts its outcome.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Report {
+    /// How the attempt ended.
+    pub outcome: Outcome,
+}
+
+impl Handler<Report> for DeploymentActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Report, _: &mut Context<Self>) {
+        let now = Instant::now();
+        let cooled = self
+            .state
+            .report(now, msg.outcome, &self.policy, self.group_has_others);
+        if cooled {
+            log::warn!(
+                "deployment #{} is cooling down for {:?} after failures",
+                self.index,
+                self.policy.cooldown_time
+            );
+        }
+        self.publish(now);
+    }
+}
+
+/// Reads the deployment's current state (tests and health pages).
+#[derive(Message)]
+#[rtype(result = "DeploymentSnapshot")]
+pub struct Inspect;
+
+impl Handler<Inspect> for DeploymentActor {
+    type Result = MessageResult<Inspect>;
+
+    fn handle(&mut self, _: Inspect, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.state.snapshot(Instant::now()))
+    }
+}

@@ -1,0 +1,456 @@
+//! One `model_list` entry, validated: its provider, endpoint, credentials, limits and defaults.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Map, Value as Json};
+use serde_yaml::Value;
+use sha2::{Digest, Sha256};
+
+use super::support::{is_known_param, SECRET_PARAMS};
+use super::{de, CliOverrides, ConfigError, Env, Secret};
+use crate::providers::kind::{self, ProviderKind};
+
+/// Where a deployment was declared.
+#[derive(Debug, Clone)]
+pub enum DeploymentSource {
+    /// `--model` on the command line.
+    Cli {
+        /// `--model`.
+        model: String,
+        /// `--alias`.
+        alias: Option<String>,
+        /// `--api_base`.
+        api_base: Option<String>,
+        /// `--api_version`.
+        api_version: Option<String>,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawParams {
+    #[serde(default, deserialize_with = "de::opt_string")]
+    model: Option<String>,
+    #[serde(default, deserialize_with = "de::opt_string")]
+    api_base: Option<String>,
+    #[serde(default, deserialize_with = "de::opt_string")]
+    api_key: Option<String>,
+    #[serde(default, deserialize_with = "de::opt_string")]
+    api_version: Option<String>,
+    #[serde(default, deserialize_with = "de::opt_string")]
+    organization: Option<String>,
+    #[serde(default, deserialize_with = "de::opt_u64")]
+    rpm: Option<u64>,
+    #[serde(default, deserialize_with = "de::opt_u64")]
+    tpm: Option<u64>,
+    #[serde(default, deserialize_with = "de::opt_f64")]
+    weight: Option<f64>,
+    #[serde(default, deserialize_with = "de::opt_f64")]
+    timeout: Option<f64>,
+    #[serde(default, deserialize_with = "de::opt_f64")]
+    stream_timeout: Option<f64>,
+    #[serde(default)]
+    headers: Option<std::collections::BTreeMap<String, StringLike>>,
+    #[serde(default, deserialize_with = "de::opt_string")]
+    mock_response: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct StringLike(#[serde(deserialize_with = "de::opt_string")] Option<String>);
+
+#[derive(Debug, Deserialize)]
+struct RawEntry {
+    #[serde(deserialize_with = "de::opt_string")]
+    model_name: Option<String>,
+    #[serde(default)]
+    litellm_params: Option<Value>,
+    #[serde(default)]
+    model_info: Option<Value>,
+}
+
+/// A deployment: one upstream model endpoint that serves a model group.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// Position in `model_list`.
+    pub index: usize,
+    /// `model_info.id`, or a stable hash of the entry.
+    pub id: String,
+    /// The public name (the group).
+    pub model_name: String,
+    /// The protocol spoken upstream.
+    pub provider: ProviderKind,
+    /// The model name sent upstream; a `*` is replaced by the wildcard match.
+    pub upstream_model: String,
+    /// Base URL without a trailing slash; empty when unset (mock deployments).
+    pub api_base: String,
+    /// The base URL as shown in headers: no query string, no credentials.
+    pub public_api_base: String,
+    /// The provider key.
+    pub api_key: Option<Secret>,
+    /// Azure's `api-version`.
+    pub api_version: Option<String>,
+    /// OpenAI's organization header.
+    pub organization: Option<String>,
+    /// Extra headers sent upstream.
+    pub headers: Vec<(String, String)>,
+    /// Request parameters applied when the request does not set them.
+    pub defaults: Map<String, Json>,
+    /// Requests per minute (a weight for `simple-shuffle`).
+    pub rpm: Option<u64>,
+    /// Tokens per minute (a weight for `simple-shuffle`).
+    pub tpm: Option<u64>,
+    /// Share of traffic under `simple-shuffle`.
+    pub weight: Option<f64>,
+    /// Whole-call timeout for this deployment.
+    pub timeout: Option<Duration>,
+    /// First-byte timeout for streams to this deployment.
+    pub stream_timeout: Option<Duration>,
+    /// A canned reply or LiteLLM error name; no upstream is called.
+    pub mock_response: Option<String>,
+    /// Whether the upstream takes `/completions` natively (else it is translated to chat).
+    pub native_completions: bool,
+    /// Whether only `/completions` is served (chat is translated to it).
+    pub completions_only: bool,
+    /// `litellm_params` with every secret removed, for `/model/info`.
+    pub public_params: Json,
+    /// `model_info` with `id` filled in.
+    pub model_info: Json,
+    /// `model_name` contains `*`.
+    pub is_wildcard: bool,
+}
+
+impl Deployment {
+    /// Builds the deployment at `model_list[index]` from the resolved YAML tree.
+    pub fn from_yaml(
+        index: usize,
+        entry: &Value,
+        env: &Env,
+        cli: &CliOverrides,
+    ) -> Result<Self, ConfigError> {
+        let at = format!("model_list[{index}]");
+        if !entry.is_mapping() {
+            return Err(ConfigError::at(at, "expected a mapping"));
+        }
+        let raw: RawEntry = serde_path_to_error::deserialize(entry.clone())
+            .map_err(|e| ConfigError::from_serde(e, &at))?;
+        let model_name = raw
+            .model_name
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| ConfigError::at(format!("{at}.model_name"), "missing field"))?;
+        let params_at = format!("{at}.litellm_params");
+        let params_tree = match raw.litellm_params {
+            Some(v @ Value::Mapping(_)) => v,
+            Some(_) => return Err(ConfigError::at(params_at, "expected a mapping")),
+            None => return Err(ConfigError::at(params_at, "missing field")),
+        };
+        let params: RawParams = serde_path_to_error::deserialize(params_tree.clone())
+            .map_err(|e| ConfigError::from_serde(e, &params_at))?;
+        let info_at = format!("{at}.model_info");
+        let mut model_info = match raw.model_info {
+            None | Some(Value::Null) => Map::new(),
+            Some(v @ Value::Mapping(_)) => match to_json(&v) {
+                Json::Object(m) => m,
+                _ => Map::new(),
+            },
+            Some(_) => return Err(ConfigError::at(info_at, "expected a mapping")),
+        };
+        let params_json = to_json(&params_tree);
+        let mut defaults = Map::new();
+        let mut public_params = Map::new();
+        if let Json::Object(map) = &params_json {
+            for (k, v) in map {
+                if !SECRET_PARAMS.contains(&k.as_str()) {
+                    public_params.insert(k.clone(), v.clone());
+                }
+                if !is_known_param(k) {
+                    defaults.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        let id = match model_info.get("id") {
+            Some(Json::String(s)) if !s.is_empty() => s.clone(),
+            Some(Json::Number(n)) => n.to_string(),
+            _ => stable_id(&model_name, &public_params),
+        };
+        model_info.insert("id".into(), Json::String(id.clone()));
+
+        let model = params
+            .model
+            .clone()
+            .filter(|m| !m.is_empty())
+            .ok_or_else(|| ConfigError::at(format!("{params_at}.model"), "missing field"))?;
+        let headers = params
+            .headers
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(k, v)| v.0.map(|v| (k, v)))
+            .collect();
+        Self::assemble(Assembly {
+            index,
+            id,
+            model_name,
+            model,
+            model_path: format!("{params_at}.model"),
+            api_base: params.api_base,
+            api_key: params.api_key,
+            api_version: params.api_version,
+            organization: params.organization,
+            headers,
+            defaults,
+            rpm: params.rpm,
+            tpm: params.tpm,
+            weight: params.weight,
+            timeout: secs(params.timeout, &format!("{params_at}.timeout"))?,
+            stream_timeout: secs(params.stream_timeout, &format!("{params_at}.stream_timeout"))?,
+            mock_response: params.mock_response,
+            public_params: Json::Object(public_params),
+            model_info: Json::Object(model_info),
+            env,
+            cli,
+        })
+    }
+
+    /// Builds the deployment `--model` asks for.
+    pub fn from_cli(
+        index: usize,
+        source: DeploymentSource,
+        env: &Env,
+        cli: &CliOverrides,
+    ) -> Result<Self, ConfigError> {
+        let DeploymentSource::Cli {
+            model,
+            alias,
+            api_base,
+            api_version,
+        } = source;
+        let model_name = alias.unwrap_or_else(|| model.clone());
+        let mut public = Map::new();
+        public.insert("model".into(), Json::String(model.clone()));
+        if let Some(b) = &api_base {
+            public.insert("api_base".into(), Json::String(b.clone()));
+        }
+        if let Some(v) = &api_version {
+            public.insert("api_version".into(), Json::String(v.clone()));
+        }
+        let id = stable_id(&model_name, &public);
+        let mut info = Map::new();
+        info.insert("id".into(), Json::String(id.clone()));
+        Self::assemble(Assembly {
+            index,
+            id,
+            model_name,
+            model,
+            model_path: "--model".into(),
+            api_base,
+            api_key: None,
+            api_version,
+            organization: None,
+            headers: Vec::new(),
+            defaults: Map::new(),
+            rpm: None,
+            tpm: None,
+            weight: None,
+            timeout: None,
+            stream_timeout: None,
+            mock_response: None,
+            public_params: Json::Object(public),
+            model_info: Json::Object(info),
+            env,
+            cli,
+        })
+    }
+
+    fn assemble(a: Assembly<'_>) -> Result<Self, ConfigError> {
+        let (provider, upstream_model) = kind::parse_model(&a.model).ok_or_else(|| {
+            ConfigError::at(
+                &a.model_path,
+                format!(
+                    "unknown model {:?}: name the provider as provider/model (e.g. openai/{})",
+                    a.model, a.model
+                ),
+            )
+        })?;
+        let upstream_model = upstream_model.to_owned();
+        let flavor = provider.flavor();
+        let api_base = a
+            .api_base
+            .filter(|b| !b.is_empty())
+            .or_else(|| flavor.and_then(|f| f.base_env.iter().find_map(|v| a.env.get(v))))
+            .or_else(|| flavor.and_then(|f| f.default_base.map(str::to_owned)))
+            .unwrap_or_default();
+        let api_base = api_base.trim_end_matches('/').to_owned();
+        let needs_base = matches!(provider, ProviderKind::OpenAi(_) | ProviderKind::Azure(_));
+        if api_base.is_empty() && needs_base && a.mock_response.is_none() {
+            return Err(ConfigError::at(
+                a.model_path.replace(".model", ".api_base"),
+                format!("{} deployments need an api_base", provider.name()),
+            ));
+        }
+        let api_key = a
+            .api_key
+            .filter(|k| !k.is_empty())
+            .or_else(|| flavor.and_then(|f| f.key_env.iter().find_map(|v| a.env.get(v))))
+            .map(Secret::new);
+        let api_version = a.api_version.or_else(|| {
+            matches!(provider, ProviderKind::Azure(_)).then(|| {
+                a.env
+                    .get("AZURE_API_VERSION")
+                    .unwrap_or_else(|| DEFAULT_AZURE_API_VERSION.to_owned())
+            })
+        });
+        let mut defaults = a.defaults;
+        if let Some(t) = a.cli.temperature {
+            defaults.entry("temperature").or_insert(Json::from(t));
+        }
+        if let Some(m) = a.cli.max_tokens {
+            defaults.entry("max_tokens").or_insert(Json::from(m));
+        }
+        let mode = a.model_info.get("mode").and_then(Json::as_str);
+        let completions_only = matches!(provider, ProviderKind::TextCompletion(_));
+        let native_completions = completions_only
+            || mode == Some("completion")
+            || kind::is_text_completion_model(&upstream_model);
+        Ok(Self {
+            index: a.index,
+            id: a.id,
+            is_wildcard: a.model_name.contains('*'),
+            model_name: a.model_name,
+            provider,
+            upstream_model,
+            public_api_base: public_base(&api_base),
+            api_base,
+            api_key,
+            api_version,
+            organization: a.organization,
+            headers: a.headers,
+            defaults,
+            rpm: a.rpm,
+            tpm: a.tpm,
+            weight: a.weight,
+            timeout: a.timeout,
+            stream_timeout: a.stream_timeout,
+            mock_response: a.mock_response,
+            native_completions,
+            completions_only,
+            public_params: a.public_params,
+            model_info: a.model_info,
+        })
+    }
+
+    /// The share of traffic `simple-shuffle` gives this deployment.
+    pub fn shuffle_weight(&self) -> f64 {
+        self.weight
+            .or(self.rpm.map(|r| r as f64))
+            .or(self.tpm.map(|t| t as f64))
+            .unwrap_or(1.0)
+    }
+}
+
+/// Azure's `api-version` when neither the config nor `AZURE_API_VERSION` gives one.
+pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
+
+struct Assembly<'a> {
+    index: usize,
+    id: String,
+    model_name: String,
+    model: String,
+    model_path: String,
+    api_base: Option<String>,
+    api_key: Option<String>,
+    api_version: Option<String>,
+    organization: Option<String>,
+    headers: Vec<(String, String)>,
+    defaults: Map<String, Json>,
+    rpm: Option<u64>,
+    tpm: Option<u64>,
+    weight: Option<f64>,
+    timeout: Option<Duration>,
+    stream_timeout: Option<Duration>,
+    mock_response: Option<String>,
+    public_params: Json,
+    model_info: Json,
+    env: &'a Env,
+    cli: &'a CliOverrides,
+}
+
+fn secs(v: Option<f64>, path: &str) -> Result<Option<Duration>, ConfigError> {
+    v.map(|s| {
+        Duration::try_from_secs_f64(s)
+            .map_err(|_| ConfigError::at(path, "expected a non-negative number of seconds"))
+    })
+    .transpose()
+}
+
+/// A YAML tree as JSON; YAML-only shapes (non-string keys, tags) are flattened to strings.
+fn to_json(v: &Value) -> Json {
+    match v {
+        Value::Null => Json::Null,
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Number(n) => n
+            .as_u64()
+            .map(Json::from)
+            .or_else(|| n.as_i64().map(Json::from))
+            .or_else(|| n.as_f64().map(Json::from))
+            .unwrap_or(Json::Null),
+        Value::String(s) => Json::String(s.clone()),
+        Value::Sequence(items) => Json::Array(items.iter().map(to_json).collect()),
+        Value::Mapping(map) => Json::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        Value::String(s) => s.clone(),
+                        other => serde_yaml::to_string(other).unwrap_or_default().trim().to_owned(),
+                    };
+                    (key, to_json(v))
+                })
+                .collect(),
+        ),
+        Value::Tagged(t) => to_json(&t.value),
+    }
+}
+
+/// An id that is the same across restarts for the same entry, and never derived from secrets.
+fn stable_id(model_name: &str, public_params: &Map<String, Json>) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(model_name.as_bytes());
+    hasher.update([0]);
+    hasher.update(serde_json::to_vec(public_params).unwrap_or_default());
+    let digest = hasher.finalize();
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `scheme://host[:port]/path` with any user info and query string removed.
+fn public_base(base: &str) -> String {
+    let no_query = base.split(['?', '#']).next().unwrap_or_default();
+    match no_query.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let host = authority.rsplit('@').next().unwrap_or(authority);
+            format!("{scheme}://{host}{path}")
+        }
+        None => no_query.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_base_drops_credentials_and_query() {
+        assert_eq!(
+            public_base("https://user:pw@example.com:8443/v1?key=secret"),
+            "https://example.com:8443/v1"
+        );
+        assert_eq!(public_base("http://127.0.0.1:9/v1"), "http://127.0.0.1:9/v1");
+    }
+
+    #[test]
+    fn ids_are_stable_and_ignore_secrets() {
+        let mut a = Map::new();
+        a.insert("model".into(), Json::String("openai/x".into()));
+        assert_eq!(stable_id("g", &a), stable_id("g", &a));
+        assert_ne!(stable_id("g", &a), stable_id("h", &a));
+        assert_eq!(stable_id("g", &a).len(), 64);
+    }
+}

@@ -1,0 +1,36 @@
+//! The gateway's configuration: LiteLLM's `config.yaml` read, resolved and validated.
+
+mod de;
+mod deployment;
+mod error;
+mod resolve;
+mod settings;
+mod support;
+
+pub use deployment::{Deployment, DeploymentSource};
+pub use error::ConfigError;
+pub use resolve::Env;
+pub use settings::{CliOverrides, RoutingStrategy, Settings};
+pub use support::{unimplemented_settings, SettingStatus};
+
+/// A secret string (provider key, master key) whose `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}

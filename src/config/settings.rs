@@ -1,0 +1,321 @@
+//! The validated, typed settings the gateway runs on, built from the resolved YAML tree.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_yaml::Value;
+
+use super::{de, support, ConfigError, Deployment, DeploymentSource, Env, Secret};
+use crate::routing::CooldownPolicy;
+
+/// LiteLLM's routing strategies (`router_settings.routing_strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoutingStrategy {
+    /// Weighted random by `weight`, `rpm` or `tpm`.
+    SimpleShuffle,
+    /// Fewest requests in flight.
+    LeastBusy,
+    /// Lowest tokens used this minute.
+    UsageBased,
+    /// The same, with limits kept exactly.
+    UsageBasedV2,
+    /// Lowest recent latency.
+    LatencyBased,
+    /// Cheapest.
+    CostBased,
+}
+
+impl RoutingStrategy {
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "simple-shuffle" => Self::SimpleShuffle,
+            "least-busy" => Self::LeastBusy,
+            "usage-based-routing" => Self::UsageBased,
+            "usage-based-routing-v2" => Self::UsageBasedV2,
+            "latency-based-routing" => Self::LatencyBased,
+            "cost-based-routing" => Self::CostBased,
+            _ => return None,
+        })
+    }
+}
+
+/// Flags given on the command line that shape the configuration (COMPAT.md section 1).
+#[derive(Debug, Clone, Default)]
+pub struct CliOverrides {
+    /// `--model`: serve this one model, with no config needed.
+    pub model: Option<String>,
+    /// `--alias`: the public name of `--model`.
+    pub alias: Option<String>,
+    /// `--api_base` for `--model`.
+    pub api_base: Option<String>,
+    /// `--api_version` for `--model`.
+    pub api_version: Option<String>,
+    /// `--temperature`: a default for every deployment.
+    pub temperature: Option<f64>,
+    /// `--max_tokens`: a default for every deployment.
+    pub max_tokens: Option<u64>,
+    /// `--request_timeout` in seconds.
+    pub request_timeout: Option<f64>,
+    /// `--drop_params`.
+    pub drop_params: bool,
+    /// `--add_function_to_prompt`.
+    pub add_function_to_prompt: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawLitellmSettings {
+    #[serde(default, deserialize_with = "de::opt_bool")]
+    drop_params: Option<bool>,
+    #[serde(default, deserialize_with = "de::opt_u32")]
+    num_retries: Option<u32>,
+    #[serde(default, deserialize_with = "de::opt_f64")]
+    request_timeout: Option<f64>,
+    #[serde(default, deserialize_with = "de::opt_u32")]
+    allowed_fails: Option<u32>,
+    #[serde(default, deserialize_with = "de::opt_f64")]
+    cooldown_time: Option<f64>,
+    #[serde(default, deserialize_with = "de::opt_bool")]
+    set_verbose: Option<bool>,
+    #[serde(default, deserialize_with = "de::opt_bool")]
+    turn_off_message_logging: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawRouterSettings {
+    #[serde(default, deserialize_with = "de::opt_string")]
+    routing_strategy: Option<String>,
+    #[serde(default, deserialize_with = "de::opt_u32")]
+    allowed_fails: Option<u32>,
+    #[serde(default, deserialize_with = "de::opt_f64")]
+    cooldown_time: Option<f64>,
+    #[serde(default, deserialize_with = "de::opt_bool")]
+    disable_cooldowns: Option<bool>,
+    #[serde(default, deserialize_with = "de::opt_u32")]
+    num_retries: Option<u32>,
+    #[serde(default, deserialize_with = "de::opt_f64")]
+    timeout: Option<f64>,
+    #[serde(default, deserialize_with = "de::opt_f64")]
+    stream_timeout: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawGeneralSettings {
+    #[serde(default, deserialize_with = "de::opt_string")]
+    master_key: Option<String>,
+    #[serde(default, deserialize_with = "de::opt_f64")]
+    max_request_size_mb: Option<f64>,
+    #[serde(default, deserialize_with = "de::opt_string")]
+    litellm_key_header_name: Option<String>,
+    #[serde(default, deserialize_with = "de::opt_bool")]
+    always_include_stream_usage: Option<bool>,
+}
+
+/// Everything the gateway runs on, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// One entry per `model_list` item, in file order.
+    pub deployments: Vec<Deployment>,
+    /// The master key; `None` means no authentication at all.
+    pub master_key: Option<Secret>,
+    /// `drop_params`.
+    pub drop_params: bool,
+    /// Retries after a failed attempt (`num_retries`, default 2).
+    pub num_retries: u32,
+    /// Whole-call timeout (`timeout` / `request_timeout`, default 600 s).
+    pub request_timeout: Duration,
+    /// Time allowed until a stream's first byte.
+    pub stream_timeout: Option<Duration>,
+    /// When deployments cool down.
+    pub cooldown: CooldownPolicy,
+    /// How a group's deployment is picked.
+    pub routing_strategy: RoutingStrategy,
+    /// Largest accepted request body, in bytes.
+    pub max_request_size: usize,
+    /// An extra header that may carry the key (lowercase).
+    pub key_header_name: Option<String>,
+    /// Add the usage chunk to every stream.
+    pub always_include_stream_usage: bool,
+    /// `set_verbose`.
+    pub verbose: bool,
+    /// Started with `--model` and no config: the one model answers every name.
+    pub serve_any_model: bool,
+    /// Known settings present in the config that have no effect yet.
+    pub not_implemented: Vec<String>,
+    /// Keys that are not LiteLLM settings at all.
+    pub unknown: Vec<String>,
+    /// The environment, with the config's overlay.
+    pub env: Env,
+}
+
+impl Settings {
+    /// Loads the config file at `path` (or none), with the command line's overrides.
+    pub fn load(path: Option<&Path>, cli: &CliOverrides) -> Result<Self, ConfigError> {
+        let text = match path {
+            Some(p) => std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                path: p.display().to_string(),
+                source,
+            })?,
+            None => String::new(),
+        };
+        Self::from_yaml(&text, cli)
+    }
+
+    /// Builds settings from YAML text (empty text means no config).
+    pub fn from_yaml(text: &str, cli: &CliOverrides) -> Result<Self, ConfigError> {
+        let mut tree: Value = if text.trim().is_empty() {
+            Value::Mapping(Default::default())
+        } else {
+            serde_yaml::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?
+        };
+        if tree.is_null() {
+            tree = Value::Mapping(Default::default());
+        }
+        if !tree.is_mapping() {
+            return Err(ConfigError::Yaml("the top level must be a mapping".into()));
+        }
+        let env = Env::from_section(tree.get("environment_variables"))?;
+        if let Some(map) = tree.as_mapping_mut() {
+            map.remove("environment_variables");
+        }
+        env.resolve_tree(&mut tree)?;
+        let (mut not_implemented, unknown) = support::unimplemented_settings(&tree);
+
+        let litellm: RawLitellmSettings = section(&tree, "litellm_settings")?;
+        let router: RawRouterSettings = section(&tree, "router_settings")?;
+        let general: RawGeneralSettings = section(&tree, "general_settings")?;
+
+        let routing_strategy = match router.routing_strategy.as_deref() {
+            None => RoutingStrategy::SimpleShuffle,
+            Some(name) => RoutingStrategy::parse(name).ok_or_else(|| {
+                ConfigError::at(
+                    "router_settings.routing_strategy",
+                    format!("unknown routing strategy {name:?}"),
+                )
+            })?,
+        };
+        if routing_strategy != RoutingStrategy::SimpleShuffle {
+            let name = router.routing_strategy.as_deref().unwrap_or_default();
+            not_implemented.push(format!(
+                "router_settings.routing_strategy: {name} (simple-shuffle is used)"
+            ));
+        }
+
+        let mut deployments = Vec::new();
+        let entries = match tree.get("model_list") {
+            None | Some(Value::Null) => &[][..],
+            Some(Value::Sequence(items)) => items.as_slice(),
+            Some(_) => return Err(ConfigError::at("model_list", "expected a list")),
+        };
+        for (index, entry) in entries.iter().enumerate() {
+            deployments.push(Deployment::from_yaml(index, entry, &env, cli)?);
+        }
+        let serve_any_model = deployments.is_empty() && cli.model.is_some();
+        if let Some(model) = &cli.model {
+            let source = DeploymentSource::Cli {
+                model: model.clone(),
+                alias: cli.alias.clone(),
+                api_base: cli.api_base.clone(),
+                api_version: cli.api_version.clone(),
+            };
+            deployments.push(Deployment::from_cli(deployments.len(), source, &env, cli)?);
+        }
+        if cli.add_function_to_prompt {
+            not_implemented.push("--add_function_to_prompt".into());
+        }
+
+        let secs = |path: &str, v: f64| -> Result<Duration, ConfigError> {
+            Duration::try_from_secs_f64(v)
+                .map_err(|_| ConfigError::at(path, "expected a non-negative number of seconds"))
+        };
+        let request_timeout = match (cli.request_timeout, router.timeout, litellm.request_timeout) {
+            (Some(v), _, _) => secs("--request_timeout", v)?,
+            (None, Some(v), _) => secs("router_settings.timeout", v)?,
+            (None, None, Some(v)) => secs("litellm_settings.request_timeout", v)?,
+            (None, None, None) => Duration::from_secs(600),
+        };
+        let stream_timeout = router
+            .stream_timeout
+            .map(|v| secs("router_settings.stream_timeout", v))
+            .transpose()?;
+        let cooldown_time = match (router.cooldown_time, litellm.cooldown_time) {
+            (Some(v), _) => secs("router_settings.cooldown_time", v)?,
+            (None, Some(v)) => secs("litellm_settings.cooldown_time", v)?,
+            (None, None) => CooldownPolicy::default().cooldown_time,
+        };
+        let cooldown = CooldownPolicy {
+            allowed_fails: router
+                .allowed_fails
+                .or(litellm.allowed_fails)
+                .unwrap_or(CooldownPolicy::default().allowed_fails),
+            cooldown_time,
+            disabled: router.disable_cooldowns.unwrap_or(false),
+        };
+        let max_request_size = match general.max_request_size_mb {
+            None => 32 * 1024 * 1024,
+            Some(mb) if mb > 0.0 => (mb * 1024.0 * 1024.0) as usize,
+            Some(_) => {
+                return Err(ConfigError::at(
+                    "general_settings.max_request_size_mb",
+                    "expected a positive number",
+                ))
+            }
+        };
+        let master_key = general
+            .master_key
+            .or_else(|| env.get("LITELLM_MASTER_KEY"))
+            .filter(|k| !k.is_empty())
+            .map(Secret::new);
+        let _ = litellm.turn_off_message_logging;
+        Ok(Self {
+            deployments,
+            master_key,
+            drop_params: cli.drop_params || litellm.drop_params.unwrap_or(false),
+            num_retries: router.num_retries.or(litellm.num_retries).unwrap_or(2),
+            request_timeout,
+            stream_timeout,
+            cooldown,
+            routing_strategy,
+            max_request_size,
+            key_header_name: general
+                .litellm_key_header_name
+                .map(|h| h.to_ascii_lowercase()),
+            always_include_stream_usage: general.always_include_stream_usage.unwrap_or(false),
+            verbose: litellm.set_verbose.unwrap_or(false),
+            serve_any_model,
+            not_implemented,
+            unknown,
+            env,
+        })
+    }
+
+    /// The one-time startup warning naming what the config asks for that is not done yet.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.not_implemented.is_empty() {
+            out.push(format!(
+                "these settings are not implemented yet and have no effect: {}",
+                self.not_implemented.join(", ")
+            ));
+        }
+        if !self.unknown.is_empty() {
+            out.push(format!(
+                "these config keys are not LiteLLM settings and are ignored: {}",
+                self.unknown.join(", ")
+            ));
+        }
+        out
+    }
+}
+
+fn section<T: Default + serde::de::DeserializeOwned>(
+    tree: &Value,
+    name: &str,
+) -> Result<T, ConfigError> {
+    match tree.get(name) {
+        None | Some(Value::Null) => Ok(T::default()),
+        Some(v @ Value::Mapping(_)) => serde_path_to_error::deserialize(v.clone())
+            .map_err(|e| ConfigError::from_serde(e, name)),
+        Some(_) => Err(ConfigError::at(name, "expected a mapping")),
+    }
+}

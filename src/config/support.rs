@@ -1,0 +1,192 @@
+//! Which of LiteLLM's settings llmgate honours yet; the rest are named in one startup warning.
+
+use serde_yaml::Value;
+
+/// Whether a known LiteLLM setting has an effect in llmgate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingStatus {
+    /// It does what LiteLLM's does.
+    Implemented,
+    /// It is read but has no effect yet.
+    NotYet,
+}
+
+use SettingStatus::{Implemented as Y, NotYet as N};
+
+const LITELLM_SETTINGS: &[(&str, SettingStatus)] = &[
+    ("drop_params", Y),
+    ("num_retries", Y),
+    ("request_timeout", Y),
+    ("fallbacks", N),
+    ("default_fallbacks", N),
+    ("context_window_fallbacks", N),
+    ("content_policy_fallbacks", N),
+    ("allowed_fails", Y),
+    ("cooldown_time", Y),
+    ("cache", N),
+    ("cache_params", N),
+    ("success_callback", N),
+    ("failure_callback", N),
+    ("max_budget", N),
+    ("budget_duration", N),
+    ("default_key_generate_params", N),
+    // llmgate never logs message content, so this holds whatever its value.
+    ("turn_off_message_logging", Y),
+    ("set_verbose", Y),
+];
+
+const ROUTER_SETTINGS: &[(&str, SettingStatus)] = &[
+    ("routing_strategy", Y),
+    ("redis_host", N),
+    ("redis_port", N),
+    ("redis_password", N),
+    ("redis_url", N),
+    ("enable_pre_call_checks", N),
+    ("allowed_fails", Y),
+    ("allowed_fails_policy", N),
+    ("cooldown_time", Y),
+    ("disable_cooldowns", Y),
+    ("num_retries", Y),
+    ("retry_policy", N),
+    ("retry_after", N),
+    ("timeout", Y),
+    ("stream_timeout", Y),
+    ("max_fallbacks", N),
+    ("model_group_alias", N),
+    ("fallbacks", N),
+    ("routing_strategy_args", N),
+];
+
+const GENERAL_SETTINGS: &[(&str, SettingStatus)] = &[
+    ("master_key", Y),
+    ("database_url", N),
+    ("database_connection_pool_limit", N),
+    ("proxy_batch_write_at", N),
+    ("max_parallel_requests", N),
+    ("global_max_parallel_requests", N),
+    ("max_budget", N),
+    ("budget_duration", N),
+    ("background_health_checks", N),
+    ("health_check_interval", N),
+    ("allowed_ips", N),
+    ("blocked_ips", N),
+    ("max_request_size_mb", Y),
+    ("litellm_key_header_name", Y),
+    ("always_include_stream_usage", Y),
+    ("disable_spend_logs", N),
+];
+
+/// `litellm_params` keys the gateway reads itself; any other key is a default request parameter.
+pub const LITELLM_PARAMS: &[(&str, SettingStatus)] = &[
+    ("model", Y),
+    ("api_base", Y),
+    ("api_key", Y),
+    ("api_version", Y),
+    ("organization", Y),
+    ("rpm", Y),
+    ("tpm", Y),
+    ("weight", Y),
+    ("order", N),
+    ("timeout", Y),
+    ("stream_timeout", Y),
+    ("max_retries", N),
+    ("headers", Y),
+    ("input_cost_per_token", N),
+    ("output_cost_per_token", N),
+    ("mock_response", Y),
+    ("aws_access_key_id", N),
+    ("aws_secret_access_key", N),
+    ("aws_session_token", N),
+    ("aws_region_name", N),
+    ("aws_profile_name", N),
+    ("aws_role_name", N),
+    ("aws_bedrock_runtime_endpoint", N),
+    ("vertex_project", N),
+    ("vertex_location", N),
+    ("vertex_credentials", N),
+    ("azure_ad_token", N),
+    ("tenant_id", N),
+    ("client_id", N),
+    ("client_secret", N),
+];
+
+/// `litellm_params` keys that hold credentials: never forwarded, never shown.
+pub const SECRET_PARAMS: &[&str] = &[
+    "api_key",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "vertex_credentials",
+    "azure_ad_token",
+    "client_secret",
+];
+
+const MODEL_INFO: &[(&str, SettingStatus)] = &[("access_groups", N)];
+
+const SECTIONS: &[&str] = &[
+    "model_list",
+    "litellm_settings",
+    "router_settings",
+    "general_settings",
+    "environment_variables",
+];
+
+/// Whether `key` is one the gateway reads from `litellm_params` (rather than a request default).
+pub fn is_known_param(key: &str) -> bool {
+    LITELLM_PARAMS.iter().any(|(k, _)| *k == key)
+}
+
+/// What a config asks for that llmgate does not do: known settings not implemented yet, and
+/// keys LiteLLM does not define either. Each is named by its path, once.
+pub fn unimplemented_settings(tree: &Value) -> (Vec<String>, Vec<String>) {
+    let mut not_yet = Vec::new();
+    let mut unknown = Vec::new();
+    let mut note = |path: String, status: Option<SettingStatus>| match status {
+        Some(SettingStatus::NotYet) if !not_yet.contains(&path) => not_yet.push(path),
+        None if !unknown.contains(&path) => unknown.push(path),
+        _ => {}
+    };
+    let Some(top) = tree.as_mapping() else {
+        return (not_yet, unknown);
+    };
+    for (k, _) in top {
+        let name = k.as_str().unwrap_or_default();
+        if !SECTIONS.contains(&name) {
+            note(name.to_owned(), None);
+        }
+    }
+    for (section, table) in [
+        ("litellm_settings", LITELLM_SETTINGS),
+        ("router_settings", ROUTER_SETTINGS),
+        ("general_settings", GENERAL_SETTINGS),
+    ] {
+        if let Some(map) = tree.get(section).and_then(Value::as_mapping) {
+            for (k, _) in map {
+                let key = k.as_str().unwrap_or_default();
+                let status = table.iter().find(|(n, _)| *n == key).map(|(_, s)| *s);
+                note(format!("{section}.{key}"), status);
+            }
+        }
+    }
+    let entries = tree.get("model_list").and_then(Value::as_sequence);
+    for entry in entries.into_iter().flatten() {
+        if let Some(map) = entry.get("litellm_params").and_then(Value::as_mapping) {
+            for (k, _) in map {
+                let key = k.as_str().unwrap_or_default();
+                // Unknown litellm_params keys are request defaults, not unknown settings.
+                if let Some((_, SettingStatus::NotYet)) = LITELLM_PARAMS.iter().find(|(n, _)| *n == key) {
+                    note(format!("model_list[].litellm_params.{key}"), Some(SettingStatus::NotYet));
+                }
+            }
+        }
+        if let Some(map) = entry.get("model_info").and_then(Value::as_mapping) {
+            for (k, _) in map {
+                let key = k.as_str().unwrap_or_default();
+                if let Some((_, status)) = MODEL_INFO.iter().find(|(n, _)| *n == key) {
+                    note(format!("model_list[].model_info.{key}"), Some(*status));
+                }
+            }
+        }
+    }
+    (not_yet, unknown)
+}

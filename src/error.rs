@@ -1,0 +1,165 @@
+//! The one boundary error: every failure becomes LiteLLM's error body with the right status.
+
+use std::time::Duration;
+
+use actix_web::http::header::{HeaderValue, RETRY_AFTER};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::providers::ProviderError;
+
+/// Why a request failed, as the client sees it (COMPAT.md section 6).
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No key in any of the accepted headers.
+    #[error("Authentication Error, No api key passed in.")]
+    MissingKey,
+    /// A key that is neither the master key nor a known virtual key.
+    #[error("Authentication Error, Invalid proxy server token passed. Received API key = {0}. Unable to find token in cache or `LiteLLM_VerificationTokenTable`")]
+    InvalidKey(String),
+    /// Bad JSON, a missing or mistyped field.
+    #[error("{message}")]
+    BadRequest {
+        /// What is wrong.
+        message: String,
+        /// The field at fault.
+        param: Option<String>,
+    },
+    /// A model name no group, alias or wildcard matches.
+    #[error("Invalid model name passed in model={0}. Call `/v1/models` to view available models for your key.")]
+    UnknownModel(String),
+    /// The body is over `max_request_size_mb`.
+    #[error("Request size is too large. Request size is {size_mb:.2} MB, the limit is {limit_mb:.2} MB (max_request_size_mb)")]
+    BodyTooLarge {
+        /// Size seen so far, in MB.
+        size_mb: f64,
+        /// The limit, in MB.
+        limit_mb: f64,
+    },
+    /// Every deployment of the group is cooling down or at a limit.
+    #[error("{message}")]
+    NoDeployment {
+        /// Which group, and when it comes back.
+        message: String,
+        /// How long until the earliest deployment is back.
+        retry_after: Duration,
+    },
+    /// A route that does not exist.
+    #[error("Route not found: {0}")]
+    NotFound(String),
+    /// The upstream failed, could not be reached, or timed out.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// A bug or an unavailable internal part; details are logged, never returned.
+    #[error("Internal Server Error")]
+    Internal,
+}
+
+impl ApiError {
+    /// A 400 naming the field at fault.
+    pub fn bad_request(message: impl Into<String>, param: Option<&str>) -> Self {
+        Self::BadRequest {
+            message: message.into(),
+            param: param.map(str::to_owned),
+        }
+    }
+
+    fn error_type(&self) -> &str {
+        match self {
+            Self::MissingKey | Self::InvalidKey(_) => "auth_error",
+            Self::BadRequest { .. } | Self::UnknownModel(_) | Self::BodyTooLarge { .. } => {
+                "invalid_request_error"
+            }
+            Self::NoDeployment { .. } => "rate_limit_error",
+            Self::NotFound(_) => "not_found_error",
+            Self::Provider(e) => e.error_type(),
+            Self::Internal => "internal_server_error",
+        }
+    }
+
+    fn param(&self) -> Option<&str> {
+        match self {
+            Self::BadRequest { param, .. } => param.as_deref(),
+            Self::UnknownModel(_) => Some("model"),
+            Self::Provider(e) => e.param.as_deref(),
+            _ => None,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::NoDeployment { retry_after, .. } => Some(*retry_after),
+            Self::Provider(e) => e.retry_after,
+            _ => None,
+        }
+    }
+
+    /// The JSON body LiteLLM sends for this error.
+    pub fn body(&self) -> serde_json::Value {
+        let status = self.status_code();
+        json!({"error": {
+            "message": self.to_string(),
+            "type": self.error_type(),
+            "param": self.param(),
+            "code": status.as_u16().to_string(),
+        }})
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::MissingKey | Self::InvalidKey(_) => StatusCode::UNAUTHORIZED,
+            Self::BadRequest { .. } | Self::UnknownModel(_) => StatusCode::BAD_REQUEST,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NoDeployment { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Provider(e) => {
+                StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status_code());
+        if let Some(after) = self.retry_after() {
+            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+                res.insert_header((RETRY_AFTER, v));
+            }
+        }
+        res.json(self.body())
+    }
+}
+
+/// Shows only the start and end of a key, the way LiteLLM abbreviates it in errors.
+pub fn abbreviate_key(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    if chars.len() <= 8 {
+        return "sk-...".to_owned();
+    }
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("sk-...{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_body_has_the_litellm_shape() {
+        let err = ApiError::bad_request("missing model", Some("model"));
+        assert_eq!(
+            err.body(),
+            json!({"error": {"message": "missing model", "type": "invalid_request_error", "param": "model", "code": "400"}})
+        );
+    }
+
+    #[test]
+    fn keys_are_never_shown_whole() {
+        assert_eq!(abbreviate_key("sk-1234567890abcdef"), "sk-...cdef");
+        assert_eq!(abbreviate_key("short"), "sk-...");
+    }
+}

@@ -1,0 +1,15 @@
+//! llmgate: an OpenAI-compatible LLM gateway, a drop-in replacement for the LiteLLM proxy.
+
+pub mod actors;
+pub mod auth;
+pub mod catalog;
+pub mod cli;
+mod client_mode;
+pub mod config;
+pub mod error;
+pub mod providers;
+pub mod routes;
+pub mod routing;
+pub mod server;
+pub mod state;
+pub mod tokens;

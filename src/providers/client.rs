@@ -1,0 +1,136 @@
+//! Sending an attempt with awc and reading the reply, within the attempt's timeouts.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::HttpMessage;
+use bytes::Bytes;
+use futures_util::Stream;
+
+use super::request::PreparedCall;
+use super::{ProviderError, ProviderKind};
+
+/// An upstream reply body, read chunk by chunk.
+pub type UpstreamBody = Pin<Box<dyn Stream<Item = Result<Bytes, awc::error::PayloadError>>>>;
+
+/// An upstream reply whose status was a success.
+pub struct UpstreamReply {
+    /// The upstream's headers, renamed `llm_provider-<name>`.
+    pub provider_headers: Vec<(HeaderName, HeaderValue)>,
+    /// The body, not yet read.
+    pub body: UpstreamBody,
+}
+
+const SKIPPED_HEADERS: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "content-encoding",
+];
+
+fn provider_headers(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
+    headers
+        .iter()
+        .filter(|(name, _)| !SKIPPED_HEADERS.contains(&name.as_str()))
+        .filter_map(|(name, value)| {
+            let renamed = format!("llm_provider-{}", name.as_str());
+            HeaderName::from_bytes(renamed.as_bytes())
+                .ok()
+                .map(|n| (n, value.clone()))
+        })
+        .collect()
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get("retry-after")?.to_str().ok()?;
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+}
+
+/// Sends `call` and waits at most `wait` for the reply's head; an error status becomes an error
+/// carrying the upstream's message.
+pub async fn send(
+    client: &awc::Client,
+    provider: ProviderKind,
+    call: &PreparedCall,
+    wait: Duration,
+    max_body: usize,
+) -> Result<UpstreamReply, ProviderError> {
+    let mut req = client
+        .post(&call.url)
+        .timeout(wait)
+        .insert_header(("content-type", "application/json"));
+    for (name, value) in &call.headers {
+        req = req.insert_header((*name, value.as_str()));
+    }
+    for (name, value) in &call.extra_headers {
+        req = req.insert_header((name.as_str(), value.as_str()));
+    }
+    let mut res = req
+        .send_body(call.body.clone())
+        .await
+        .map_err(|e| match e {
+            awc::error::SendRequestError::Timeout => ProviderError::timeout(provider, wait),
+            other => ProviderError::connection(provider, other),
+        })?;
+    let status = res.status();
+    if status.is_success() {
+        let body: UpstreamBody = Box::pin(res.take_payload());
+        return Ok(UpstreamReply {
+            provider_headers: provider_headers(res.headers()),
+            body,
+        });
+    }
+    let after = retry_after(res.headers());
+    let body = actix_rt::time::timeout(wait, res.body().limit(max_body))
+        .await
+        .map_err(|_| ProviderError::timeout(provider, wait))?
+        .unwrap_or_default();
+    Err(ProviderError::upstream(provider, status.as_u16(), &body, after))
+}
+
+/// Reads a whole reply body within `wait`, up to `max_body` bytes.
+pub async fn read_all(
+    body: &mut UpstreamBody,
+    provider: ProviderKind,
+    wait: Duration,
+    max_body: usize,
+) -> Result<Bytes, ProviderError> {
+    use futures_util::StreamExt;
+    let read = async {
+        let mut first: Option<Bytes> = None;
+        let mut rest: Option<bytes::BytesMut> = None;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| ProviderError::connection(provider, e))?;
+            match (&mut first, &mut rest) {
+                (None, _) => first = Some(chunk),
+                (Some(f), None) => {
+                    let mut buf = bytes::BytesMut::with_capacity(f.len() + chunk.len());
+                    buf.extend_from_slice(f);
+                    buf.extend_from_slice(&chunk);
+                    rest = Some(buf);
+                }
+                (Some(_), Some(buf)) => buf.extend_from_slice(&chunk),
+            }
+            let len = rest.as_ref().map_or_else(|| first.as_ref().map_or(0, Bytes::len), |b| b.len());
+            if len > max_body {
+                return Err(ProviderError::connection(
+                    provider,
+                    format!("reply larger than {max_body} bytes"),
+                ));
+            }
+        }
+        Ok(match rest {
+            Some(buf) => buf.freeze(),
+            None => first.unwrap_or_default(),
+        })
+    };
+    actix_rt::time::timeout(wait, read)
+        .await
+        .map_err(|_| ProviderError::timeout(provider, wait))?
+}

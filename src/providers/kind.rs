@@ -1,0 +1,261 @@
+//! Which provider a `litellm_params.model` names, and where that provider lives by default.
+
+/// An OpenAI-compatible provider: same wire format, its own base URL and key variable.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Flavor {
+    /// The model prefix, without the slash (`groq`).
+    pub prefix: &'static str,
+    /// The name LiteLLM uses in error messages (`GroqException`).
+    pub display: &'static str,
+    /// The base URL used when neither the config nor the environment gives one.
+    pub default_base: Option<&'static str>,
+    /// Environment variables that may hold the key, first found wins.
+    pub key_env: &'static [&'static str],
+    /// Environment variables that may hold the base URL.
+    pub base_env: &'static [&'static str],
+}
+
+/// The OpenAI-compatible family, selected by prefix.
+pub static FLAVORS: &[Flavor] = &[
+    Flavor {
+        prefix: "openai",
+        display: "OpenAI",
+        default_base: Some("https://api.openai.com/v1"),
+        key_env: &["OPENAI_API_KEY"],
+        base_env: &["OPENAI_API_BASE", "OPENAI_BASE_URL"],
+    },
+    Flavor {
+        prefix: "openai_like",
+        display: "OpenAILike",
+        default_base: None,
+        key_env: &["OPENAI_LIKE_API_KEY"],
+        base_env: &["OPENAI_LIKE_API_BASE"],
+    },
+    Flavor {
+        prefix: "hosted_vllm",
+        display: "HostedVLLM",
+        default_base: None,
+        key_env: &["HOSTED_VLLM_API_KEY"],
+        base_env: &["HOSTED_VLLM_API_BASE"],
+    },
+    Flavor {
+        prefix: "groq",
+        display: "Groq",
+        default_base: Some("https://api.groq.com/openai/v1"),
+        key_env: &["GROQ_API_KEY"],
+        base_env: &["GROQ_API_BASE"],
+    },
+    Flavor {
+        prefix: "mistral",
+        display: "Mistral",
+        default_base: Some("https://api.mistral.ai/v1"),
+        key_env: &["MISTRAL_API_KEY"],
+        base_env: &["MISTRAL_API_BASE"],
+    },
+    Flavor {
+        prefix: "deepseek",
+        display: "DeepSeek",
+        default_base: Some("https://api.deepseek.com/v1"),
+        key_env: &["DEEPSEEK_API_KEY"],
+        base_env: &["DEEPSEEK_API_BASE"],
+    },
+    Flavor {
+        prefix: "together_ai",
+        display: "TogetherAI",
+        default_base: Some("https://api.together.xyz/v1"),
+        key_env: &["TOGETHERAI_API_KEY", "TOGETHER_AI_API_KEY", "TOGETHER_API_KEY"],
+        base_env: &["TOGETHERAI_API_BASE"],
+    },
+    Flavor {
+        prefix: "fireworks_ai",
+        display: "FireworksAI",
+        default_base: Some("https://api.fireworks.ai/inference/v1"),
+        key_env: &["FIREWORKS_AI_API_KEY", "FIREWORKS_API_KEY", "FIREWORKSAI_API_KEY"],
+        base_env: &["FIREWORKS_AI_API_BASE"],
+    },
+    Flavor {
+        prefix: "openrouter",
+        display: "OpenRouter",
+        default_base: Some("https://openrouter.ai/api/v1"),
+        key_env: &["OPENROUTER_API_KEY", "OR_API_KEY"],
+        base_env: &["OPENROUTER_API_BASE"],
+    },
+    Flavor {
+        prefix: "xai",
+        display: "XAI",
+        default_base: Some("https://api.x.ai/v1"),
+        key_env: &["XAI_API_KEY"],
+        base_env: &["XAI_API_BASE"],
+    },
+    Flavor {
+        prefix: "perplexity",
+        display: "Perplexity",
+        default_base: Some("https://api.perplexity.ai"),
+        key_env: &["PERPLEXITYAI_API_KEY", "PERPLEXITY_API_KEY"],
+        base_env: &["PERPLEXITY_API_BASE"],
+    },
+    Flavor {
+        prefix: "deepinfra",
+        display: "DeepInfra",
+        default_base: Some("https://api.deepinfra.com/v1/openai"),
+        key_env: &["DEEPINFRA_API_KEY"],
+        base_env: &["DEEPINFRA_API_BASE"],
+    },
+    Flavor {
+        prefix: "cerebras",
+        display: "Cerebras",
+        default_base: Some("https://api.cerebras.ai/v1"),
+        key_env: &["CEREBRAS_API_KEY"],
+        base_env: &["CEREBRAS_API_BASE"],
+    },
+    Flavor {
+        prefix: "lm_studio",
+        display: "LMStudio",
+        default_base: Some("http://localhost:1234/v1"),
+        key_env: &["LM_STUDIO_API_KEY"],
+        base_env: &["LM_STUDIO_API_BASE"],
+    },
+];
+
+/// The `text-completion-openai/` provider: OpenAI's legacy `/completions` API.
+pub static TEXT_COMPLETION_OPENAI: Flavor = Flavor {
+    prefix: "text-completion-openai",
+    display: "TextCompletionOpenAI",
+    default_base: Some("https://api.openai.com/v1"),
+    key_env: &["OPENAI_API_KEY"],
+    base_env: &["OPENAI_API_BASE", "OPENAI_BASE_URL"],
+};
+
+/// Azure OpenAI: deployment paths, `api-version`, and an `api-key` header.
+pub static AZURE: Flavor = Flavor {
+    prefix: "azure",
+    display: "Azure",
+    default_base: None,
+    key_env: &["AZURE_API_KEY", "AZURE_OPENAI_API_KEY"],
+    base_env: &["AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"],
+};
+
+/// Providers LiteLLM knows that llmgate does not translate yet.
+pub const NOT_YET: &[&str] = &[
+    "anthropic",
+    "gemini",
+    "vertex_ai",
+    "vertex_ai_beta",
+    "bedrock",
+    "cohere",
+    "cohere_chat",
+    "ollama",
+    "ollama_chat",
+    "huggingface",
+];
+
+/// The wire protocol a deployment speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// OpenAI's chat/completions/embeddings format, at the flavor's base URL.
+    OpenAi(&'static Flavor),
+    /// OpenAI's legacy completions API only; chat is translated to it.
+    TextCompletion(&'static Flavor),
+    /// Azure OpenAI.
+    Azure(&'static Flavor),
+    /// A provider LiteLLM knows and llmgate does not translate yet.
+    NotYet(&'static str),
+}
+
+impl ProviderKind {
+    /// The flavor holding this provider's defaults, if it is served.
+    pub fn flavor(&self) -> Option<&'static Flavor> {
+        match self {
+            Self::OpenAi(f) | Self::TextCompletion(f) | Self::Azure(f) => Some(f),
+            Self::NotYet(_) => None,
+        }
+    }
+
+    /// The provider's name as LiteLLM spells it (`openai`, `azure`, `groq` ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::OpenAi(f) | Self::TextCompletion(f) | Self::Azure(f) => f.prefix,
+            Self::NotYet(name) => name,
+        }
+    }
+
+    /// The `XException` name LiteLLM puts in upstream error messages.
+    pub fn display(&self) -> &'static str {
+        self.flavor().map_or("Unknown", |f| f.display)
+    }
+}
+
+/// Bare model names whose provider is well known (a price-table stand-in until the keys issue).
+fn bare_provider(model: &str) -> Option<ProviderKind> {
+    const OPENAI_PREFIXES: &[&str] = &[
+        "gpt-", "chatgpt-", "o1", "o3", "o4", "text-embedding-", "davinci-", "babbage-", "omni-",
+    ];
+    if OPENAI_PREFIXES.iter().any(|p| model.starts_with(p)) {
+        let flavor = &FLAVORS[0];
+        if is_text_completion_model(model) {
+            return Some(ProviderKind::TextCompletion(&TEXT_COMPLETION_OPENAI));
+        }
+        return Some(ProviderKind::OpenAi(flavor));
+    }
+    if model.starts_with("claude-") {
+        return Some(ProviderKind::NotYet("anthropic"));
+    }
+    if model.starts_with("gemini-") {
+        return Some(ProviderKind::NotYet("gemini"));
+    }
+    if model.starts_with("command-r") || model.starts_with("command-a") {
+        return Some(ProviderKind::NotYet("cohere_chat"));
+    }
+    None
+}
+
+/// OpenAI models that only speak the legacy completions API.
+pub fn is_text_completion_model(model: &str) -> bool {
+    model.ends_with("-instruct") || model.starts_with("davinci-") || model.starts_with("babbage-")
+}
+
+/// Splits `litellm_params.model` into its provider and the model name the provider knows.
+pub fn parse_model(model: &str) -> Option<(ProviderKind, &str)> {
+    if let Some((prefix, rest)) = model.split_once('/') {
+        if let Some(f) = FLAVORS.iter().find(|f| f.prefix == prefix) {
+            return Some((ProviderKind::OpenAi(f), rest));
+        }
+        if prefix == AZURE.prefix {
+            return Some((ProviderKind::Azure(&AZURE), rest));
+        }
+        if prefix == TEXT_COMPLETION_OPENAI.prefix {
+            return Some((ProviderKind::TextCompletion(&TEXT_COMPLETION_OPENAI), rest));
+        }
+        if let Some(name) = NOT_YET.iter().find(|n| **n == prefix) {
+            return Some((ProviderKind::NotYet(name), rest));
+        }
+        return None;
+    }
+    bare_provider(model).map(|kind| (kind, model))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_select_their_provider() {
+        assert_eq!(parse_model("groq/llama3").map(|(k, m)| (k.name(), m)), Some(("groq", "llama3")));
+        assert_eq!(parse_model("azure/my-dep").map(|(k, _)| k.name()), Some("azure"));
+        assert_eq!(
+            parse_model("text-completion-openai/gpt-3.5-turbo-instruct").map(|(k, _)| k.name()),
+            Some("text-completion-openai")
+        );
+        assert_eq!(parse_model("openrouter/meta/llama").map(|(_, m)| m), Some("meta/llama"));
+        assert!(matches!(parse_model("anthropic/claude"), Some((ProviderKind::NotYet("anthropic"), _))));
+        assert!(parse_model("nonsense/x").is_none());
+    }
+
+    #[test]
+    fn well_known_bare_names_resolve_and_unknown_ones_do_not() {
+        assert_eq!(parse_model("gpt-4").map(|(k, m)| (k.name(), m)), Some(("openai", "gpt-4")));
+        assert!(matches!(parse_model("gpt-3.5-turbo-instruct"), Some((ProviderKind::TextCompletion(_), _))));
+        assert!(matches!(parse_model("claude-2"), Some((ProviderKind::NotYet("anthropic"), _))));
+        assert!(parse_model("my-private-model").is_none());
+    }
+}

@@ -1,0 +1,70 @@
+//! Provider adapters: how a request reaches each upstream and how its reply comes back.
+
+pub mod client;
+mod error;
+pub mod kind;
+pub mod mock;
+pub mod request;
+pub mod stream;
+pub mod translate;
+
+use serde::{Deserialize, Serialize};
+
+pub use error::{ErrorKind, ProviderError};
+pub use kind::ProviderKind;
+
+/// The three OpenAI operations the gateway serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// `/chat/completions`.
+    Chat,
+    /// `/completions`.
+    Completion,
+    /// `/embeddings`.
+    Embedding,
+}
+
+impl Operation {
+    /// The OpenAI route for this operation.
+    pub fn route(self) -> &'static str {
+        match self {
+            Self::Chat => "/chat/completions",
+            Self::Completion => "/completions",
+            Self::Embedding => "/embeddings",
+        }
+    }
+}
+
+/// Token counts of one call, as OpenAI reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Tokens in the prompt.
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    /// Tokens generated.
+    #[serde(default)]
+    pub completion_tokens: u64,
+    /// Their sum.
+    #[serde(default)]
+    pub total_tokens: u64,
+}
+
+impl Usage {
+    /// Usage from prompt and completion counts.
+    pub fn new(prompt_tokens: u64, completion_tokens: u64) -> Self {
+        Self {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens + completion_tokens,
+        }
+    }
+}
+
+/// Extracts `usage` from a reply body without building the whole JSON tree.
+pub fn usage_of(body: &[u8]) -> Option<Usage> {
+    #[derive(Deserialize)]
+    struct UsageOnly {
+        usage: Option<Usage>,
+    }
+    serde_json::from_slice::<UsageOnly>(body).ok().and_then(|u| u.usage)
+}

@@ -1,0 +1,214 @@
+//! The outgoing request for one attempt: URL, headers and body for the deployment's provider.
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Map, Value as Json};
+
+use super::{translate, Operation, ProviderKind};
+use crate::config::Deployment;
+
+/// How the reply must be reshaped for the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reshape {
+    /// Sent back as the upstream wrote it.
+    None,
+    /// The client asked `/completions`; the deployment answered chat.
+    CompletionFromChat,
+    /// The client asked chat; the deployment answered `/completions`.
+    ChatFromCompletion,
+}
+
+/// Everything needed to send one attempt upstream.
+#[derive(Debug)]
+pub struct PreparedCall {
+    /// The full URL.
+    pub url: String,
+    /// Auth and extra headers (names lowercase).
+    pub headers: Vec<(&'static str, String)>,
+    /// Headers from `litellm_params.headers`.
+    pub extra_headers: Vec<(String, String)>,
+    /// The JSON body.
+    pub body: Vec<u8>,
+    /// How to reshape the reply.
+    pub reshape: Reshape,
+}
+
+/// The request body as sent upstream: the client's fields, the deployment's model and defaults.
+struct Outgoing<'a> {
+    model: &'a str,
+    fields: &'a Map<String, Json>,
+    defaults: &'a Map<String, Json>,
+    force_usage: bool,
+}
+
+impl Serialize for Outgoing<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("model", self.model)?;
+        for (k, v) in self.fields {
+            if self.force_usage && k == "stream_options" {
+                continue;
+            }
+            m.serialize_entry(k, v)?;
+        }
+        for (k, v) in self.defaults {
+            if !self.fields.contains_key(k) {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        if self.force_usage {
+            let mut options = self
+                .fields
+                .get("stream_options")
+                .and_then(Json::as_object)
+                .cloned()
+                .unwrap_or_default();
+            options.insert("include_usage".into(), Json::Bool(true));
+            m.serialize_entry("stream_options", &options)?;
+        }
+        m.end()
+    }
+}
+
+/// Joins `base` and `route` unless `base` already ends with the route.
+fn join(base: &str, route: &str) -> String {
+    if base.ends_with(route) {
+        base.to_owned()
+    } else {
+        format!("{base}{route}")
+    }
+}
+
+/// Builds the attempt for `deployment`; `fields` are the client's (no `model`, no gateway fields).
+pub fn prepare(
+    op: Operation,
+    deployment: &Deployment,
+    model: &str,
+    fields: &Map<String, Json>,
+    stream: bool,
+) -> Result<PreparedCall, serde_json::Error> {
+    let reshape = match op {
+        Operation::Chat if deployment.completions_only => Reshape::ChatFromCompletion,
+        Operation::Completion if !deployment.native_completions => Reshape::CompletionFromChat,
+        _ => Reshape::None,
+    };
+    let wire_op = match reshape {
+        Reshape::None => op,
+        Reshape::ChatFromCompletion => Operation::Completion,
+        Reshape::CompletionFromChat => Operation::Chat,
+    };
+    let translated;
+    let fields = match reshape {
+        Reshape::None => fields,
+        Reshape::ChatFromCompletion => {
+            translated = translate::chat_request_to_completion(fields);
+            &translated
+        }
+        Reshape::CompletionFromChat => {
+            translated = translate::completion_request_to_chat(fields);
+            &translated
+        }
+    };
+    let body = serde_json::to_vec(&Outgoing {
+        model,
+        fields,
+        defaults: &deployment.defaults,
+        force_usage: stream && wire_op != Operation::Embedding,
+    })?;
+    let mut headers = Vec::with_capacity(2);
+    let url = match deployment.provider {
+        ProviderKind::Azure(_) => {
+            if let Some(key) = &deployment.api_key {
+                headers.push(("api-key", key.expose().to_owned()));
+            }
+            let path = if deployment.api_base.contains("/openai/deployments/") {
+                join(&deployment.api_base, wire_op.route())
+            } else {
+                format!(
+                    "{}/openai/deployments/{model}{}",
+                    deployment.api_base,
+                    wire_op.route()
+                )
+            };
+            match &deployment.api_version {
+                Some(v) if path.contains('?') => format!("{path}&api-version={v}"),
+                Some(v) => format!("{path}?api-version={v}"),
+                None => path,
+            }
+        }
+        ProviderKind::OpenAi(_) | ProviderKind::TextCompletion(_) | ProviderKind::NotYet(_) => {
+            if let Some(key) = &deployment.api_key {
+                headers.push(("authorization", format!("Bearer {}", key.expose())));
+            }
+            if let Some(org) = &deployment.organization {
+                headers.push(("openai-organization", org.clone()));
+            }
+            join(&deployment.api_base, wire_op.route())
+        }
+    };
+    Ok(PreparedCall {
+        url,
+        headers,
+        extra_headers: deployment.headers.clone(),
+        body,
+        reshape,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{CliOverrides, Settings};
+
+    fn deployment(yaml_params: &str) -> Deployment {
+        let text = format!("model_list:\n  - model_name: m\n    litellm_params: {yaml_params}\n");
+        let s = Settings::from_yaml(&text, &CliOverrides::default()).unwrap();
+        s.deployments.into_iter().next().unwrap()
+    }
+
+    fn fields(json: &str) -> Map<String, Json> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn openai_body_keeps_client_fields_and_adds_defaults_it_lacks() {
+        let d = deployment("{model: openai/gpt-x, api_base: 'http://h/v1', api_key: k, temperature: 0.2, max_tokens: 5}");
+        let call = prepare(Operation::Chat, &d, "gpt-x", &fields(r#"{"messages":[],"max_tokens":9,"foo":1}"#), false).unwrap();
+        let body: Json = serde_json::from_slice(&call.body).unwrap();
+        assert_eq!(body, serde_json::json!({"model":"gpt-x","messages":[],"max_tokens":9,"foo":1,"temperature":0.2}));
+        assert_eq!(call.url, "http://h/v1/chat/completions");
+        assert_eq!(call.headers, vec![("authorization", "Bearer k".to_owned())]);
+    }
+
+    #[test]
+    fn streams_ask_the_upstream_for_usage() {
+        let d = deployment("{model: openai/gpt-x, api_base: 'http://h/v1'}");
+        let call = prepare(Operation::Chat, &d, "gpt-x", &fields(r#"{"stream":true,"stream_options":{"include_usage":false,"x":1}}"#), true).unwrap();
+        let body: Json = serde_json::from_slice(&call.body).unwrap();
+        assert_eq!(body["stream_options"], serde_json::json!({"include_usage":true,"x":1}));
+    }
+
+    #[test]
+    fn azure_uses_deployment_paths_api_version_and_api_key() {
+        let d = deployment("{model: azure/my-dep, api_base: 'https://r.openai.azure.com/', api_key: k, api_version: '2024-06-01'}");
+        let call = prepare(Operation::Embedding, &d, "my-dep", &Map::new(), false).unwrap();
+        assert_eq!(call.url, "https://r.openai.azure.com/openai/deployments/my-dep/embeddings?api-version=2024-06-01");
+        assert_eq!(call.headers, vec![("api-key", "k".to_owned())]);
+    }
+
+    #[test]
+    fn a_base_that_already_ends_with_the_route_is_used_as_is() {
+        let d = deployment("{model: openai/x, api_base: 'http://h/v1/chat/completions'}");
+        let call = prepare(Operation::Chat, &d, "x", &Map::new(), false).unwrap();
+        assert_eq!(call.url, "http://h/v1/chat/completions");
+    }
+
+    #[test]
+    fn completions_on_a_chat_deployment_become_chat() {
+        let d = deployment("{model: openai/gpt-x, api_base: 'http://h/v1'}");
+        let call = prepare(Operation::Completion, &d, "gpt-x", &fields(r#"{"prompt":"hi"}"#), false).unwrap();
+        assert_eq!(call.reshape, Reshape::CompletionFromChat);
+        assert_eq!(call.url, "http://h/v1/chat/completions");
+        let body: Json = serde_json::from_slice(&call.body).unwrap();
+        assert_eq!(body["messages"], serde_json::json!([{"role":"user","content":"hi"}]));
+    }
+}

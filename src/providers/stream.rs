@@ -1,0 +1,312 @@
+//! The SSE relay: upstream events forwarded one by one as they arrive, usage captured on the way.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix_rt::time::{sleep, Sleep};
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+use super::client::UpstreamBody;
+use super::request::Reshape;
+use super::{translate, ProviderError, ProviderKind, Usage};
+use crate::actors::Lease;
+
+const DONE: &[u8] = b"data: [DONE]\n\n";
+
+/// What a relay must know about the request it serves.
+pub struct RelayOptions {
+    /// The client asked for the usage chunk (or `always_include_stream_usage`).
+    pub client_wants_usage: bool,
+    /// How to reshape each chunk.
+    pub reshape: Reshape,
+    /// The whole call must end within this (measured from now).
+    pub deadline: Duration,
+    /// The provider, for error messages.
+    pub provider: ProviderKind,
+    /// Prompt tokens counted from the request, used when the upstream sends no usage.
+    pub prompt_tokens: Box<dyn FnOnce() -> u64>,
+}
+
+#[derive(Deserialize)]
+struct ChunkView<'a> {
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    created: Option<u64>,
+    #[serde(borrow, default)]
+    model: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    choices: Option<Vec<ChoiceView<'a>>>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceView<'a> {
+    #[serde(borrow, default)]
+    delta: Option<DeltaView<'a>>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct DeltaView<'a> {
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+}
+
+enum Phase {
+    Relaying,
+    /// `[DONE]` was sent; the upstream is read to its end so its connection can be reused.
+    Draining,
+    Finished,
+}
+
+/// Relays an upstream SSE stream to the client, holding the deployment's lease until it ends.
+pub struct SseRelay {
+    upstream: UpstreamBody,
+    line: BytesMut,
+    out: VecDeque<Bytes>,
+    phase: Phase,
+    deadline: Pin<Box<Sleep>>,
+    deadline_after: Duration,
+    client_wants_usage: bool,
+    reshape: Reshape,
+    provider: ProviderKind,
+    usage: Option<Usage>,
+    completion_text: String,
+    prompt_tokens: Option<Box<dyn FnOnce() -> u64>>,
+    chunk_id: String,
+    chunk_model: String,
+    chunk_created: u64,
+    lease: Option<Lease>,
+}
+
+impl SseRelay {
+    /// A relay over `upstream`; `lease` is reported when the stream ends or is dropped.
+    pub fn new(upstream: UpstreamBody, lease: Lease, options: RelayOptions) -> Self {
+        Self {
+            upstream,
+            line: BytesMut::new(),
+            out: VecDeque::new(),
+            phase: Phase::Relaying,
+            deadline: Box::pin(sleep(options.deadline)),
+            deadline_after: options.deadline,
+            client_wants_usage: options.client_wants_usage,
+            reshape: options.reshape,
+            provider: options.provider,
+            usage: None,
+            completion_text: String::new(),
+            prompt_tokens: Some(options.prompt_tokens),
+            chunk_id: String::new(),
+            chunk_model: String::new(),
+            chunk_created: 0,
+            lease: Some(lease),
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        let mut rest = bytes;
+        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
+            let (head, tail) = rest.split_at(pos + 1);
+            rest = tail;
+            if self.line.is_empty() {
+                self.on_line(head);
+            } else {
+                self.line.extend_from_slice(head);
+                let line = std::mem::take(&mut self.line);
+                self.on_line(&line);
+            }
+            if !matches!(self.phase, Phase::Relaying) {
+                return;
+            }
+        }
+        self.line.extend_from_slice(rest);
+    }
+
+    fn on_line(&mut self, raw: &[u8]) {
+        let line = trim_line_end(raw);
+        let Some(data) = line.strip_prefix(b"data:") else {
+            return; // blank separators, comments, `event:` and `id:` fields
+        };
+        let data = data.strip_prefix(b" ").unwrap_or(data);
+        if data == b"[DONE]" {
+            self.finish();
+            return;
+        }
+        self.on_chunk(data);
+    }
+
+    fn on_chunk(&mut self, data: &[u8]) {
+        let Ok(view) = serde_json::from_slice::<ChunkView<'_>>(data) else {
+            // Not a chunk we understand (an upstream error event, say): pass it on untouched.
+            self.push_event(data);
+            return;
+        };
+        if self.chunk_id.is_empty() {
+            if let Some(id) = &view.id {
+                self.chunk_id = id.to_string();
+            }
+            if let Some(model) = &view.model {
+                self.chunk_model = model.to_string();
+            }
+            self.chunk_created = view.created.unwrap_or(0);
+        }
+        for choice in view.choices.iter().flatten() {
+            let text = choice
+                .delta
+                .as_ref()
+                .and_then(|d| d.content.as_deref())
+                .or(choice.text.as_deref());
+            if let Some(t) = text {
+                self.completion_text.push_str(t);
+            }
+        }
+        let usage_only = view.choices.as_ref().is_none_or(Vec::is_empty);
+        if let Some(u) = view.usage {
+            self.usage = Some(u);
+            if usage_only && !self.client_wants_usage {
+                return;
+            }
+        }
+        match self.reshape {
+            Reshape::None => self.push_event(data),
+            Reshape::CompletionFromChat | Reshape::ChatFromCompletion => {
+                if let Ok(value) = serde_json::from_slice::<Json>(data) {
+                    let reshaped = match self.reshape {
+                        Reshape::CompletionFromChat => translate::chat_reply_to_completion(&value),
+                        _ => translate::completion_reply_to_chat(&value, true),
+                    };
+                    self.push_json(&reshaped);
+                }
+            }
+        }
+    }
+
+    fn push_event(&mut self, data: &[u8]) {
+        let mut event = BytesMut::with_capacity(data.len() + 8);
+        event.extend_from_slice(b"data: ");
+        event.extend_from_slice(data);
+        event.extend_from_slice(b"\n\n");
+        self.out.push_back(event.freeze());
+    }
+
+    fn push_json(&mut self, value: &Json) {
+        if let Ok(data) = serde_json::to_vec(value) {
+            self.push_event(&data);
+        }
+    }
+
+    /// The usage of the call: the upstream's, or counted when it sent none.
+    fn final_usage(&mut self) -> Usage {
+        if let Some(u) = self.usage {
+            return u;
+        }
+        let prompt = self.prompt_tokens.take().map_or(0, |count| count());
+        let usage = Usage::new(prompt, crate::tokens::count(&self.completion_text));
+        self.usage = Some(usage);
+        usage
+    }
+
+    fn finish(&mut self) {
+        let upstream_sent_usage = self.usage.is_some();
+        let usage = self.final_usage();
+        if self.client_wants_usage && !upstream_sent_usage {
+            let object = match self.reshape {
+                Reshape::CompletionFromChat => "text_completion",
+                _ => "chat.completion.chunk",
+            };
+            let chunk = serde_json::json!({
+                "id": self.chunk_id,
+                "object": object,
+                "created": self.chunk_created,
+                "model": self.chunk_model,
+                "choices": [],
+                "usage": usage,
+            });
+            self.push_json(&chunk);
+        }
+        self.out.push_back(Bytes::from_static(DONE));
+        if let Some(mut lease) = self.lease.take() {
+            lease.succeed(Some(usage));
+        }
+        self.phase = Phase::Draining;
+    }
+
+    fn fail(&mut self, err: ProviderError) {
+        let body = crate::error::ApiError::Provider(err.clone()).body();
+        self.push_json(&body);
+        if let Some(mut lease) = self.lease.take() {
+            lease.fail(&err);
+        }
+        self.phase = Phase::Finished;
+    }
+}
+
+fn trim_line_end(raw: &[u8]) -> &[u8] {
+    let mut end = raw.len();
+    while end > 0 && matches!(raw[end - 1], b'\n' | b'\r') {
+        end -= 1;
+    }
+    &raw[..end]
+}
+
+impl Stream for SseRelay {
+    type Item = Result<Bytes, actix_web::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(bytes) = this.out.pop_front() {
+                return Poll::Ready(Some(Ok(bytes)));
+            }
+            match this.phase {
+                Phase::Finished => return Poll::Ready(None),
+                Phase::Draining => {
+                    return match this.upstream.as_mut().poll_next(cx) {
+                        Poll::Ready(Some(Ok(_))) => continue,
+                        Poll::Ready(Some(Err(_)) | None) => {
+                            this.phase = Phase::Finished;
+                            Poll::Ready(None)
+                        }
+                        Poll::Pending => match this.deadline.as_mut().poll(cx) {
+                            Poll::Ready(()) => Poll::Ready(None),
+                            Poll::Pending => Poll::Pending,
+                        },
+                    };
+                }
+                Phase::Relaying => {}
+            }
+            if this.deadline.as_mut().poll(cx).is_ready() {
+                this.fail(ProviderError::timeout(this.provider, this.deadline_after));
+                continue;
+            }
+            match this.upstream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(bytes))) => this.feed(&bytes),
+                Poll::Ready(Some(Err(e))) => {
+                    let err = ProviderError::connection(this.provider, format!("stream interrupted: {e}"));
+                    this.fail(err);
+                }
+                Poll::Ready(None) => {
+                    if !this.line.is_empty() {
+                        let line = std::mem::take(&mut this.line);
+                        this.on_line(&line);
+                    }
+                    if matches!(this.phase, Phase::Relaying) {
+                        // The upstream ended without `[DONE]`: close the stream properly anyway.
+                        this.finish();
+                    }
+                    this.phase = Phase::Finished;
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Chat and legacy completions translated into each other, requests, replies and stream chunks.
+
+use serde_json::{json, Map, Value as Json};
+
+/// Text of one message's `content`: a string, or the text parts of a list.
+pub fn content_text(content: &Json) -> String {
+    match content {
+        Json::String(s) => s.clone(),
+        Json::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Json::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// A prompt (string or list of strings) as one string.
+pub fn prompt_text(prompt: &Json) -> String {
+    match prompt {
+        Json::String(s) => s.clone(),
+        Json::Array(items) => items
+            .iter()
+            .filter_map(Json::as_str)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// `/completions` fields as a chat request: the prompt becomes one user message.
+pub fn completion_request_to_chat(fields: &Map<String, Json>) -> Map<String, Json> {
+    let mut out = Map::with_capacity(fields.len());
+    for (k, v) in fields {
+        match k.as_str() {
+            "prompt" => {
+                out.insert(
+                    "messages".into(),
+                    json!([{"role": "user", "content": prompt_text(v)}]),
+                );
+            }
+            // Completion-only parameters have no chat meaning.
+            "echo" | "suffix" | "best_of" => {}
+            "logprobs" => {
+                if let Some(n) = v.as_u64() {
+                    out.insert("logprobs".into(), Json::Bool(true));
+                    out.insert("top_logprobs".into(), Json::from(n));
+                }
+            }
+            _ => {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Chat fields as a `/completions` request: the messages' text joined into the prompt.
+pub fn chat_request_to_completion(fields: &Map<String, Json>) -> Map<String, Json> {
+    let mut out = Map::with_capacity(fields.len());
+    for (k, v) in fields {
+        match k.as_str() {
+            "messages" => {
+                let prompt = v
+                    .as_array()
+                    .map(|msgs| {
+                        msgs.iter()
+                            .map(|m| m.get("content").map(content_text).unwrap_or_default())
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    })
+                    .unwrap_or_default();
+                out.insert("prompt".into(), Json::String(prompt));
+            }
+            "tools" | "tool_choice" | "functions" | "function_call" | "response_format"
+            | "parallel_tool_calls" => {}
+            _ => {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    out
+}
+
+fn carry(src: &Json, out: &mut Map<String, Json>, keys: &[&str]) {
+    for k in keys {
+        if let Some(v) = src.get(*k) {
+            out.insert((*k).into(), v.clone());
+        }
+    }
+}
+
+/// A `chat.completion` reply as a `text_completion` one.
+pub fn chat_reply_to_completion(reply: &Json) -> Json {
+    let mut out = Map::new();
+    carry(reply, &mut out, &["id", "created", "model", "system_fingerprint"]);
+    out.insert("object".into(), Json::from("text_completion"));
+    let choices: Vec<Json> = reply
+        .get("choices")
+        .and_then(Json::as_array)
+        .map(|cs| {
+            cs.iter()
+                .map(|c| {
+                    let text = c
+                        .pointer("/message/content")
+                        .or_else(|| c.pointer("/delta/content"))
+                        .and_then(Json::as_str)
+                        .unwrap_or_default();
+                    json!({
+                        "text": text,
+                        "index": c.get("index").cloned().unwrap_or(Json::from(0)),
+                        "logprobs": null,
+                        "finish_reason": c.get("finish_reason").cloned().unwrap_or(Json::Null),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.insert("choices".into(), Json::Array(choices));
+    carry(reply, &mut out, &["usage"]);
+    Json::Object(out)
+}
+
+/// A `text_completion` reply (or chunk, when `chunk`) as a chat one.
+pub fn completion_reply_to_chat(reply: &Json, chunk: bool) -> Json {
+    let mut out = Map::new();
+    carry(reply, &mut out, &["id", "created", "model", "system_fingerprint"]);
+    let object = if chunk { "chat.completion.chunk" } else { "chat.completion" };
+    out.insert("object".into(), Json::from(object));
+    let choices: Vec<Json> = reply
+        .get("choices")
+        .and_then(Json::as_array)
+        .map(|cs| {
+            cs.iter()
+                .map(|c| {
+                    let text = c.get("text").cloned().unwrap_or(Json::from(""));
+                    let index = c.get("index").cloned().unwrap_or(Json::from(0));
+                    let finish = c.get("finish_reason").cloned().unwrap_or(Json::Null);
+                    if chunk {
+                        json!({"index": index, "delta": {"content": text}, "finish_reason": finish})
+                    } else {
+                        json!({"index": index, "message": {"role": "assistant", "content": text}, "finish_reason": finish})
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.insert("choices".into(), Json::Array(choices));
+    carry(reply, &mut out, &["usage"]);
+    Json::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_reply_becomes_a_text_completion() {
+        let chat = json!({"id":"c1","object":"chat.completion","created":1,"model":"m",
+            "choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],
+            "usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}});
+        assert_eq!(
+            chat_reply_to_completion(&chat),
+            json!({"id":"c1","created":1,"model":"m","object":"text_completion",
+                "choices":[{"text":"hello","index":0,"logprobs":null,"finish_reason":"stop"}],
+                "usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}})
+        );
+    }
+
+    #[test]
+    fn completion_chunk_becomes_a_chat_chunk() {
+        let c = json!({"id":"x","object":"text_completion","created":2,"model":"m","choices":[{"text":"hi","index":0,"finish_reason":null}]});
+        assert_eq!(
+            completion_reply_to_chat(&c, true),
+            json!({"id":"x","created":2,"model":"m","object":"chat.completion.chunk",
+                "choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]})
+        );
+    }
+
+    #[test]
+    fn messages_join_into_a_prompt() {
+        let f: Map<String, Json> = serde_json::from_value(json!({"messages":[
+            {"role":"system","content":"be brief"},
+            {"role":"user","content":[{"type":"text","text":"hi"}]}], "tools": []})).unwrap();
+        assert_eq!(Json::Object(chat_request_to_completion(&f)), json!({"prompt":"be brief\nhi"}));
+    }
+}

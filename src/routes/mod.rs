@@ -1,0 +1,35 @@
+//! The HTTP surface: one file per endpoint family, wired into one route table.
+
+mod completions;
+mod health;
+mod model_request;
+mod models;
+pub mod pipeline;
+
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+
+use crate::error::ApiError;
+
+/// Registers every route, with and without `/v1`, plus the Azure-style paths.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    for prefix in ["", "/v1"] {
+        cfg.route(&format!("{prefix}/chat/completions"), web::post().to(completions::chat))
+            .route(&format!("{prefix}/completions"), web::post().to(completions::completion))
+            .route(&format!("{prefix}/embeddings"), web::post().to(completions::embedding))
+            .route(&format!("{prefix}/models"), web::get().to(models::list))
+            .route(&format!("{prefix}/model/info"), web::get().to(models::info));
+    }
+    for prefix in ["/openai/deployments/{model}", "/engines/{model}", "/v1/engines/{model}"] {
+        cfg.route(&format!("{prefix}/chat/completions"), web::post().to(completions::chat_at))
+            .route(&format!("{prefix}/completions"), web::post().to(completions::completion_at))
+            .route(&format!("{prefix}/embeddings"), web::post().to(completions::embedding_at));
+    }
+    cfg.route("/health/liveliness", web::get().to(health::liveliness))
+        .route("/health/liveness", web::get().to(health::liveliness))
+        .route("/health/readiness", web::get().to(health::readiness))
+        .default_service(web::to(not_found));
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    ApiError::NotFound(req.path().to_owned()).error_response()
+}

@@ -1,0 +1,196 @@
+//! A model request parsed and checked: the fields forwarded, and those only the gateway reads.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value as Json};
+
+use crate::error::ApiError;
+use crate::providers::Operation;
+
+/// Fields the gateway consumes and never forwards (COMPAT.md section 3).
+const GATEWAY_ONLY: &[&str] = &[
+    "mock_response",
+    "mock_timeout",
+    "fallbacks",
+    "context_window_fallbacks",
+    "content_policy_fallbacks",
+    "num_retries",
+    "request_timeout",
+    "timeout",
+    "caching",
+    "cache",
+    "metadata",
+    "drop_params",
+    "additional_drop_params",
+];
+
+/// Per-request settings read from the body.
+#[derive(Debug, Default)]
+pub struct GatewayFields {
+    /// `mock_response`.
+    pub mock_response: Option<String>,
+    /// `mock_timeout`.
+    pub mock_timeout: bool,
+    /// `num_retries`.
+    pub num_retries: Option<u32>,
+    /// `request_timeout` / `timeout`.
+    pub timeout: Option<Duration>,
+}
+
+/// A validated chat, completion or embedding request.
+#[derive(Debug)]
+pub struct ModelRequest {
+    /// The requested public model name.
+    pub model: String,
+    /// `stream: true`.
+    pub stream: bool,
+    /// `stream_options.include_usage: true`.
+    pub wants_stream_usage: bool,
+    /// What is forwarded upstream (no `model`, no gateway fields).
+    pub fields: Map<String, Json>,
+    /// What only the gateway reads.
+    pub gateway: GatewayFields,
+}
+
+fn type_error(field: &str, expected: &str) -> ApiError {
+    ApiError::bad_request(format!("Invalid value for '{field}': expected {expected}"), Some(field))
+}
+
+fn missing(field: &str) -> ApiError {
+    ApiError::bad_request(format!("Missing required parameter: '{field}'"), Some(field))
+}
+
+impl ModelRequest {
+    /// Parses `body` for `op`; `path_model` (Azure-style routes) overrides the body's model.
+    pub fn parse(op: Operation, body: &[u8], path_model: Option<String>) -> Result<Self, ApiError> {
+        let value: Json = serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!("Invalid JSON in request body: {e}"), None)
+        })?;
+        let Json::Object(mut fields) = value else {
+            return Err(ApiError::bad_request(
+                "Request body must be a JSON object",
+                None,
+            ));
+        };
+        let body_model = match fields.shift_remove("model") {
+            None | Some(Json::Null) => None,
+            Some(Json::String(s)) => Some(s),
+            Some(_) => return Err(type_error("model", "a string")),
+        };
+        let model = path_model
+            .or(body_model)
+            .filter(|m| !m.is_empty())
+            .ok_or_else(|| missing("model"))?;
+        let stream = match fields.get("stream") {
+            None | Some(Json::Null) => false,
+            Some(Json::Bool(b)) => *b && op != Operation::Embedding,
+            Some(_) => return Err(type_error("stream", "a boolean")),
+        };
+        let wants_stream_usage = match fields.get("stream_options") {
+            None | Some(Json::Null) => false,
+            Some(Json::Object(o)) => o.get("include_usage").and_then(Json::as_bool).unwrap_or(false),
+            Some(_) => return Err(type_error("stream_options", "an object")),
+        };
+        match op {
+            Operation::Chat => match fields.get("messages") {
+                None | Some(Json::Null) => return Err(missing("messages")),
+                Some(Json::Array(m)) if m.is_empty() => {
+                    return Err(ApiError::bad_request(
+                        "Invalid value for 'messages': at least one message is required",
+                        Some("messages"),
+                    ))
+                }
+                Some(Json::Array(m)) => {
+                    if m.iter().any(|msg| msg.get("role").and_then(Json::as_str).is_none()) {
+                        return Err(type_error("messages", "a list of objects with a string 'role'"));
+                    }
+                }
+                Some(_) => return Err(type_error("messages", "a list of messages")),
+            },
+            Operation::Completion => match fields.get("prompt") {
+                None | Some(Json::Null) => return Err(missing("prompt")),
+                Some(Json::String(_) | Json::Array(_)) => {}
+                Some(_) => return Err(type_error("prompt", "a string or a list")),
+            },
+            Operation::Embedding => match fields.get("input") {
+                None | Some(Json::Null) => return Err(missing("input")),
+                Some(Json::String(_) | Json::Array(_)) => {}
+                Some(_) => return Err(type_error("input", "a string or a list")),
+            },
+        }
+        let gateway = take_gateway_fields(&mut fields)?;
+        Ok(Self {
+            model,
+            stream,
+            wants_stream_usage,
+            fields,
+            gateway,
+        })
+    }
+}
+
+fn take_gateway_fields(fields: &mut Map<String, Json>) -> Result<GatewayFields, ApiError> {
+    let mut g = GatewayFields::default();
+    for key in GATEWAY_ONLY {
+        let Some(value) = fields.shift_remove(*key) else {
+            continue;
+        };
+        match (*key, value) {
+            (_, Json::Null) => {}
+            ("mock_response", Json::String(s)) => g.mock_response = Some(s),
+            ("mock_response", _) => return Err(type_error("mock_response", "a string")),
+            ("mock_timeout", Json::Bool(b)) => g.mock_timeout = b,
+            ("mock_timeout", _) => return Err(type_error("mock_timeout", "a boolean")),
+            ("num_retries", v) => {
+                let n = v.as_u64().and_then(|n| u32::try_from(n).ok());
+                g.num_retries = Some(n.ok_or_else(|| type_error("num_retries", "a non-negative integer"))?);
+            }
+            (name @ ("request_timeout" | "timeout"), v) => {
+                let secs = v
+                    .as_f64()
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| type_error(name, "a positive number of seconds"))?;
+                g.timeout = Some(secs);
+            }
+            _ => {}
+        }
+    }
+    Ok(g)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_fields_are_consumed_and_the_rest_kept() {
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"mock_response":"x","metadata":{"a":1},"timeout":2,"top_p":0.5}"#;
+        let r = ModelRequest::parse(Operation::Chat, body, None).unwrap();
+        assert_eq!(r.model, "m");
+        assert_eq!(r.gateway.mock_response.as_deref(), Some("x"));
+        assert_eq!(r.gateway.timeout, Some(Duration::from_secs(2)));
+        assert_eq!(serde_json::to_string(&r.fields).unwrap(), r#"{"messages":[{"role":"user","content":"hi"}],"top_p":0.5}"#);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases: &[(&[u8], &str)] = &[
+            (br#"{"messages":[{"role":"user","content":"hi"}]}"#, "model"),
+            (br#"{"model":1,"messages":[]}"#, "model"),
+            (br#"{"model":"m"}"#, "messages"),
+            (br#"{"model":"m","messages":"hi"}"#, "messages"),
+            (br#"{"model":"m","messages":[{"role":"user"}],"stream":"yes"}"#, "stream"),
+        ];
+        for (body, field) in cases {
+            let err = ModelRequest::parse(Operation::Chat, body, None).unwrap_err();
+            assert_eq!(err.body()["error"]["param"], *field, "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn the_path_model_wins() {
+        let r = ModelRequest::parse(Operation::Embedding, br#"{"input":"x","model":"a"}"#, Some("b".into())).unwrap();
+        assert_eq!(r.model, "b");
+    }
+}

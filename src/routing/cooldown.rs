@@ -1,0 +1,207 @@
+//! When a deployment is taken out of rotation after failing, and for how long.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::rate_window::WINDOW;
+
+/// How a failed attempt counts towards cooldown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// The upstream said 429.
+    RateLimited,
+    /// A status that marks the deployment unhealthy: 401, 404, 408 and 5xx.
+    Unhealthy,
+    /// The endpoint could not be reached or did not answer in time.
+    Connection,
+    /// A failure of the request itself (400s and the like): never counts.
+    ClientError,
+}
+
+impl FailureClass {
+    /// Classifies an upstream HTTP status.
+    pub fn from_status(status: u16) -> Self {
+        match status {
+            429 => Self::RateLimited,
+            401 | 404 | 408 | 500..=599 => Self::Unhealthy,
+            _ => Self::ClientError,
+        }
+    }
+}
+
+/// The knobs that decide cooldowns, from `allowed_fails`, `cooldown_time` and `disable_cooldowns`.
+#[derive(Debug, Clone, Copy)]
+pub struct CooldownPolicy {
+    /// Failures tolerated in a minute; one more starts a cooldown.
+    pub allowed_fails: u32,
+    /// How long a deployment stays out.
+    pub cooldown_time: Duration,
+    /// Never cool down.
+    pub disabled: bool,
+}
+
+impl Default for CooldownPolicy {
+    fn default() -> Self {
+        Self {
+            allowed_fails: 3,
+            cooldown_time: Duration::from_secs(5),
+            disabled: false,
+        }
+    }
+}
+
+/// One deployment's recent failures and its cooldown, if any.
+#[derive(Debug, Default, Clone)]
+pub struct Cooldown {
+    failures: VecDeque<Instant>,
+    until: Option<Instant>,
+}
+
+impl Cooldown {
+    /// Whether the deployment is out of rotation at `now`.
+    pub fn is_cooling(&self, now: Instant) -> bool {
+        self.until.is_some_and(|until| now < until)
+    }
+
+    /// When the current cooldown ends, if one is running at `now`.
+    pub fn until(&self, now: Instant) -> Option<Instant> {
+        self.until.filter(|&until| now < until)
+    }
+
+    /// Failures counted in the minute ending at `now`.
+    pub fn recent_failures(&mut self, now: Instant) -> usize {
+        self.evict(now);
+        self.failures.len()
+    }
+
+    fn evict(&mut self, now: Instant) {
+        while let Some(&at) = self.failures.front() {
+            if now.saturating_duration_since(at) >= WINDOW {
+                self.failures.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Counts one failure at `now`; returns true when it starts a cooldown.
+    ///
+    /// `group_has_others` lets a 429 cool the deployment at once, since the group can absorb it;
+    /// `retry_after` from the upstream is honoured as the cooldown's minimum length.
+    pub fn record_failure(
+        &mut self,
+        now: Instant,
+        class: FailureClass,
+        policy: &CooldownPolicy,
+        group_has_others: bool,
+        retry_after: Option<Duration>,
+    ) -> bool {
+        if policy.disabled || class == FailureClass::ClientError {
+            return false;
+        }
+        self.evict(now);
+        self.failures.push_back(now);
+        let over_limit = self.failures.len() as u64 > u64::from(policy.allowed_fails);
+        let immediate = class == FailureClass::RateLimited && group_has_others;
+        if !(over_limit || immediate) {
+            return false;
+        }
+        let length = retry_after.map_or(policy.cooldown_time, |r| r.max(policy.cooldown_time));
+        let until = now + length;
+        self.until = Some(self.until.map_or(until, |u| u.max(until)));
+        self.failures.clear();
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(allowed_fails: u32) -> CooldownPolicy {
+        CooldownPolicy {
+            allowed_fails,
+            cooldown_time: Duration::from_secs(5),
+            disabled: false,
+        }
+    }
+
+    #[test]
+    fn cools_down_only_after_more_than_allowed_fails_in_a_minute() {
+        let t0 = Instant::now();
+        let mut c = Cooldown::default();
+        let p = policy(2);
+        assert!(!c.record_failure(t0, FailureClass::Unhealthy, &p, true, None));
+        assert!(!c.record_failure(t0, FailureClass::Connection, &p, true, None));
+        assert!(!c.is_cooling(t0));
+        assert!(c.record_failure(t0, FailureClass::Unhealthy, &p, true, None));
+        assert!(c.is_cooling(t0 + Duration::from_secs(4)));
+        assert!(!c.is_cooling(t0 + Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn failures_older_than_a_minute_are_forgotten() {
+        let t0 = Instant::now();
+        let mut c = Cooldown::default();
+        let p = policy(1);
+        c.record_failure(t0, FailureClass::Unhealthy, &p, false, None);
+        let later = t0 + Duration::from_secs(61);
+        assert!(!c.record_failure(later, FailureClass::Unhealthy, &p, false, None));
+        assert_eq!(c.recent_failures(later), 1);
+    }
+
+    #[test]
+    fn client_errors_never_count() {
+        let t0 = Instant::now();
+        let mut c = Cooldown::default();
+        for _ in 0..10 {
+            assert!(!c.record_failure(t0, FailureClass::ClientError, &policy(0), true, None));
+        }
+        assert_eq!(c.recent_failures(t0), 0);
+    }
+
+    #[test]
+    fn a_429_cools_at_once_only_when_the_group_has_others() {
+        let t0 = Instant::now();
+        let p = policy(3);
+        let mut alone = Cooldown::default();
+        assert!(!alone.record_failure(t0, FailureClass::RateLimited, &p, false, None));
+        let mut shared = Cooldown::default();
+        assert!(shared.record_failure(t0, FailureClass::RateLimited, &p, true, None));
+    }
+
+    #[test]
+    fn retry_after_lengthens_the_cooldown_but_never_shortens_it() {
+        let t0 = Instant::now();
+        let p = policy(0);
+        let mut c = Cooldown::default();
+        c.record_failure(t0, FailureClass::RateLimited, &p, true, Some(Duration::from_secs(30)));
+        assert_eq!(c.until(t0), Some(t0 + Duration::from_secs(30)));
+        let mut d = Cooldown::default();
+        d.record_failure(t0, FailureClass::RateLimited, &p, true, Some(Duration::from_secs(1)));
+        assert_eq!(d.until(t0), Some(t0 + Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn disabled_policy_never_cools() {
+        let t0 = Instant::now();
+        let p = CooldownPolicy {
+            disabled: true,
+            ..policy(0)
+        };
+        let mut c = Cooldown::default();
+        assert!(!c.record_failure(t0, FailureClass::RateLimited, &p, true, None));
+        assert!(!c.is_cooling(t0));
+    }
+
+    #[test]
+    fn statuses_map_to_classes() {
+        assert_eq!(FailureClass::from_status(429), FailureClass::RateLimited);
+        for s in [401, 404, 408, 500, 503] {
+            assert_eq!(FailureClass::from_status(s), FailureClass::Unhealthy);
+        }
+        for s in [400, 403, 413, 422] {
+            assert_eq!(FailureClass::from_status(s), FailureClass::ClientError);
+        }
+    }
+}

@@ -1,0 +1,384 @@
+"""A small OpenAI-wire-format upstream for the SDK suite: stdlib only, one thread per connection.
+
+Routes (each with and without the `/v1` prefix):
+- `POST /chat/completions`: a `chat.completion` with usage, or with `"stream": true` an SSE
+  stream of content chunks, then (when `stream_options.include_usage` is set) a usage chunk
+  with empty `choices`, then `data: [DONE]`.
+- `POST /completions`: a `text_completion`, streamed the same way when asked.
+- `POST /embeddings`: one vector per input; floats, or base64 of little-endian float32 when
+  the request says `encoding_format: "base64"`.
+- `GET /models`: the three working test models.
+
+Failure on demand, chosen by the request's `model` (the gateway sends the deployment's model):
+- `fail-<status>` (e.g. `fail-503`, `fail-429`): that status with an OpenAI error body.
+- `drop-midstream`: a stream that sends two chunks and then closes the connection without
+  finishing the response.
+
+Every request is recorded (`MockUpstream.requests`) so tests can check what reached it.
+Run it by hand with `python3 tests/sdk/mock_upstream.py [--port N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import socket
+import struct
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+CREATED = 1_700_000_000
+
+CHAT_REPLY_CHUNKS = ["Hello", " from", " the", " mock", " upstream."]
+CHAT_REPLY = "".join(CHAT_REPLY_CHUNKS)
+
+COMPLETION_TEXT_CHUNKS = ["Once", " upon", " a", " mock."]
+COMPLETION_TEXT = "".join(COMPLETION_TEXT_CHUNKS)
+
+PROMPT_TOKENS = 11
+COMPLETION_TOKENS = 5
+USAGE = {
+    "prompt_tokens": PROMPT_TOKENS,
+    "completion_tokens": COMPLETION_TOKENS,
+    "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS,
+}
+
+EMBEDDING_PROMPT_TOKENS = 4
+
+LISTED_MODELS = ["gpt-test", "instruct-test", "embed-test"]
+
+# Sent on every reply; the gateway should pass it on as `llm_provider-x-mock-upstream`.
+MARKER_HEADER = "x-mock-upstream"
+MARKER_VALUE = "yes"
+
+ERROR_MESSAGES = {
+    503: ("upstream overloaded", "server_error"),
+    429: ("upstream rate limit reached", "rate_limit_error"),
+}
+
+
+def expected_embedding(index: int) -> list[float]:
+    """The vector the mock returns for the `index`-th input; exact in float32."""
+    return [0.5, -0.25, 0.125 * (index + 1), 1.0 + index]
+
+
+def encode_base64_float32(vector: list[float]) -> str:
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
+
+
+@dataclass
+class RecordedRequest:
+    """One request as the upstream saw it."""
+
+    method: str
+    path: str
+    headers: dict[str, str]  # names lower-cased
+    body: Any
+
+    @property
+    def model(self) -> Any:
+        return self.body.get("model") if isinstance(self.body, dict) else None
+
+
+@dataclass
+class MockUpstream:
+    """The mock server, started on 127.0.0.1 and a free port in a background thread."""
+
+    requests: list[RecordedRequest] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _server: ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
+
+    def start(self, port: int = 0) -> "MockUpstream":
+        handler = type("BoundHandler", (_Handler,), {"upstream": self})
+        self._server = _QuietServer(("127.0.0.1", port), handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="mock-upstream", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "mock upstream not started"
+        return self._server.server_address[1]
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The OpenAI-style base URL, ending in `/v1`."""
+        return f"{self.root_url}/v1"
+
+    def record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def recorded(self, where: Callable[[RecordedRequest], bool] = lambda _: True) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if where(r)]
+
+    def last_request_carrying(self, marker: str) -> RecordedRequest:
+        """The latest request whose JSON body mentions `marker` anywhere (tests put a unique one in)."""
+        found = self.recorded(lambda r: marker in json.dumps(r.body))
+        assert found, f"the upstream never received a request carrying {marker!r}"
+        return found[-1]
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients (and the gateway) drop connections, e.g. when a test abandons a stream.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    upstream: MockUpstream
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    def _route(self) -> str:
+        path = self.path.split("?", 1)[0]
+        return path[len("/v1") :] if path.startswith("/v1/") else path
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("transfer-encoding", "").lower() == "chunked":
+            data = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return data
+                data += self.rfile.read(size)
+                self.rfile.readline()
+        length = int(self.headers.get("content-length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send_json(self, status: int, payload: Any) -> None:
+        raw = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(raw)))
+        self.send_header(MARKER_HEADER, MARKER_VALUE)
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def _send_error(self, status: int, message: str, type_: str, param: str | None = None) -> None:
+        self._send_json(status, {"error": {"message": message, "type": type_, "param": param, "code": None}})
+
+    def _start_sse(self) -> None:
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("transfer-encoding", "chunked")
+        self.send_header(MARKER_HEADER, MARKER_VALUE)
+        self.end_headers()
+
+    def _write_chunk(self, raw: bytes) -> None:
+        self.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
+        self.wfile.flush()
+
+    def _send_event(self, payload: Any) -> None:
+        self._write_chunk(b"data: " + json.dumps(payload).encode() + b"\n\n")
+
+    def _finish_sse(self) -> None:
+        self._write_chunk(b"data: [DONE]\n\n")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    # --- dispatch -----------------------------------------------------------------------
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        self.upstream.record(RecordedRequest("GET", self.path, _lowercase(self.headers), None))
+        if self._route() == "/models":
+            self._send_json(200, {
+                "object": "list",
+                "data": [
+                    {"id": m, "object": "model", "created": 1677610602, "owned_by": "openai"}
+                    for m in LISTED_MODELS
+                ],
+            })
+        else:
+            self._send_error(404, f"no route GET {self.path}", "invalid_request_error")
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+        raw = self._read_body()
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            self.upstream.record(RecordedRequest("POST", self.path, _lowercase(self.headers), raw.decode("latin-1")))
+            self._send_error(400, "request body is not valid JSON", "invalid_request_error")
+            return
+        self.upstream.record(RecordedRequest("POST", self.path, _lowercase(self.headers), body))
+
+        model = body.get("model") if isinstance(body, dict) else None
+        if isinstance(model, str) and model.startswith("fail-") and model[5:].isdigit():
+            status = int(model[5:])
+            message, type_ = ERROR_MESSAGES.get(status, (f"upstream failed with {status}", "server_error"))
+            self._send_error(status, message, type_)
+            return
+
+        route = self._route()
+        if route == "/chat/completions":
+            self._chat(body)
+        elif route == "/completions":
+            self._completions(body)
+        elif route == "/embeddings":
+            self._embeddings(body)
+        else:
+            self._send_error(404, f"no route POST {self.path}", "invalid_request_error")
+
+    # --- endpoints ----------------------------------------------------------------------
+
+    def _chat(self, body: dict[str, Any]) -> None:
+        model = body.get("model", "unknown")
+        if not body.get("stream"):
+            self._send_json(200, {
+                "id": "chatcmpl-mock",
+                "object": "chat.completion",
+                "created": CREATED,
+                "model": model,
+                "choices": [{
+                    "index": 0,
+                    "message": {"role": "assistant", "content": CHAT_REPLY},
+                    "finish_reason": "stop",
+                }],
+                "usage": USAGE,
+            })
+            return
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            return {
+                "id": "chatcmpl-mock",
+                "object": "chat.completion.chunk",
+                "created": CREATED,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+
+        self._start_sse()
+        self._send_event(chunk({"role": "assistant", "content": ""}))
+        for i, piece in enumerate(CHAT_REPLY_CHUNKS):
+            if model == "drop-midstream" and i == 2:
+                # Abandon the response half-way: no terminating chunk, connection closed.
+                self.close_connection = True
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            self._send_event(chunk({"content": piece}))
+        self._send_event(chunk({}, "stop"))
+        if _wants_usage(body):
+            self._send_event({
+                "id": "chatcmpl-mock",
+                "object": "chat.completion.chunk",
+                "created": CREATED,
+                "model": model,
+                "choices": [],
+                "usage": USAGE,
+            })
+        self._finish_sse()
+
+    def _completions(self, body: dict[str, Any]) -> None:
+        model = body.get("model", "unknown")
+        if not body.get("stream"):
+            self._send_json(200, {
+                "id": "cmpl-mock",
+                "object": "text_completion",
+                "created": CREATED,
+                "model": model,
+                "choices": [{"index": 0, "text": COMPLETION_TEXT, "logprobs": None, "finish_reason": "stop"}],
+                "usage": USAGE,
+            })
+            return
+
+        def chunk(text: str, finish: str | None = None) -> dict[str, Any]:
+            return {
+                "id": "cmpl-mock",
+                "object": "text_completion",
+                "created": CREATED,
+                "model": model,
+                "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}],
+            }
+
+        self._start_sse()
+        for piece in COMPLETION_TEXT_CHUNKS:
+            self._send_event(chunk(piece))
+        self._send_event(chunk("", "stop"))
+        if _wants_usage(body):
+            self._send_event({
+                "id": "cmpl-mock",
+                "object": "text_completion",
+                "created": CREATED,
+                "model": model,
+                "choices": [],
+                "usage": USAGE,
+            })
+        self._finish_sse()
+
+    def _embeddings(self, body: dict[str, Any]) -> None:
+        inputs = body.get("input")
+        if isinstance(inputs, str) or (isinstance(inputs, list) and inputs and isinstance(inputs[0], int)):
+            count = 1
+        elif isinstance(inputs, list) and inputs:
+            count = len(inputs)
+        else:
+            self._send_error(400, "'input' must be a non-empty string or array", "invalid_request_error", "input")
+            return
+        as_base64 = body.get("encoding_format") == "base64"
+        data = []
+        for i in range(count):
+            vector = expected_embedding(i)
+            data.append({
+                "object": "embedding",
+                "index": i,
+                "embedding": encode_base64_float32(vector) if as_base64 else vector,
+            })
+        self._send_json(200, {
+            "object": "list",
+            "data": data,
+            "model": body.get("model", "unknown"),
+            "usage": {"prompt_tokens": EMBEDDING_PROMPT_TOKENS, "total_tokens": EMBEDDING_PROMPT_TOKENS},
+        })
+
+
+def _lowercase(headers: Any) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
+
+
+def _wants_usage(body: dict[str, Any]) -> bool:
+    options = body.get("stream_options")
+    return isinstance(options, dict) and bool(options.get("include_usage"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    upstream = MockUpstream().start(args.port)
+    print(f"listening on {upstream.url}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        upstream.stop()
+
+
+if __name__ == "__main__":
+    main()
