@@ -47,7 +47,8 @@ impl Catalog {
             };
             c.members[group].push(d.index);
         }
-        c.wildcards.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        c.wildcards
+            .sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
         c
     }
 
@@ -109,7 +110,13 @@ mod tests {
             "model_list:\n  - {model_name: a, litellm_params: {model: openai/x, api_base: 'http://h'}}\n  - {model_name: b, litellm_params: {model: openai/y, api_base: 'http://h'}}\n  - {model_name: a, litellm_params: {model: openai/z, api_base: 'http://h'}}\n",
         );
         assert_eq!(c.members(), &[vec![0, 2], vec![1]]);
-        assert_eq!(c.resolve("b"), Some(Resolved { group: 1, wildcard: None }));
+        assert_eq!(
+            c.resolve("b"),
+            Some(Resolved {
+                group: 1,
+                wildcard: None
+            })
+        );
         assert_eq!(c.resolve("nope"), None);
     }
 
@@ -118,8 +125,20 @@ mod tests {
         let c = catalog(
             "model_list:\n  - {model_name: '*', litellm_params: {model: 'openai/*', api_base: 'http://h'}}\n  - {model_name: 'groq/*', litellm_params: {model: 'groq/*', api_base: 'http://h'}}\n",
         );
-        assert_eq!(c.resolve("groq/llama"), Some(Resolved { group: 1, wildcard: Some("llama".into()) }));
-        assert_eq!(c.resolve("gpt-4o"), Some(Resolved { group: 0, wildcard: Some("gpt-4o".into()) }));
+        assert_eq!(
+            c.resolve("groq/llama"),
+            Some(Resolved {
+                group: 1,
+                wildcard: Some("llama".into())
+            })
+        );
+        assert_eq!(
+            c.resolve("gpt-4o"),
+            Some(Resolved {
+                group: 0,
+                wildcard: Some("gpt-4o".into())
+            })
+        );
         assert_eq!(c.listed_names().count(), 0);
     }
 }

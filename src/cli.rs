@@ -107,7 +107,12 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.test || cli.health {
         init_logging(&cli, false);
-        return match crate::client_mode::run(&cli.local_url(), cli.test, cli.model.as_deref(), cli.config.as_deref()) {
+        return match crate::client_mode::run(
+            &cli.local_url(),
+            cli.test,
+            cli.model.as_deref(),
+            cli.config.as_deref(),
+        ) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("llmgate: {e}");

@@ -17,7 +17,12 @@ fn proxy_key(config: Option<&Path>) -> Option<String> {
 }
 
 /// Sends one chat request (`test`) or calls `/health`, and prints the answer.
-pub fn run(base: &str, test: bool, model: Option<&str>, config: Option<&Path>) -> Result<(), String> {
+pub fn run(
+    base: &str,
+    test: bool,
+    model: Option<&str>,
+    config: Option<&Path>,
+) -> Result<(), String> {
     let key = proxy_key(config);
     actix_rt::System::new().block_on(async move {
         let client = awc::Client::builder().timeout(Duration::from_secs(600)).finish();

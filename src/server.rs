@@ -34,7 +34,12 @@ fn upstream_client() -> awc::Client {
 }
 
 /// Starts the actors on the current arbiter and binds the server; call inside an actix system.
-pub fn start(settings: Settings, host: &str, port: u16, workers: usize) -> std::io::Result<Running> {
+pub fn start(
+    settings: Settings,
+    host: &str,
+    port: u16,
+    workers: usize,
+) -> std::io::Result<Running> {
     let state = web::Data::new(AppState::start(settings));
     let app_state = state.clone();
     let server = HttpServer::new(move || {

@@ -46,7 +46,8 @@ mod tests {
     #[test]
     fn chat_prompts_include_per_message_overhead() {
         let f: Map<String, Json> =
-            serde_json::from_str(r#"{"messages":[{"role":"user","content":"hello world"}]}"#).unwrap();
+            serde_json::from_str(r#"{"messages":[{"role":"user","content":"hello world"}]}"#)
+                .unwrap();
         assert_eq!(prompt_tokens(&f), 3 + 3 + 2);
     }
 }

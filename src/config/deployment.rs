@@ -201,7 +201,10 @@ impl Deployment {
             tpm: params.tpm,
             weight: params.weight,
             timeout: secs(params.timeout, &format!("{params_at}.timeout"))?,
-            stream_timeout: secs(params.stream_timeout, &format!("{params_at}.stream_timeout"))?,
+            stream_timeout: secs(
+                params.stream_timeout,
+                &format!("{params_at}.stream_timeout"),
+            )?,
             mock_response: params.mock_response,
             public_params: Json::Object(public_params),
             model_info: Json::Object(model_info),
@@ -399,7 +402,10 @@ fn to_json(v: &Value) -> Json {
                 .map(|(k, v)| {
                     let key = match k {
                         Value::String(s) => s.clone(),
-                        other => serde_yaml::to_string(other).unwrap_or_default().trim().to_owned(),
+                        other => serde_yaml::to_string(other)
+                            .unwrap_or_default()
+                            .trim()
+                            .to_owned(),
                     };
                     (key, to_json(v))
                 })
@@ -442,7 +448,10 @@ mod tests {
             public_base("https://user:pw@example.com:8443/v1?key=secret"),
             "https://example.com:8443/v1"
         );
-        assert_eq!(public_base("http://127.0.0.1:9/v1"), "http://127.0.0.1:9/v1");
+        assert_eq!(
+            public_base("http://127.0.0.1:9/v1"),
+            "http://127.0.0.1:9/v1"
+        );
     }
 
     #[test]

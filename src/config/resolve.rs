@@ -41,11 +41,17 @@ impl Env {
             if section.is_null() {
                 return Ok(Self::default());
             }
-            return Err(ConfigError::at("environment_variables", "expected a mapping"));
+            return Err(ConfigError::at(
+                "environment_variables",
+                "expected a mapping",
+            ));
         };
         for (k, v) in map {
             let Some(name) = k.as_str() else {
-                return Err(ConfigError::at("environment_variables", "keys must be strings"));
+                return Err(ConfigError::at(
+                    "environment_variables",
+                    "keys must be strings",
+                ));
             };
             let path = format!("environment_variables.{name}");
             let value = match v {

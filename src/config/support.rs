@@ -174,8 +174,13 @@ pub fn unimplemented_settings(tree: &Value) -> (Vec<String>, Vec<String>) {
             for (k, _) in map {
                 let key = k.as_str().unwrap_or_default();
                 // Unknown litellm_params keys are request defaults, not unknown settings.
-                if let Some((_, SettingStatus::NotYet)) = LITELLM_PARAMS.iter().find(|(n, _)| *n == key) {
-                    note(format!("model_list[].litellm_params.{key}"), Some(SettingStatus::NotYet));
+                if let Some((_, SettingStatus::NotYet)) =
+                    LITELLM_PARAMS.iter().find(|(n, _)| *n == key)
+                {
+                    note(
+                        format!("model_list[].litellm_params.{key}"),
+                        Some(SettingStatus::NotYet),
+                    );
                 }
             }
         }

@@ -91,7 +91,12 @@ pub async fn send(
         .await
         .map_err(|_| ProviderError::timeout(provider, wait))?
         .unwrap_or_default();
-    Err(ProviderError::upstream(provider, status.as_u16(), &body, after))
+    Err(ProviderError::upstream(
+        provider,
+        status.as_u16(),
+        &body,
+        after,
+    ))
 }
 
 /// Reads a whole reply body within `wait`, up to `max_body` bytes.
@@ -117,7 +122,9 @@ pub async fn read_all(
                 }
                 (Some(_), Some(buf)) => buf.extend_from_slice(&chunk),
             }
-            let len = rest.as_ref().map_or_else(|| first.as_ref().map_or(0, Bytes::len), |b| b.len());
+            let len = rest
+                .as_ref()
+                .map_or_else(|| first.as_ref().map_or(0, Bytes::len), |b| b.len());
             if len > max_body {
                 return Err(ProviderError::connection(
                     provider,

@@ -75,7 +75,13 @@ impl ProviderError {
         let upstream_message = text("message")
             .or_else(|| error.and_then(Json::as_str).map(str::to_owned))
             .or_else(|| text("detail"))
-            .unwrap_or_else(|| String::from_utf8_lossy(body).trim().chars().take(2000).collect());
+            .unwrap_or_else(|| {
+                String::from_utf8_lossy(body)
+                    .trim()
+                    .chars()
+                    .take(2000)
+                    .collect()
+            });
         let lowered = upstream_message.to_ascii_lowercase();
         let code = text("code").unwrap_or_default();
         let kind = if status == 400
@@ -194,7 +200,10 @@ mod tests {
         let body = br#"{"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
         let e = ProviderError::upstream(openai(), 429, body, None);
         assert_eq!(e.status, 429);
-        assert_eq!(e.message, "litellm.RateLimitError: OpenAIException - Rate limit reached");
+        assert_eq!(
+            e.message,
+            "litellm.RateLimitError: OpenAIException - Rate limit reached"
+        );
         assert_eq!(e.error_type(), "requests");
         assert!(e.is_retryable());
         assert_eq!(e.failure_class(), FailureClass::RateLimited);
@@ -203,7 +212,10 @@ mod tests {
     #[test]
     fn plain_text_bodies_become_the_message() {
         let e = ProviderError::upstream(openai(), 503, b"overloaded\n", None);
-        assert_eq!(e.message, "litellm.ServiceUnavailableError: OpenAIException - overloaded");
+        assert_eq!(
+            e.message,
+            "litellm.ServiceUnavailableError: OpenAIException - overloaded"
+        );
         assert_eq!(e.error_type(), "api_error");
     }
 

@@ -63,14 +63,22 @@ pub static FLAVORS: &[Flavor] = &[
         prefix: "together_ai",
         display: "TogetherAI",
         default_base: Some("https://api.together.xyz/v1"),
-        key_env: &["TOGETHERAI_API_KEY", "TOGETHER_AI_API_KEY", "TOGETHER_API_KEY"],
+        key_env: &[
+            "TOGETHERAI_API_KEY",
+            "TOGETHER_AI_API_KEY",
+            "TOGETHER_API_KEY",
+        ],
         base_env: &["TOGETHERAI_API_BASE"],
     },
     Flavor {
         prefix: "fireworks_ai",
         display: "FireworksAI",
         default_base: Some("https://api.fireworks.ai/inference/v1"),
-        key_env: &["FIREWORKS_AI_API_KEY", "FIREWORKS_API_KEY", "FIREWORKSAI_API_KEY"],
+        key_env: &[
+            "FIREWORKS_AI_API_KEY",
+            "FIREWORKS_API_KEY",
+            "FIREWORKSAI_API_KEY",
+        ],
         base_env: &["FIREWORKS_AI_API_BASE"],
     },
     Flavor {
@@ -188,7 +196,15 @@ impl ProviderKind {
 /// Bare model names whose provider is well known (a price-table stand-in until the keys issue).
 fn bare_provider(model: &str) -> Option<ProviderKind> {
     const OPENAI_PREFIXES: &[&str] = &[
-        "gpt-", "chatgpt-", "o1", "o3", "o4", "text-embedding-", "davinci-", "babbage-", "omni-",
+        "gpt-",
+        "chatgpt-",
+        "o1",
+        "o3",
+        "o4",
+        "text-embedding-",
+        "davinci-",
+        "babbage-",
+        "omni-",
     ];
     if OPENAI_PREFIXES.iter().any(|p| model.starts_with(p)) {
         let flavor = &FLAVORS[0];
@@ -240,22 +256,43 @@ mod tests {
 
     #[test]
     fn prefixes_select_their_provider() {
-        assert_eq!(parse_model("groq/llama3").map(|(k, m)| (k.name(), m)), Some(("groq", "llama3")));
-        assert_eq!(parse_model("azure/my-dep").map(|(k, _)| k.name()), Some("azure"));
+        assert_eq!(
+            parse_model("groq/llama3").map(|(k, m)| (k.name(), m)),
+            Some(("groq", "llama3"))
+        );
+        assert_eq!(
+            parse_model("azure/my-dep").map(|(k, _)| k.name()),
+            Some("azure")
+        );
         assert_eq!(
             parse_model("text-completion-openai/gpt-3.5-turbo-instruct").map(|(k, _)| k.name()),
             Some("text-completion-openai")
         );
-        assert_eq!(parse_model("openrouter/meta/llama").map(|(_, m)| m), Some("meta/llama"));
-        assert!(matches!(parse_model("anthropic/claude"), Some((ProviderKind::NotYet("anthropic"), _))));
+        assert_eq!(
+            parse_model("openrouter/meta/llama").map(|(_, m)| m),
+            Some("meta/llama")
+        );
+        assert!(matches!(
+            parse_model("anthropic/claude"),
+            Some((ProviderKind::NotYet("anthropic"), _))
+        ));
         assert!(parse_model("nonsense/x").is_none());
     }
 
     #[test]
     fn well_known_bare_names_resolve_and_unknown_ones_do_not() {
-        assert_eq!(parse_model("gpt-4").map(|(k, m)| (k.name(), m)), Some(("openai", "gpt-4")));
-        assert!(matches!(parse_model("gpt-3.5-turbo-instruct"), Some((ProviderKind::TextCompletion(_), _))));
-        assert!(matches!(parse_model("claude-2"), Some((ProviderKind::NotYet("anthropic"), _))));
+        assert_eq!(
+            parse_model("gpt-4").map(|(k, m)| (k.name(), m)),
+            Some(("openai", "gpt-4"))
+        );
+        assert!(matches!(
+            parse_model("gpt-3.5-turbo-instruct"),
+            Some((ProviderKind::TextCompletion(_), _))
+        ));
+        assert!(matches!(
+            parse_model("claude-2"),
+            Some((ProviderKind::NotYet("anthropic"), _))
+        ));
         assert!(parse_model("my-private-model").is_none());
     }
 }

@@ -68,7 +68,10 @@ pub fn timeout_error(after: std::time::Duration) -> ProviderError {
         408,
         ErrorKind::Timeout,
         "Timeout",
-        &format!("This is a mock timeout error: no reply within {} seconds", after.as_secs_f64()),
+        &format!(
+            "This is a mock timeout error: no reply within {} seconds",
+            after.as_secs_f64()
+        ),
     )
 }
 
@@ -134,7 +137,11 @@ pub fn stream_events(op: Operation, model: &str, content: &str, with_usage: bool
     let chat = op != Operation::Completion;
     let id = call_id(if chat { "chatcmpl" } else { "cmpl" });
     let chunk = |choice: Json| {
-        let object = if chat { "chat.completion.chunk" } else { "text_completion" };
+        let object = if chat {
+            "chat.completion.chunk"
+        } else {
+            "text_completion"
+        };
         json!({"id": id, "object": object, "created": created, "model": model, "choices": [choice]})
     };
     let mut events = Vec::new();
@@ -175,21 +182,31 @@ mod tests {
     fn error_names_fail_and_other_text_replies() {
         assert!(matches!(interpret("litellm.RateLimitError"), Mock::Fail(e) if e.status == 429));
         assert!(matches!(interpret("litellm.Timeout"), Mock::Fail(e) if e.status == 408));
-        assert!(matches!(interpret("litellm.ContextWindowExceededError"), Mock::Fail(e) if e.kind == ErrorKind::ContextWindow));
-        assert!(matches!(interpret("hello there"), Mock::Reply("hello there")));
+        assert!(
+            matches!(interpret("litellm.ContextWindowExceededError"), Mock::Fail(e) if e.kind == ErrorKind::ContextWindow)
+        );
+        assert!(matches!(
+            interpret("hello there"),
+            Mock::Reply("hello there")
+        ));
     }
 
     #[test]
     fn streamed_mock_has_several_chunks_usage_and_done() {
         let events = stream_events(Operation::Chat, "m", "one two three", true);
         assert_eq!(events.len(), 1 + 3 + 1 + 1 + 1);
-        assert!(std::str::from_utf8(&events[5]).unwrap().contains("\"usage\""));
+        assert!(std::str::from_utf8(&events[5])
+            .unwrap()
+            .contains("\"usage\""));
         assert_eq!(&events[6][..], b"data: [DONE]\n\n");
         let text: String = events[1..4]
             .iter()
             .map(|e| {
                 let v: Json = serde_json::from_slice(&e[6..]).unwrap();
-                v["choices"][0]["delta"]["content"].as_str().unwrap().to_owned()
+                v["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
             })
             .collect();
         assert_eq!(text, "one two three");

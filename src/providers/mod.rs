@@ -66,5 +66,7 @@ pub fn usage_of(body: &[u8]) -> Option<Usage> {
     struct UsageOnly {
         usage: Option<Usage>,
     }
-    serde_json::from_slice::<UsageOnly>(body).ok().and_then(|u| u.usage)
+    serde_json::from_slice::<UsageOnly>(body)
+        .ok()
+        .and_then(|u| u.usage)
 }

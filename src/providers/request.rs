@@ -69,13 +69,23 @@ impl Serialize for Outgoing<'_> {
     }
 }
 
-/// Joins `base` and `route` unless `base` already ends with the route.
+/// Joins `base` and `route` unless `base` already ends with the route; a query string on the
+/// base stays at the end.
 fn join(base: &str, route: &str) -> String {
-    if base.ends_with(route) {
-        base.to_owned()
+    let (path, query) = match base.split_once('?') {
+        Some((p, q)) => (p.trim_end_matches('/'), Some(q)),
+        None => (base, None),
+    };
+    let mut url = if path.ends_with(route) {
+        path.to_owned()
     } else {
-        format!("{base}{route}")
+        format!("{path}{route}")
+    };
+    if let Some(q) = query {
+        url.push('?');
+        url.push_str(q);
     }
+    url
 }
 
 /// Builds the attempt for `deployment`; `fields` are the client's (no `model`, no gateway fields).
@@ -123,11 +133,8 @@ pub fn prepare(
             let path = if deployment.api_base.contains("/openai/deployments/") {
                 join(&deployment.api_base, wire_op.route())
             } else {
-                format!(
-                    "{}/openai/deployments/{model}{}",
-                    deployment.api_base,
-                    wire_op.route()
-                )
+                let route = format!("/openai/deployments/{model}{}", wire_op.route());
+                join(&deployment.api_base, &route)
             };
             match &deployment.api_version {
                 Some(v) if path.contains('?') => format!("{path}&api-version={v}"),
@@ -172,9 +179,19 @@ mod tests {
     #[test]
     fn openai_body_keeps_client_fields_and_adds_defaults_it_lacks() {
         let d = deployment("{model: openai/gpt-x, api_base: 'http://h/v1', api_key: k, temperature: 0.2, max_tokens: 5}");
-        let call = prepare(Operation::Chat, &d, "gpt-x", &fields(r#"{"messages":[],"max_tokens":9,"foo":1}"#), false).unwrap();
+        let call = prepare(
+            Operation::Chat,
+            &d,
+            "gpt-x",
+            &fields(r#"{"messages":[],"max_tokens":9,"foo":1}"#),
+            false,
+        )
+        .unwrap();
         let body: Json = serde_json::from_slice(&call.body).unwrap();
-        assert_eq!(body, serde_json::json!({"model":"gpt-x","messages":[],"max_tokens":9,"foo":1,"temperature":0.2}));
+        assert_eq!(
+            body,
+            serde_json::json!({"model":"gpt-x","messages":[],"max_tokens":9,"foo":1,"temperature":0.2})
+        );
         assert_eq!(call.url, "http://h/v1/chat/completions");
         assert_eq!(call.headers, vec![("authorization", "Bearer k".to_owned())]);
     }
@@ -182,9 +199,19 @@ mod tests {
     #[test]
     fn streams_ask_the_upstream_for_usage() {
         let d = deployment("{model: openai/gpt-x, api_base: 'http://h/v1'}");
-        let call = prepare(Operation::Chat, &d, "gpt-x", &fields(r#"{"stream":true,"stream_options":{"include_usage":false,"x":1}}"#), true).unwrap();
+        let call = prepare(
+            Operation::Chat,
+            &d,
+            "gpt-x",
+            &fields(r#"{"stream":true,"stream_options":{"include_usage":false,"x":1}}"#),
+            true,
+        )
+        .unwrap();
         let body: Json = serde_json::from_slice(&call.body).unwrap();
-        assert_eq!(body["stream_options"], serde_json::json!({"include_usage":true,"x":1}));
+        assert_eq!(
+            body["stream_options"],
+            serde_json::json!({"include_usage":true,"x":1})
+        );
     }
 
     #[test]
@@ -193,6 +220,14 @@ mod tests {
         let call = prepare(Operation::Embedding, &d, "my-dep", &Map::new(), false).unwrap();
         assert_eq!(call.url, "https://r.openai.azure.com/openai/deployments/my-dep/embeddings?api-version=2024-06-01");
         assert_eq!(call.headers, vec![("api-key", "k".to_owned())]);
+    }
+
+    #[test]
+    fn a_query_on_the_base_stays_at_the_end() {
+        assert_eq!(
+            join("http://h/v1?x=1", "/embeddings"),
+            "http://h/v1/embeddings?x=1"
+        );
     }
 
     #[test]
@@ -205,10 +240,20 @@ mod tests {
     #[test]
     fn completions_on_a_chat_deployment_become_chat() {
         let d = deployment("{model: openai/gpt-x, api_base: 'http://h/v1'}");
-        let call = prepare(Operation::Completion, &d, "gpt-x", &fields(r#"{"prompt":"hi"}"#), false).unwrap();
+        let call = prepare(
+            Operation::Completion,
+            &d,
+            "gpt-x",
+            &fields(r#"{"prompt":"hi"}"#),
+            false,
+        )
+        .unwrap();
         assert_eq!(call.reshape, Reshape::CompletionFromChat);
         assert_eq!(call.url, "http://h/v1/chat/completions");
         let body: Json = serde_json::from_slice(&call.body).unwrap();
-        assert_eq!(body["messages"], serde_json::json!([{"role":"user","content":"hi"}]));
+        assert_eq!(
+            body["messages"],
+            serde_json::json!([{"role":"user","content":"hi"}])
+        );
     }
 }

@@ -54,6 +54,8 @@ struct ChoiceView<'a> {
     delta: Option<DeltaView<'a>>,
     #[serde(borrow, default)]
     text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -81,6 +83,7 @@ pub struct SseRelay {
     reshape: Reshape,
     provider: ProviderKind,
     usage: Option<Usage>,
+    saw_finish_reason: bool,
     completion_text: String,
     prompt_tokens: Option<Box<dyn FnOnce() -> u64>>,
     chunk_id: String,
@@ -103,6 +106,7 @@ impl SseRelay {
             reshape: options.reshape,
             provider: options.provider,
             usage: None,
+            saw_finish_reason: false,
             completion_text: String::new(),
             prompt_tokens: Some(options.prompt_tokens),
             chunk_id: String::new(),
@@ -168,6 +172,7 @@ impl SseRelay {
             if let Some(t) = text {
                 self.completion_text.push_str(t);
             }
+            self.saw_finish_reason |= choice.finish_reason.is_some();
         }
         let usage_only = view.choices.as_ref().is_none_or(Vec::is_empty);
         if let Some(u) = view.usage {
@@ -291,7 +296,10 @@ impl Stream for SseRelay {
             match this.upstream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(bytes))) => this.feed(&bytes),
                 Poll::Ready(Some(Err(e))) => {
-                    let err = ProviderError::connection(this.provider, format!("stream interrupted: {e}"));
+                    let err = ProviderError::connection(
+                        this.provider,
+                        format!("stream interrupted: {e}"),
+                    );
                     this.fail(err);
                 }
                 Poll::Ready(None) => {
@@ -300,8 +308,16 @@ impl Stream for SseRelay {
                         this.on_line(&line);
                     }
                     if matches!(this.phase, Phase::Relaying) {
-                        // The upstream ended without `[DONE]`: close the stream properly anyway.
-                        this.finish();
+                        if this.saw_finish_reason {
+                            // Finished but without `[DONE]`: close the stream properly anyway.
+                            this.finish();
+                        } else {
+                            let err = ProviderError::connection(
+                                this.provider,
+                                "the upstream stream ended before the reply was complete",
+                            );
+                            this.fail(err);
+                        }
                     }
                     this.phase = Phase::Finished;
                 }

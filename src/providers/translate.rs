@@ -72,7 +72,11 @@ pub fn chat_request_to_completion(fields: &Map<String, Json>) -> Map<String, Jso
                     .unwrap_or_default();
                 out.insert("prompt".into(), Json::String(prompt));
             }
-            "tools" | "tool_choice" | "functions" | "function_call" | "response_format"
+            "tools"
+            | "tool_choice"
+            | "functions"
+            | "function_call"
+            | "response_format"
             | "parallel_tool_calls" => {}
             _ => {
                 out.insert(k.clone(), v.clone());
@@ -93,7 +97,11 @@ fn carry(src: &Json, out: &mut Map<String, Json>, keys: &[&str]) {
 /// A `chat.completion` reply as a `text_completion` one.
 pub fn chat_reply_to_completion(reply: &Json) -> Json {
     let mut out = Map::new();
-    carry(reply, &mut out, &["id", "created", "model", "system_fingerprint"]);
+    carry(
+        reply,
+        &mut out,
+        &["id", "created", "model", "system_fingerprint"],
+    );
     out.insert("object".into(), Json::from("text_completion"));
     let choices: Vec<Json> = reply
         .get("choices")
@@ -124,8 +132,16 @@ pub fn chat_reply_to_completion(reply: &Json) -> Json {
 /// A `text_completion` reply (or chunk, when `chunk`) as a chat one.
 pub fn completion_reply_to_chat(reply: &Json, chunk: bool) -> Json {
     let mut out = Map::new();
-    carry(reply, &mut out, &["id", "created", "model", "system_fingerprint"]);
-    let object = if chunk { "chat.completion.chunk" } else { "chat.completion" };
+    carry(
+        reply,
+        &mut out,
+        &["id", "created", "model", "system_fingerprint"],
+    );
+    let object = if chunk {
+        "chat.completion.chunk"
+    } else {
+        "chat.completion"
+    };
     out.insert("object".into(), Json::from(object));
     let choices: Vec<Json> = reply
         .get("choices")
@@ -181,7 +197,11 @@ mod tests {
     fn messages_join_into_a_prompt() {
         let f: Map<String, Json> = serde_json::from_value(json!({"messages":[
             {"role":"system","content":"be brief"},
-            {"role":"user","content":[{"type":"text","text":"hi"}]}], "tools": []})).unwrap();
-        assert_eq!(Json::Object(chat_request_to_completion(&f)), json!({"prompt":"be brief\nhi"}));
+            {"role":"user","content":[{"type":"text","text":"hi"}]}], "tools": []}))
+        .unwrap();
+        assert_eq!(
+            Json::Object(chat_request_to_completion(&f)),
+            json!({"prompt":"be brief\nhi"})
+        );
     }
 }

@@ -25,16 +25,34 @@ pub async fn embedding(s: State, h: Http, req: HttpRequest, p: web::Payload) -> 
 }
 
 /// `POST /openai/deployments/{model}/chat/completions` and `/engines/{model}/...`.
-pub async fn chat_at(s: State, h: Http, req: HttpRequest, m: web::Path<String>, p: web::Payload) -> HttpResponse {
+pub async fn chat_at(
+    s: State,
+    h: Http,
+    req: HttpRequest,
+    m: web::Path<String>,
+    p: web::Payload,
+) -> HttpResponse {
     handle(&s, &h, &req, p, Operation::Chat, Some(m.into_inner())).await
 }
 
 /// `POST /openai/deployments/{model}/completions`.
-pub async fn completion_at(s: State, h: Http, req: HttpRequest, m: web::Path<String>, p: web::Payload) -> HttpResponse {
+pub async fn completion_at(
+    s: State,
+    h: Http,
+    req: HttpRequest,
+    m: web::Path<String>,
+    p: web::Payload,
+) -> HttpResponse {
     handle(&s, &h, &req, p, Operation::Completion, Some(m.into_inner())).await
 }
 
 /// `POST /openai/deployments/{model}/embeddings`.
-pub async fn embedding_at(s: State, h: Http, req: HttpRequest, m: web::Path<String>, p: web::Payload) -> HttpResponse {
+pub async fn embedding_at(
+    s: State,
+    h: Http,
+    req: HttpRequest,
+    m: web::Path<String>,
+    p: web::Payload,
+) -> HttpResponse {
     handle(&s, &h, &req, p, Operation::Embedding, Some(m.into_inner())).await
 }

@@ -13,16 +13,38 @@ use crate::error::ApiError;
 /// Registers every route, with and without `/v1`, plus the Azure-style paths.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for prefix in ["", "/v1"] {
-        cfg.route(&format!("{prefix}/chat/completions"), web::post().to(completions::chat))
-            .route(&format!("{prefix}/completions"), web::post().to(completions::completion))
-            .route(&format!("{prefix}/embeddings"), web::post().to(completions::embedding))
-            .route(&format!("{prefix}/models"), web::get().to(models::list))
-            .route(&format!("{prefix}/model/info"), web::get().to(models::info));
+        cfg.route(
+            &format!("{prefix}/chat/completions"),
+            web::post().to(completions::chat),
+        )
+        .route(
+            &format!("{prefix}/completions"),
+            web::post().to(completions::completion),
+        )
+        .route(
+            &format!("{prefix}/embeddings"),
+            web::post().to(completions::embedding),
+        )
+        .route(&format!("{prefix}/models"), web::get().to(models::list))
+        .route(&format!("{prefix}/model/info"), web::get().to(models::info));
     }
-    for prefix in ["/openai/deployments/{model}", "/engines/{model}", "/v1/engines/{model}"] {
-        cfg.route(&format!("{prefix}/chat/completions"), web::post().to(completions::chat_at))
-            .route(&format!("{prefix}/completions"), web::post().to(completions::completion_at))
-            .route(&format!("{prefix}/embeddings"), web::post().to(completions::embedding_at));
+    for prefix in [
+        "/openai/deployments/{model}",
+        "/engines/{model}",
+        "/v1/engines/{model}",
+    ] {
+        cfg.route(
+            &format!("{prefix}/chat/completions"),
+            web::post().to(completions::chat_at),
+        )
+        .route(
+            &format!("{prefix}/completions"),
+            web::post().to(completions::completion_at),
+        )
+        .route(
+            &format!("{prefix}/embeddings"),
+            web::post().to(completions::embedding_at),
+        );
     }
     cfg.route("/health/liveliness", web::get().to(health::liveliness))
         .route("/health/liveness", web::get().to(health::liveliness))

@@ -53,11 +53,17 @@ pub struct ModelRequest {
 }
 
 fn type_error(field: &str, expected: &str) -> ApiError {
-    ApiError::bad_request(format!("Invalid value for '{field}': expected {expected}"), Some(field))
+    ApiError::bad_request(
+        format!("Invalid value for '{field}': expected {expected}"),
+        Some(field),
+    )
 }
 
 fn missing(field: &str) -> ApiError {
-    ApiError::bad_request(format!("Missing required parameter: '{field}'"), Some(field))
+    ApiError::bad_request(
+        format!("Missing required parameter: '{field}'"),
+        Some(field),
+    )
 }
 
 impl ModelRequest {
@@ -88,7 +94,10 @@ impl ModelRequest {
         };
         let wants_stream_usage = match fields.get("stream_options") {
             None | Some(Json::Null) => false,
-            Some(Json::Object(o)) => o.get("include_usage").and_then(Json::as_bool).unwrap_or(false),
+            Some(Json::Object(o)) => o
+                .get("include_usage")
+                .and_then(Json::as_bool)
+                .unwrap_or(false),
             Some(_) => return Err(type_error("stream_options", "an object")),
         };
         match op {
@@ -101,8 +110,13 @@ impl ModelRequest {
                     ))
                 }
                 Some(Json::Array(m)) => {
-                    if m.iter().any(|msg| msg.get("role").and_then(Json::as_str).is_none()) {
-                        return Err(type_error("messages", "a list of objects with a string 'role'"));
+                    if m.iter()
+                        .any(|msg| msg.get("role").and_then(Json::as_str).is_none())
+                    {
+                        return Err(type_error(
+                            "messages",
+                            "a list of objects with a string 'role'",
+                        ));
                     }
                 }
                 Some(_) => return Err(type_error("messages", "a list of messages")),
@@ -143,7 +157,8 @@ fn take_gateway_fields(fields: &mut Map<String, Json>) -> Result<GatewayFields, 
             ("mock_timeout", _) => return Err(type_error("mock_timeout", "a boolean")),
             ("num_retries", v) => {
                 let n = v.as_u64().and_then(|n| u32::try_from(n).ok());
-                g.num_retries = Some(n.ok_or_else(|| type_error("num_retries", "a non-negative integer"))?);
+                g.num_retries =
+                    Some(n.ok_or_else(|| type_error("num_retries", "a non-negative integer"))?);
             }
             (name @ ("request_timeout" | "timeout"), v) => {
                 let secs = v
@@ -170,7 +185,10 @@ mod tests {
         assert_eq!(r.model, "m");
         assert_eq!(r.gateway.mock_response.as_deref(), Some("x"));
         assert_eq!(r.gateway.timeout, Some(Duration::from_secs(2)));
-        assert_eq!(serde_json::to_string(&r.fields).unwrap(), r#"{"messages":[{"role":"user","content":"hi"}],"top_p":0.5}"#);
+        assert_eq!(
+            serde_json::to_string(&r.fields).unwrap(),
+            r#"{"messages":[{"role":"user","content":"hi"}],"top_p":0.5}"#
+        );
     }
 
     #[test]
@@ -180,17 +198,30 @@ mod tests {
             (br#"{"model":1,"messages":[]}"#, "model"),
             (br#"{"model":"m"}"#, "messages"),
             (br#"{"model":"m","messages":"hi"}"#, "messages"),
-            (br#"{"model":"m","messages":[{"role":"user"}],"stream":"yes"}"#, "stream"),
+            (
+                br#"{"model":"m","messages":[{"role":"user"}],"stream":"yes"}"#,
+                "stream",
+            ),
         ];
         for (body, field) in cases {
             let err = ModelRequest::parse(Operation::Chat, body, None).unwrap_err();
-            assert_eq!(err.body()["error"]["param"], *field, "{}", String::from_utf8_lossy(body));
+            assert_eq!(
+                err.body()["error"]["param"],
+                *field,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 
     #[test]
     fn the_path_model_wins() {
-        let r = ModelRequest::parse(Operation::Embedding, br#"{"input":"x","model":"a"}"#, Some("b".into())).unwrap();
+        let r = ModelRequest::parse(
+            Operation::Embedding,
+            br#"{"input":"x","model":"a"}"#,
+            Some("b".into()),
+        )
+        .unwrap();
         assert_eq!(r.model, "b");
     }
 }

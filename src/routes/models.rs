@@ -16,7 +16,9 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
     let data: Vec<_> = state
         .catalog
         .listed_names()
-        .map(|name| json!({"id": name, "object": "model", "created": CREATED, "owned_by": "openai"}))
+        .map(
+            |name| json!({"id": name, "object": "model", "created": CREATED, "owned_by": "openai"}),
+        )
         .collect();
     Ok(HttpResponse::Ok().json(json!({"object": "list", "data": data})))
 }

@@ -83,7 +83,11 @@ struct Call<'a> {
 }
 
 /// Reads the body, refusing it as soon as it passes `limit` bytes.
-async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     let too_large = |size: usize| ApiError::BodyTooLarge {
         size_mb: size as f64 / (1024.0 * 1024.0),
         limit_mb: limit as f64 / (1024.0 * 1024.0),
@@ -98,7 +102,9 @@ async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -
     }
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("Could not read the request body: {e}"), None))?;
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request(format!("Could not read the request body: {e}"), None)
+        })?;
         if buf.len() + chunk.len() > limit {
             return Err(too_large(buf.len() + chunk.len()));
         }
@@ -146,7 +152,10 @@ async fn route(
     trace: &mut Trace,
 ) -> Result<HttpResponse, ApiError> {
     let state = ctx.state;
-    let max_retries = request.gateway.num_retries.unwrap_or(state.settings.num_retries);
+    let max_retries = request
+        .gateway
+        .num_retries
+        .unwrap_or(state.settings.num_retries);
     let mut retries = 0u32;
     let mut exclude: Vec<usize> = Vec::new();
     let mut last_error: Option<ProviderError> = None;
@@ -213,7 +222,11 @@ async fn route(
                 if err.is_retryable() && retries < max_retries {
                     retries += 1;
                     exclude.push(index);
-                    log::debug!("retrying after {} from deployment {}", err.status, deployment.id);
+                    log::debug!(
+                        "retrying after {} from deployment {}",
+                        err.status,
+                        deployment.id
+                    );
                     last_error = Some(err);
                     continue;
                 }
@@ -290,7 +303,10 @@ impl Attempt<'_> {
             return Err(ProviderError {
                 status: 400,
                 kind: crate::providers::ErrorKind::Status,
-                message: format!("llmgate does not support the {name} provider yet (deployment {})", d.id),
+                message: format!(
+                    "llmgate does not support the {name} provider yet (deployment {})",
+                    d.id
+                ),
                 upstream_type: Some("invalid_request_error".into()),
                 param: Some("model".into()),
                 retry_after: None,
@@ -298,8 +314,9 @@ impl Attempt<'_> {
         }
         let model = self.upstream_model();
         let stream = self.request.stream;
-        let call = prepare(self.op, d, &model, &self.request.fields, stream)
-            .map_err(|e| ProviderError::connection(d.provider, format!("cannot encode request: {e}")))?;
+        let call = prepare(self.op, d, &model, &self.request.fields, stream).map_err(|e| {
+            ProviderError::connection(d.provider, format!("cannot encode request: {e}"))
+        })?;
         log::debug!(
             "calling {} at {} for {} (deployment {})",
             d.provider.name(),
@@ -310,13 +327,17 @@ impl Attempt<'_> {
         let whole = self.whole_timeout();
         let settings = &self.ctx.state.settings;
         let first_byte = if stream {
-            d.stream_timeout.or(settings.stream_timeout).unwrap_or(whole).min(whole)
+            d.stream_timeout
+                .or(settings.stream_timeout)
+                .unwrap_or(whole)
+                .min(whole)
         } else {
             whole
         };
         let max_body = settings.max_request_size.max(32 * 1024 * 1024);
         let upstream_started = Instant::now();
-        let mut reply = client::send(self.ctx.http, d.provider, &call, first_byte, max_body).await?;
+        let mut reply =
+            client::send(self.ctx.http, d.provider, &call, first_byte, max_body).await?;
         let mut builder = self.response_builder(StatusCode::OK, &reply.provider_headers);
         if stream {
             let fields = self.request.fields.clone();
@@ -356,7 +377,8 @@ impl Attempt<'_> {
         self.timing_headers(&mut builder, Duration::ZERO);
         if self.request.stream {
             let events = mock::stream_events(self.op, &model, content, self.client_wants_usage());
-            let body = futures_util::stream::iter(events.into_iter().map(Ok::<_, actix_web::Error>));
+            let body =
+                futures_util::stream::iter(events.into_iter().map(Ok::<_, actix_web::Error>));
             return builder.content_type("text/event-stream").streaming(body);
         }
         builder.json(mock::reply(self.op, &model, content))
@@ -390,7 +412,10 @@ impl Attempt<'_> {
         let total = self.ctx.started.elapsed();
         let ms = |d: Duration| format!("{:.3}", d.as_secs_f64() * 1000.0);
         b.insert_header(("x-litellm-response-duration-ms", ms(total)));
-        b.insert_header(("x-litellm-overhead-duration-ms", ms(total.saturating_sub(upstream))));
+        b.insert_header((
+            "x-litellm-overhead-duration-ms",
+            ms(total.saturating_sub(upstream)),
+        ));
         let _ = self.ctx.call_id;
     }
 }

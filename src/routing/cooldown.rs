@@ -175,10 +175,22 @@ mod tests {
         let t0 = Instant::now();
         let p = policy(0);
         let mut c = Cooldown::default();
-        c.record_failure(t0, FailureClass::RateLimited, &p, true, Some(Duration::from_secs(30)));
+        c.record_failure(
+            t0,
+            FailureClass::RateLimited,
+            &p,
+            true,
+            Some(Duration::from_secs(30)),
+        );
         assert_eq!(c.until(t0), Some(t0 + Duration::from_secs(30)));
         let mut d = Cooldown::default();
-        d.record_failure(t0, FailureClass::RateLimited, &p, true, Some(Duration::from_secs(1)));
+        d.record_failure(
+            t0,
+            FailureClass::RateLimited,
+            &p,
+            true,
+            Some(Duration::from_secs(1)),
+        );
         assert_eq!(d.until(t0), Some(t0 + Duration::from_secs(5)));
     }
 

@@ -118,21 +118,42 @@ mod tests {
         s.reserve(t0).unwrap();
         assert_eq!(s.snapshot(t0).in_flight, 2);
         s.report(t0, Outcome::Released, &p, false);
-        let ok = Outcome::Success { tokens: 30, latency: Duration::from_millis(5) };
+        let ok = Outcome::Success {
+            tokens: 30,
+            latency: Duration::from_millis(5),
+        };
         s.report(t0, ok, &p, false);
         let snap = s.snapshot(t0);
-        assert_eq!((snap.in_flight, snap.requests_this_minute, snap.tokens_this_minute), (0, 2, 30));
+        assert_eq!(
+            (
+                snap.in_flight,
+                snap.requests_this_minute,
+                snap.tokens_this_minute
+            ),
+            (0, 2, 30)
+        );
     }
 
     #[test]
     fn a_cooling_deployment_refuses_until_its_cooldown_ends() {
         let t0 = Instant::now();
-        let p = CooldownPolicy { allowed_fails: 0, ..CooldownPolicy::default() };
+        let p = CooldownPolicy {
+            allowed_fails: 0,
+            ..CooldownPolicy::default()
+        };
         let mut s = DeploymentState::default();
         s.reserve(t0).unwrap();
-        let fail = Outcome::Failure { class: FailureClass::Unhealthy, retry_after: None };
+        let fail = Outcome::Failure {
+            class: FailureClass::Unhealthy,
+            retry_after: None,
+        };
         assert!(s.report(t0, fail, &p, false));
-        assert_eq!(s.reserve(t0 + Duration::from_secs(1)), Err(Refused { until: Some(t0 + p.cooldown_time) }));
+        assert_eq!(
+            s.reserve(t0 + Duration::from_secs(1)),
+            Err(Refused {
+                until: Some(t0 + p.cooldown_time)
+            })
+        );
         assert!(s.reserve(t0 + p.cooldown_time).is_ok());
     }
 }

@@ -99,7 +99,8 @@ pub fn choose(
         }
         match snapshots[index].cooling_until.filter(|&until| until > now) {
             Some(until) => {
-                earliest_back = Some(earliest_back.map_or(until, |e: std::time::Instant| e.min(until)));
+                earliest_back =
+                    Some(earliest_back.map_or(until, |e: std::time::Instant| e.min(until)));
             }
             None => candidates.push(Candidate {
                 index,
@@ -135,7 +136,12 @@ mod choose_tests {
         snaps[0].cooling_until = Some(now + Duration::from_secs(9));
         snaps[1].cooling_until = Some(now + Duration::from_secs(3));
         let got = choose(&[0, 1], &[1.0, 1.0], &snaps, &[], now, 0.5);
-        assert_eq!(got, Err(NoCapacity { earliest_back: Some(now + Duration::from_secs(3)) }));
+        assert_eq!(
+            got,
+            Err(NoCapacity {
+                earliest_back: Some(now + Duration::from_secs(3))
+            })
+        );
     }
 
     #[test]

@@ -1,0 +1,11 @@
+//! The integration suite: the gateway against a real mock upstream on a random port.
+
+mod support;
+
+mod auth;
+mod chat;
+mod docker;
+mod errors;
+mod mock_response;
+mod routing;
+mod streaming;

@@ -1,0 +1,274 @@
+//! Load balancing by weight, cooldowns from real upstream failures, and retries on other deployments.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{chat_body, eventually, Behavior, Gateway, MockUpstream};
+
+fn group(bases: &[(&str, &str)], settings: &str) -> String {
+    let mut yaml = String::from("model_list:\n");
+    for (base, extra) in bases {
+        yaml.push_str(&format!(
+            "  - model_name: g\n    litellm_params: {{model: openai/m, api_base: '{base}'{extra}}}\n"
+        ));
+    }
+    yaml.push_str(settings);
+    yaml
+}
+
+#[actix_rt::test]
+async fn load_spreads_across_three_deployments_roughly_by_weight() {
+    let mocks = [
+        MockUpstream::start().await,
+        MockUpstream::start().await,
+        MockUpstream::start().await,
+    ];
+    let bases: Vec<String> = mocks.iter().map(MockUpstream::v1).collect();
+    let gw = Gateway::start(&group(
+        &[
+            (&bases[0], ", weight: 1"),
+            (&bases[1], ", weight: 2"),
+            (&bases[2], ", weight: 5"),
+        ],
+        "",
+    ))
+    .await;
+    let total = 400;
+    for _ in 0..total {
+        assert_eq!(
+            gw.post("/v1/chat/completions", None, &chat_body("g"))
+                .await
+                .status,
+            200
+        );
+    }
+    let counts: Vec<usize> = mocks.iter().map(MockUpstream::call_count).collect();
+    assert_eq!(counts.iter().sum::<usize>(), total);
+    for (count, weight) in counts.iter().zip([1.0, 2.0, 5.0]) {
+        let expected = total as f64 * weight / 8.0;
+        assert!(
+            (*count as f64 - expected).abs() < expected * 0.4 + 10.0,
+            "counts {counts:?} do not follow weights 1:2:5"
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn rpm_is_the_weight_when_no_weight_is_given() {
+    let mocks = [MockUpstream::start().await, MockUpstream::start().await];
+    let gw = Gateway::start(&group(
+        &[
+            (&mocks[0].v1(), ", rpm: 10"),
+            (&mocks[1].v1(), ", rpm: 990"),
+        ],
+        "",
+    ))
+    .await;
+    for _ in 0..100 {
+        gw.post("/v1/chat/completions", None, &chat_body("g")).await;
+    }
+    assert!(
+        mocks[0].call_count() < 10,
+        "{} calls to the rpm-10 deployment",
+        mocks[0].call_count()
+    );
+}
+
+#[actix_rt::test]
+async fn a_deployment_in_cooldown_gets_no_traffic() {
+    let failing = MockUpstream::start().await;
+    let healthy = MockUpstream::start().await;
+    failing.set(Behavior::Fail(
+        500,
+        r#"{"error":{"message":"boom"}}"#.into(),
+    ));
+    let gw = Gateway::start(&group(
+        &[(&failing.v1(), ""), (&healthy.v1(), "")],
+        "litellm_settings: {num_retries: 0}\nrouter_settings: {allowed_fails: 1, cooldown_time: 60}\n",
+    ))
+    .await;
+    let mut sent = 0;
+    while failing.call_count() < 2 {
+        gw.post("/v1/chat/completions", None, &chat_body("g")).await;
+        sent += 1;
+        assert!(sent < 200, "the failing deployment was never picked");
+    }
+    assert!(
+        eventually(Duration::from_secs(5), async || gw
+            .deployment(0)
+            .await
+            .cooling_until
+            .is_some())
+        .await
+    );
+    for _ in 0..40 {
+        let r = gw.post("/v1/chat/completions", None, &chat_body("g")).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    assert_eq!(failing.call_count(), 2, "a cooling deployment was called");
+}
+
+#[actix_rt::test]
+async fn a_429_cools_a_deployment_at_once_when_its_group_has_others() {
+    let limited = MockUpstream::start().await;
+    let healthy = MockUpstream::start().await;
+    limited.set(Behavior::Fail(
+        429,
+        r#"{"error":{"message":"slow down"}}"#.into(),
+    ));
+    let gw = Gateway::start(&group(
+        &[(&limited.v1(), ""), (&healthy.v1(), "")],
+        "litellm_settings: {num_retries: 0}\nrouter_settings: {allowed_fails: 3, cooldown_time: 60}\n",
+    ))
+    .await;
+    let mut sent = 0;
+    while limited.call_count() < 1 {
+        gw.post("/v1/chat/completions", None, &chat_body("g")).await;
+        sent += 1;
+        assert!(sent < 200);
+    }
+    assert!(
+        eventually(Duration::from_secs(5), async || gw
+            .deployment(0)
+            .await
+            .cooling_until
+            .is_some())
+        .await
+    );
+    for _ in 0..30 {
+        gw.post("/v1/chat/completions", None, &chat_body("g")).await;
+    }
+    assert_eq!(limited.call_count(), 1);
+}
+
+#[actix_rt::test]
+async fn connection_failures_count_towards_cooldown() {
+    let dead = format!(
+        "http://127.0.0.1:{}/v1",
+        crate::support::binary::free_port()
+    );
+    let healthy = MockUpstream::start().await;
+    let gw = Gateway::start(&group(
+        &[(&dead, ""), (&healthy.v1(), "")],
+        "litellm_settings: {num_retries: 0}\nrouter_settings: {allowed_fails: 0, cooldown_time: 60}\n",
+    ))
+    .await;
+    let mut failures = 0;
+    for _ in 0..60 {
+        if gw
+            .post("/v1/chat/completions", None, &chat_body("g"))
+            .await
+            .status
+            == 502
+        {
+            failures += 1;
+        }
+    }
+    assert_eq!(failures, 1, "the dead endpoint kept taking traffic");
+}
+
+#[actix_rt::test]
+async fn a_failed_attempt_is_retried_on_another_deployment_and_the_header_says_so() {
+    let failing = MockUpstream::start().await;
+    let healthy = MockUpstream::start().await;
+    failing.set(Behavior::Fail(
+        503,
+        r#"{"error":{"message":"down"}}"#.into(),
+    ));
+    let gw = Gateway::start(&group(
+        &[
+            (&failing.v1(), ", weight: 1000"),
+            (&healthy.v1(), ", weight: 1"),
+        ],
+        "litellm_settings: {num_retries: 1}\nrouter_settings: {allowed_fails: 100}\n",
+    ))
+    .await;
+    let r = gw.post("/v1/chat/completions", None, &chat_body("g")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("x-litellm-attempted-retries"), Some("1"));
+    assert_eq!((failing.call_count(), healthy.call_count()), (1, 1));
+}
+
+#[actix_rt::test]
+async fn client_errors_are_neither_retried_nor_counted() {
+    let mock = MockUpstream::start().await;
+    mock.set(Behavior::Fail(400, r#"{"error":{"message":"bad"}}"#.into()));
+    let gw = Gateway::start(&group(
+        &[(&mock.v1(), "")],
+        "router_settings: {allowed_fails: 0, num_retries: 3}\n",
+    ))
+    .await;
+    for _ in 0..5 {
+        assert_eq!(
+            gw.post("/v1/chat/completions", None, &chat_body("g"))
+                .await
+                .status,
+            400
+        );
+    }
+    assert_eq!(mock.call_count(), 5);
+    assert_eq!(gw.deployment(0).await.cooling_until, None);
+}
+
+#[actix_rt::test]
+async fn when_every_deployment_cools_the_answer_is_a_429_with_retry_after() {
+    let mock = MockUpstream::start().await;
+    mock.set(Behavior::Fail(
+        500,
+        r#"{"error":{"message":"boom"}}"#.into(),
+    ));
+    let gw = Gateway::start(&group(
+        &[(&mock.v1(), "")],
+        "litellm_settings: {num_retries: 0}\nrouter_settings: {allowed_fails: 0, cooldown_time: 30}\n",
+    ))
+    .await;
+    assert_eq!(
+        gw.post("/v1/chat/completions", None, &chat_body("g"))
+            .await
+            .status,
+        500
+    );
+    assert!(
+        eventually(Duration::from_secs(5), async || gw
+            .deployment(0)
+            .await
+            .cooling_until
+            .is_some())
+        .await
+    );
+    let r = gw.post("/v1/chat/completions", None, &chat_body("g")).await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert_eq!(r.json()["error"]["type"], "rate_limit_error");
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("model=g"));
+    let after: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((25..=30).contains(&after), "retry-after {after}");
+    assert_eq!(mock.call_count(), 1);
+}
+
+#[actix_rt::test]
+async fn disable_cooldowns_keeps_a_failing_deployment_in_rotation() {
+    let mock = MockUpstream::start().await;
+    mock.set(Behavior::Fail(
+        500,
+        r#"{"error":{"message":"boom"}}"#.into(),
+    ));
+    let gw = Gateway::start(&group(
+        &[(&mock.v1(), "")],
+        "litellm_settings: {num_retries: 0}\nrouter_settings: {allowed_fails: 0, disable_cooldowns: true}\n",
+    ))
+    .await;
+    for _ in 0..5 {
+        assert_eq!(
+            gw.post("/v1/chat/completions", None, &chat_body("g"))
+                .await
+                .status,
+            500
+        );
+    }
+    assert_eq!(mock.call_count(), 5);
+    let _ = json!(null);
+}
