@@ -87,6 +87,8 @@ pub struct Deployment {
     pub public_api_base: String,
     /// The provider key.
     pub api_key: Option<Secret>,
+    /// The header carrying the key, built once: `authorization: Bearer ...` or Azure's `api-key`.
+    pub auth_header: Option<(&'static str, Secret)>,
     /// Azure's `api-version`.
     pub api_version: Option<String>,
     /// OpenAI's organization header.
@@ -294,6 +296,13 @@ impl Deployment {
             .filter(|k| !k.is_empty())
             .or_else(|| flavor.and_then(|f| f.key_env.iter().find_map(|v| a.env.get(v))))
             .map(Secret::new);
+        let auth_header = api_key.as_ref().map(|k| match provider {
+            ProviderKind::Azure(_) => ("api-key", k.clone()),
+            _ => (
+                "authorization",
+                Secret::new(format!("Bearer {}", k.expose())),
+            ),
+        });
         let api_version = a.api_version.or_else(|| {
             matches!(provider, ProviderKind::Azure(_)).then(|| {
                 a.env
@@ -323,6 +332,7 @@ impl Deployment {
             public_api_base: public_base(&api_base),
             api_base,
             api_key,
+            auth_header,
             api_version,
             organization: a.organization,
             headers: a.headers,

@@ -8,8 +8,9 @@ use actix_web::HttpMessage;
 use bytes::Bytes;
 use futures_util::Stream;
 
-use super::request::PreparedCall;
+use super::request::{deployment_headers, PreparedCall};
 use super::{ProviderError, ProviderKind};
+use crate::config::Deployment;
 
 /// An upstream reply body, read chunk by chunk.
 pub type UpstreamBody = Pin<Box<dyn Stream<Item = Result<Bytes, awc::error::PayloadError>>>>;
@@ -56,20 +57,18 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// carrying the upstream's message.
 pub async fn send(
     client: &awc::Client,
-    provider: ProviderKind,
+    deployment: &Deployment,
     call: &PreparedCall,
     wait: Duration,
     max_body: usize,
 ) -> Result<UpstreamReply, ProviderError> {
+    let provider = deployment.provider;
     let mut req = client
         .post(&call.url)
         .timeout(wait)
         .insert_header(("content-type", "application/json"));
-    for (name, value) in &call.headers {
-        req = req.insert_header((*name, value.as_str()));
-    }
-    for (name, value) in &call.extra_headers {
-        req = req.insert_header((name.as_str(), value.as_str()));
+    for (name, value) in deployment_headers(deployment) {
+        req = req.insert_header((name, value));
     }
     let mut res = req
         .send_body(call.body.clone())

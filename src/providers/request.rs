@@ -1,5 +1,6 @@
 //! The outgoing request for one attempt: URL, headers and body for the deployment's provider.
 
+use bytes::Bytes;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value as Json};
 
@@ -17,17 +18,12 @@ pub enum Reshape {
     ChatFromCompletion,
 }
 
-/// Everything needed to send one attempt upstream.
-#[derive(Debug)]
+/// Everything needed to send one attempt upstream, but the deployment's own headers.
 pub struct PreparedCall {
     /// The full URL.
     pub url: String,
-    /// Auth and extra headers (names lowercase).
-    pub headers: Vec<(&'static str, String)>,
-    /// Headers from `litellm_params.headers`.
-    pub extra_headers: Vec<(String, String)>,
     /// The JSON body.
-    pub body: Vec<u8>,
+    pub body: Bytes,
     /// How to reshape the reply.
     pub reshape: Reshape,
 }
@@ -124,12 +120,8 @@ pub fn prepare(
         defaults: &deployment.defaults,
         force_usage: stream && wire_op != Operation::Embedding,
     })?;
-    let mut headers = Vec::with_capacity(2);
     let url = match deployment.provider {
         ProviderKind::Azure(_) => {
-            if let Some(key) = &deployment.api_key {
-                headers.push(("api-key", key.expose().to_owned()));
-            }
             let path = if deployment.api_base.contains("/openai/deployments/") {
                 join(&deployment.api_base, wire_op.route())
             } else {
@@ -143,22 +135,33 @@ pub fn prepare(
             }
         }
         ProviderKind::OpenAi(_) | ProviderKind::TextCompletion(_) | ProviderKind::NotYet(_) => {
-            if let Some(key) = &deployment.api_key {
-                headers.push(("authorization", format!("Bearer {}", key.expose())));
-            }
-            if let Some(org) = &deployment.organization {
-                headers.push(("openai-organization", org.clone()));
-            }
             join(&deployment.api_base, wire_op.route())
         }
     };
     Ok(PreparedCall {
         url,
-        headers,
-        extra_headers: deployment.headers.clone(),
-        body,
+        body: Bytes::from(body),
         reshape,
     })
+}
+
+/// The headers `deployment` sends with every call: its key, organization and extra headers.
+pub fn deployment_headers(deployment: &Deployment) -> impl Iterator<Item = (&str, &str)> {
+    let auth = deployment
+        .auth_header
+        .as_ref()
+        .map(|(name, value)| (*name, value.expose()));
+    let org = deployment
+        .organization
+        .as_deref()
+        .filter(|_| !matches!(deployment.provider, ProviderKind::Azure(_)))
+        .map(|org| ("openai-organization", org));
+    auth.into_iter().chain(org).chain(
+        deployment
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    )
 }
 
 #[cfg(test)]
@@ -193,7 +196,10 @@ mod tests {
             serde_json::json!({"model":"gpt-x","messages":[],"max_tokens":9,"foo":1,"temperature":0.2})
         );
         assert_eq!(call.url, "http://h/v1/chat/completions");
-        assert_eq!(call.headers, vec![("authorization", "Bearer k".to_owned())]);
+        assert_eq!(
+            deployment_headers(&d).collect::<Vec<_>>(),
+            vec![("authorization", "Bearer k")]
+        );
     }
 
     #[test]
@@ -219,7 +225,10 @@ mod tests {
         let d = deployment("{model: azure/my-dep, api_base: 'https://r.openai.azure.com/', api_key: k, api_version: '2024-06-01'}");
         let call = prepare(Operation::Embedding, &d, "my-dep", &Map::new(), false).unwrap();
         assert_eq!(call.url, "https://r.openai.azure.com/openai/deployments/my-dep/embeddings?api-version=2024-06-01");
-        assert_eq!(call.headers, vec![("api-key", "k".to_owned())]);
+        assert_eq!(
+            deployment_headers(&d).collect::<Vec<_>>(),
+            vec![("api-key", "k")]
+        );
     }
 
     #[test]

@@ -24,9 +24,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// What the access log line reports about a request.
 #[derive(Default)]
-struct Trace {
-    group: Option<String>,
-    deployment_id: Option<String>,
+struct Trace<'a> {
+    group: Option<&'a str>,
+    deployment_id: Option<&'a str>,
 }
 
 /// Serves one chat, completion or embedding request and logs it.
@@ -66,8 +66,8 @@ pub async fn handle(
         "{} {} model={} deployment={} status={} {:.1}ms",
         req.method(),
         req.path(),
-        trace.group.as_deref().unwrap_or("-"),
-        trace.deployment_id.as_deref().unwrap_or("-"),
+        trace.group.unwrap_or("-"),
+        trace.deployment_id.unwrap_or("-"),
         response.status().as_u16(),
         started.elapsed().as_secs_f64() * 1000.0
     );
@@ -113,13 +113,13 @@ async fn read_body(
     Ok(buf.freeze())
 }
 
-async fn serve(
-    ctx: &Call<'_>,
+async fn serve<'s>(
+    ctx: &Call<'s>,
     req: &HttpRequest,
     payload: web::Payload,
     op: Operation,
     path_model: Option<String>,
-    trace: &mut Trace,
+    trace: &mut Trace<'s>,
 ) -> Result<HttpResponse, ApiError> {
     let state = ctx.state;
     authenticate(state, req)?;
@@ -130,7 +130,7 @@ async fn serve(
         .catalog
         .resolve(&request.model)
         .ok_or_else(|| ApiError::UnknownModel(request.model.clone()))?;
-    trace.group = Some(state.catalog.name(resolved.group).to_owned());
+    trace.group = Some(state.catalog.name(resolved.group));
     route(ctx, op, &request, &resolved, trace).await
 }
 
@@ -144,12 +144,12 @@ fn backoff(retry: u32, retry_after: Option<Duration>) -> Duration {
 }
 
 /// Picks, reserves and tries deployments until one answers or the retries run out.
-async fn route(
-    ctx: &Call<'_>,
+async fn route<'s>(
+    ctx: &Call<'s>,
     op: Operation,
     request: &ModelRequest,
     resolved: &Resolved,
-    trace: &mut Trace,
+    trace: &mut Trace<'s>,
 ) -> Result<HttpResponse, ApiError> {
     let state = ctx.state;
     let max_retries = request
@@ -207,7 +207,7 @@ async fn route(
         }
         let lease = Lease::new(index, addr.clone());
         let deployment = state.deployment(index);
-        trace.deployment_id = Some(deployment.id.clone());
+        trace.deployment_id = Some(&deployment.id);
         let attempt = Attempt {
             ctx,
             op,
@@ -336,8 +336,7 @@ impl Attempt<'_> {
         };
         let max_body = settings.max_request_size.max(32 * 1024 * 1024);
         let upstream_started = Instant::now();
-        let mut reply =
-            client::send(self.ctx.http, d.provider, &call, first_byte, max_body).await?;
+        let mut reply = client::send(self.ctx.http, d, &call, first_byte, max_body).await?;
         let mut builder = self.response_builder(StatusCode::OK, &reply.provider_headers);
         if stream {
             let fields = self.request.fields.clone();

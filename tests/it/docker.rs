@@ -19,7 +19,10 @@ fn help_text() -> String {
 }
 
 fn flags(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).filter(|a| a.starts_with("--")).collect()
+    args.iter()
+        .map(String::as_str)
+        .filter(|a| a.starts_with("--"))
+        .collect()
 }
 
 #[test]
@@ -29,12 +32,21 @@ fn compose_mounts_a_config_that_loads_and_passes_only_real_flags() {
     let service = &compose["services"]["llmgate"];
     let volume = service["volumes"][0].as_str().unwrap();
     // "${LLMGATE_CONFIG:-../config/mock.yaml}:/app/config.yaml:ro"
-    let host_path = volume.split(":-").nth(1).unwrap().split('}').next().unwrap();
+    let host_path = volume
+        .split(":-")
+        .nth(1)
+        .unwrap()
+        .split('}')
+        .next()
+        .unwrap();
     let config = root().join("docker").join(host_path);
     let settings = Settings::load(Some(&config), &CliOverrides::default()).unwrap();
     assert!(!settings.deployments.is_empty());
     let command: Vec<String> = serde_yaml::from_value(service["command"].clone()).unwrap();
-    assert_eq!(command[1], "/app/config.yaml", "the command reads the mounted file");
+    assert_eq!(
+        command[1], "/app/config.yaml",
+        "the command reads the mounted file"
+    );
     let help = help_text();
     for flag in flags(&command) {
         assert!(help.contains(flag), "llmgate has no {flag}");
