@@ -46,6 +46,9 @@ pub fn start(
         App::new()
             .app_data(app_state.clone())
             .app_data(web::Data::new(upstream_client()))
+            .wrap(actix_web::middleware::from_fn(
+                routes::access_log::access_log,
+            ))
             .configure(routes::configure)
     })
     .workers(workers.max(1))

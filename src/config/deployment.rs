@@ -172,7 +172,7 @@ impl Deployment {
         let id = match model_info.get("id") {
             Some(Json::String(s)) if !s.is_empty() => s.clone(),
             Some(Json::Number(n)) => n.to_string(),
-            _ => stable_id(&model_name, &public_params),
+            _ => stable_id(&model_name, &params_json),
         };
         model_info.insert("id".into(), Json::String(id.clone()));
 
@@ -310,6 +310,11 @@ impl Deployment {
                     .unwrap_or_else(|| DEFAULT_AZURE_API_VERSION.to_owned())
             })
         });
+        let public_api_base = public_base(&api_base);
+        let mut public_params = a.public_params;
+        if let Some(Json::String(shown)) = public_params.get_mut("api_base") {
+            *shown = public_base(shown);
+        }
         let mut defaults = a.defaults;
         if let Some(t) = a.cli.temperature {
             defaults.entry("temperature").or_insert(Json::from(t));
@@ -329,7 +334,7 @@ impl Deployment {
             model_name: a.model_name,
             provider,
             upstream_model,
-            public_api_base: public_base(&api_base),
+            public_api_base,
             api_base,
             api_key,
             auth_header,
@@ -345,7 +350,7 @@ impl Deployment {
             mock_response: a.mock_response,
             native_completions,
             completions_only,
-            public_params: a.public_params,
+            public_params,
             model_info: a.model_info,
         })
     }
@@ -425,12 +430,14 @@ fn to_json(v: &Value) -> Json {
     }
 }
 
-/// An id that is the same across restarts for the same entry, and never derived from secrets.
-fn stable_id(model_name: &str, public_params: &Map<String, Json>) -> String {
+/// An id that is the same across restarts for the same entry and differs between entries that
+/// differ in anything, keys included (as LiteLLM's does); a one-way hash reveals no key.
+fn stable_id(model_name: &str, params: &impl serde::Serialize) -> String {
     let mut hasher = Sha256::new();
+    hasher.update(b"llmgate-deployment-id\0");
     hasher.update(model_name.as_bytes());
     hasher.update([0]);
-    hasher.update(serde_json::to_vec(public_params).unwrap_or_default());
+    hasher.update(serde_json::to_vec(params).unwrap_or_default());
     let digest = hasher.finalize();
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -471,5 +478,9 @@ mod tests {
         assert_eq!(stable_id("g", &a), stable_id("g", &a));
         assert_ne!(stable_id("g", &a), stable_id("h", &a));
         assert_eq!(stable_id("g", &a).len(), 64);
+        let mut keyed = a.clone();
+        keyed.insert("api_key".into(), Json::String("sk-1".into()));
+        assert_ne!(stable_id("g", &a), stable_id("g", &keyed));
+        assert!(!stable_id("g", &keyed).contains("sk-1"));
     }
 }

@@ -121,7 +121,12 @@ pub const SECRET_PARAMS: &[&str] = &[
     "client_secret",
 ];
 
-const MODEL_INFO: &[(&str, SettingStatus)] = &[("access_groups", N)];
+const MODEL_INFO: &[(&str, SettingStatus)] = &[
+    ("access_groups", N),
+    ("base_model", N),
+    ("input_cost_per_token", N),
+    ("output_cost_per_token", N),
+];
 
 const SECTIONS: &[&str] = &[
     "model_list",

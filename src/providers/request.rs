@@ -4,7 +4,7 @@ use bytes::Bytes;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value as Json};
 
-use super::{translate, Operation, ProviderKind};
+use super::{translate, ErrorKind, Operation, ProviderError, ProviderKind};
 use crate::config::Deployment;
 
 /// How the reply must be reshaped for the client.
@@ -19,6 +19,7 @@ pub enum Reshape {
 }
 
 /// Everything needed to send one attempt upstream, but the deployment's own headers.
+#[derive(Debug)]
 pub struct PreparedCall {
     /// The full URL.
     pub url: String,
@@ -28,26 +29,37 @@ pub struct PreparedCall {
     pub reshape: Reshape,
 }
 
+/// What to do with request fields a provider cannot take.
+#[derive(Debug, Default)]
+pub struct DropPolicy<'a> {
+    /// `drop_params`: drop them (else the request fails with a 400 naming the first).
+    pub unsupported: bool,
+    /// `additional_drop_params`: fields never forwarded.
+    pub always: &'a [String],
+}
+
 /// The request body as sent upstream: the client's fields, the deployment's model and defaults.
 struct Outgoing<'a> {
     model: &'a str,
     fields: &'a Map<String, Json>,
     defaults: &'a Map<String, Json>,
     force_usage: bool,
+    skip: &'a [String],
 }
 
 impl Serialize for Outgoing<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("model", self.model)?;
+        let skipped = |k: &String| self.skip.iter().any(|s| s == k);
         for (k, v) in self.fields {
-            if self.force_usage && k == "stream_options" {
+            if (self.force_usage && k == "stream_options") || skipped(k) {
                 continue;
             }
             m.serialize_entry(k, v)?;
         }
         for (k, v) in self.defaults {
-            if !self.fields.contains_key(k) {
+            if !self.fields.contains_key(k) && !skipped(k) {
                 m.serialize_entry(k, v)?;
             }
         }
@@ -91,7 +103,8 @@ pub fn prepare(
     model: &str,
     fields: &Map<String, Json>,
     stream: bool,
-) -> Result<PreparedCall, serde_json::Error> {
+    drop: &DropPolicy<'_>,
+) -> Result<PreparedCall, ProviderError> {
     let reshape = match op {
         Operation::Chat if deployment.completions_only => Reshape::ChatFromCompletion,
         Operation::Completion if !deployment.native_completions => Reshape::CompletionFromChat,
@@ -106,6 +119,12 @@ pub fn prepare(
     let fields = match reshape {
         Reshape::None => fields,
         Reshape::ChatFromCompletion => {
+            let unsupported = translate::CHAT_ONLY_PARAMS
+                .iter()
+                .find(|p| fields.contains_key(**p) && !drop.always.iter().any(|a| a == *p));
+            if let (Some(param), false) = (unsupported, drop.unsupported) {
+                return Err(unsupported_param(deployment, model, param));
+            }
             translated = translate::chat_request_to_completion(fields);
             &translated
         }
@@ -119,6 +138,13 @@ pub fn prepare(
         fields,
         defaults: &deployment.defaults,
         force_usage: stream && wire_op != Operation::Embedding,
+        skip: drop.always,
+    })
+    .map_err(|e| {
+        ProviderError::connection(
+            deployment.provider,
+            format!("cannot encode the request: {e}"),
+        )
     })?;
     let url = match deployment.provider {
         ProviderKind::Azure(_) => {
@@ -143,6 +169,21 @@ pub fn prepare(
         body: Bytes::from(body),
         reshape,
     })
+}
+
+/// LiteLLM's `UnsupportedParamsError`: a 400 naming the parameter and how to drop it.
+fn unsupported_param(deployment: &Deployment, model: &str, param: &str) -> ProviderError {
+    ProviderError {
+        status: 400,
+        kind: ErrorKind::Status,
+        message: format!(
+            "litellm.UnsupportedParamsError: {} does not support parameters: ['{param}'], for model={model}. To drop these, set `drop_params: true` in litellm_settings (or send `drop_params: true` in the request).",
+            deployment.provider.name()
+        ),
+        upstream_type: Some("invalid_request_error".into()),
+        param: Some(param.to_owned()),
+        retry_after: None,
+    }
 }
 
 /// The headers `deployment` sends with every call: its key, organization and extra headers.
@@ -188,6 +229,7 @@ mod tests {
             "gpt-x",
             &fields(r#"{"messages":[],"max_tokens":9,"foo":1}"#),
             false,
+            &DropPolicy::default(),
         )
         .unwrap();
         let body: Json = serde_json::from_slice(&call.body).unwrap();
@@ -211,6 +253,7 @@ mod tests {
             "gpt-x",
             &fields(r#"{"stream":true,"stream_options":{"include_usage":false,"x":1}}"#),
             true,
+            &DropPolicy::default(),
         )
         .unwrap();
         let body: Json = serde_json::from_slice(&call.body).unwrap();
@@ -223,7 +266,15 @@ mod tests {
     #[test]
     fn azure_uses_deployment_paths_api_version_and_api_key() {
         let d = deployment("{model: azure/my-dep, api_base: 'https://r.openai.azure.com/', api_key: k, api_version: '2024-06-01'}");
-        let call = prepare(Operation::Embedding, &d, "my-dep", &Map::new(), false).unwrap();
+        let call = prepare(
+            Operation::Embedding,
+            &d,
+            "my-dep",
+            &Map::new(),
+            false,
+            &DropPolicy::default(),
+        )
+        .unwrap();
         assert_eq!(call.url, "https://r.openai.azure.com/openai/deployments/my-dep/embeddings?api-version=2024-06-01");
         assert_eq!(
             deployment_headers(&d).collect::<Vec<_>>(),
@@ -242,7 +293,15 @@ mod tests {
     #[test]
     fn a_base_that_already_ends_with_the_route_is_used_as_is() {
         let d = deployment("{model: openai/x, api_base: 'http://h/v1/chat/completions'}");
-        let call = prepare(Operation::Chat, &d, "x", &Map::new(), false).unwrap();
+        let call = prepare(
+            Operation::Chat,
+            &d,
+            "x",
+            &Map::new(),
+            false,
+            &DropPolicy::default(),
+        )
+        .unwrap();
         assert_eq!(call.url, "http://h/v1/chat/completions");
     }
 
@@ -255,6 +314,7 @@ mod tests {
             "gpt-x",
             &fields(r#"{"prompt":"hi"}"#),
             false,
+            &DropPolicy::default(),
         )
         .unwrap();
         assert_eq!(call.reshape, Reshape::CompletionFromChat);
@@ -264,5 +324,57 @@ mod tests {
             body["messages"],
             serde_json::json!([{"role":"user","content":"hi"}])
         );
+    }
+}
+
+#[cfg(test)]
+mod drop_tests {
+    use super::*;
+    use crate::config::{CliOverrides, Settings};
+
+    fn text_deployment() -> Deployment {
+        let text = "model_list:\n  - model_name: m\n    litellm_params: {model: text-completion-openai/i, api_base: 'http://h/v1'}\n";
+        Settings::from_yaml(text, &CliOverrides::default())
+            .unwrap()
+            .deployments
+            .remove(0)
+    }
+
+    #[test]
+    fn tools_on_a_completions_only_deployment_fail_unless_dropped() {
+        let d = text_deployment();
+        let f: Map<String, Json> =
+            serde_json::from_str(r#"{"messages":[{"role":"user","content":"x"}],"tools":[]}"#)
+                .unwrap();
+        let err = prepare(Operation::Chat, &d, "i", &f, false, &DropPolicy::default()).unwrap_err();
+        assert_eq!((err.status, err.param.as_deref()), (400, Some("tools")));
+        let dropping = DropPolicy {
+            unsupported: true,
+            always: &[],
+        };
+        let call = prepare(Operation::Chat, &d, "i", &f, false, &dropping).unwrap();
+        assert!(!String::from_utf8_lossy(&call.body).contains("tools"));
+    }
+
+    #[test]
+    fn additional_drop_params_are_never_sent() {
+        let d = text_deployment();
+        let f: Map<String, Json> =
+            serde_json::from_str(r#"{"prompt":"x","user":"u","seed":1}"#).unwrap();
+        let always = vec!["user".to_owned()];
+        let call = prepare(
+            Operation::Completion,
+            &d,
+            "i",
+            &f,
+            false,
+            &DropPolicy {
+                unsupported: false,
+                always: &always,
+            },
+        )
+        .unwrap();
+        let body: Json = serde_json::from_slice(&call.body).unwrap();
+        assert_eq!(body, serde_json::json!({"model":"i","prompt":"x","seed":1}));
     }
 }

@@ -55,6 +55,39 @@ pub fn completion_request_to_chat(fields: &Map<String, Json>) -> Map<String, Jso
     out
 }
 
+/// Chat parameters the legacy completions API cannot take.
+pub const CHAT_ONLY_PARAMS: &[&str] = &[
+    "tools",
+    "tool_choice",
+    "functions",
+    "function_call",
+    "response_format",
+    "parallel_tool_calls",
+];
+
+/// Replaces float embeddings by base64 of little-endian f32s, as OpenAI's `encoding_format:
+/// "base64"` returns them; `None` when there was nothing to encode.
+pub fn embeddings_as_base64(body: &[u8]) -> Option<bytes::Bytes> {
+    use base64::Engine;
+    let mut reply: Json = serde_json::from_slice(body).ok()?;
+    let mut changed = false;
+    for item in reply.get_mut("data")?.as_array_mut()? {
+        let Some(Json::Array(values)) = item.get("embedding") else {
+            continue;
+        };
+        let mut raw = Vec::with_capacity(values.len() * 4);
+        for v in values {
+            raw.extend_from_slice(&(v.as_f64()? as f32).to_le_bytes());
+        }
+        item["embedding"] = Json::String(base64::engine::general_purpose::STANDARD.encode(raw));
+        changed = true;
+    }
+    if !changed {
+        return None;
+    }
+    serde_json::to_vec(&reply).ok().map(bytes::Bytes::from)
+}
+
 /// Chat fields as a `/completions` request: the messages' text joined into the prompt.
 pub fn chat_request_to_completion(fields: &Map<String, Json>) -> Map<String, Json> {
     let mut out = Map::with_capacity(fields.len());
@@ -191,6 +224,16 @@ mod tests {
             json!({"id":"x","created":2,"model":"m","object":"chat.completion.chunk",
                 "choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]})
         );
+    }
+
+    #[test]
+    fn float_embeddings_become_little_endian_f32_base64() {
+        let body = br#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[1.0,-2.0]}]}"#;
+        let out: Json = serde_json::from_slice(&embeddings_as_base64(body).unwrap()).unwrap();
+        // 1.0f32 = 00 00 80 3f, -2.0f32 = 00 00 00 c0
+        assert_eq!(out["data"][0]["embedding"], "AACAPwAAAMA=");
+        let already = br#"{"data":[{"embedding":"AACAPw=="}]}"#;
+        assert!(embeddings_as_base64(already).is_none());
     }
 
     #[test]

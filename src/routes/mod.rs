@@ -1,5 +1,6 @@
 //! The HTTP surface: one file per endpoint family, wired into one route table.
 
+pub mod access_log;
 mod completions;
 mod health;
 mod model_request;

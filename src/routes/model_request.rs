@@ -35,6 +35,10 @@ pub struct GatewayFields {
     pub num_retries: Option<u32>,
     /// `request_timeout` / `timeout`.
     pub timeout: Option<Duration>,
+    /// `drop_params`: drop what the provider cannot take instead of failing.
+    pub drop_params: Option<bool>,
+    /// `additional_drop_params`: fields never to forward.
+    pub additional_drop_params: Vec<String>,
 }
 
 /// A validated chat, completion or embedding request.
@@ -167,6 +171,18 @@ fn take_gateway_fields(fields: &mut Map<String, Json>) -> Result<GatewayFields, 
                     .filter(|d| !d.is_zero())
                     .ok_or_else(|| type_error(name, "a positive number of seconds"))?;
                 g.timeout = Some(secs);
+            }
+            ("drop_params", Json::Bool(b)) => g.drop_params = Some(b),
+            ("drop_params", _) => return Err(type_error("drop_params", "a boolean")),
+            ("additional_drop_params", Json::Array(items)) => {
+                g.additional_drop_params = items
+                    .iter()
+                    .map(|i| i.as_str().map(str::to_owned))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| type_error("additional_drop_params", "a list of strings"))?;
+            }
+            ("additional_drop_params", _) => {
+                return Err(type_error("additional_drop_params", "a list of strings"))
             }
             _ => {}
         }

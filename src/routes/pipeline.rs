@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
@@ -14,7 +14,7 @@ use crate::auth::authenticate;
 use crate::catalog::Resolved;
 use crate::config::Deployment;
 use crate::error::ApiError;
-use crate::providers::request::{prepare, Reshape};
+use crate::providers::request::{prepare, DropPolicy, Reshape};
 use crate::providers::stream::{RelayOptions, SseRelay};
 use crate::providers::{client, mock, translate, usage_of, Operation, ProviderError, ProviderKind};
 use crate::state::AppState;
@@ -22,12 +22,7 @@ use crate::state::AppState;
 /// The version reported in `x-litellm-version` and `/health/readiness`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// What the access log line reports about a request.
-#[derive(Default)]
-struct Trace<'a> {
-    group: Option<&'a str>,
-    deployment_id: Option<&'a str>,
-}
+use super::access_log::Trace;
 
 /// Serves one chat, completion or embedding request and logs it.
 pub async fn handle(
@@ -61,16 +56,7 @@ pub async fn handle(
             .headers_mut()
             .insert(HeaderName::from_static("x-litellm-call-id"), v);
     }
-    log::info!(
-        target: "llmgate::access",
-        "{} {} model={} deployment={} status={} {:.1}ms",
-        req.method(),
-        req.path(),
-        trace.group.unwrap_or("-"),
-        trace.deployment_id.unwrap_or("-"),
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64() * 1000.0
-    );
+    req.extensions_mut().insert(trace);
     response
 }
 
@@ -113,13 +99,13 @@ async fn read_body(
     Ok(buf.freeze())
 }
 
-async fn serve<'s>(
-    ctx: &Call<'s>,
+async fn serve(
+    ctx: &Call<'_>,
     req: &HttpRequest,
     payload: web::Payload,
     op: Operation,
     path_model: Option<String>,
-    trace: &mut Trace<'s>,
+    trace: &mut Trace,
 ) -> Result<HttpResponse, ApiError> {
     let state = ctx.state;
     authenticate(state, req)?;
@@ -130,7 +116,7 @@ async fn serve<'s>(
         .catalog
         .resolve(&request.model)
         .ok_or_else(|| ApiError::UnknownModel(request.model.clone()))?;
-    trace.group = Some(state.catalog.name(resolved.group));
+    trace.group = Some(resolved.group);
     route(ctx, op, &request, &resolved, trace).await
 }
 
@@ -144,12 +130,12 @@ fn backoff(retry: u32, retry_after: Option<Duration>) -> Duration {
 }
 
 /// Picks, reserves and tries deployments until one answers or the retries run out.
-async fn route<'s>(
-    ctx: &Call<'s>,
+async fn route(
+    ctx: &Call<'_>,
     op: Operation,
     request: &ModelRequest,
     resolved: &Resolved,
-    trace: &mut Trace<'s>,
+    trace: &mut Trace,
 ) -> Result<HttpResponse, ApiError> {
     let state = ctx.state;
     let max_retries = request
@@ -207,7 +193,7 @@ async fn route<'s>(
         }
         let lease = Lease::new(index, addr.clone());
         let deployment = state.deployment(index);
-        trace.deployment_id = Some(&deployment.id);
+        trace.deployment = Some(index);
         let attempt = Attempt {
             ctx,
             op,
@@ -264,6 +250,14 @@ impl Attempt<'_> {
         }
     }
 
+    fn wants_base64(&self) -> bool {
+        self.request
+            .fields
+            .get("encoding_format")
+            .and_then(|v| v.as_str())
+            == Some("base64")
+    }
+
     fn client_wants_usage(&self) -> bool {
         self.request.wants_stream_usage || self.ctx.state.settings.always_include_stream_usage
     }
@@ -314,9 +308,16 @@ impl Attempt<'_> {
         }
         let model = self.upstream_model();
         let stream = self.request.stream;
-        let call = prepare(self.op, d, &model, &self.request.fields, stream).map_err(|e| {
-            ProviderError::connection(d.provider, format!("cannot encode request: {e}"))
-        })?;
+        let settings = &self.ctx.state.settings;
+        let drop = DropPolicy {
+            unsupported: self
+                .request
+                .gateway
+                .drop_params
+                .unwrap_or(settings.drop_params),
+            always: &self.request.gateway.additional_drop_params,
+        };
+        let call = prepare(self.op, d, &model, &self.request.fields, stream, &drop)?;
         log::debug!(
             "calling {} at {} for {} (deployment {})",
             d.provider.name(),
@@ -325,7 +326,6 @@ impl Attempt<'_> {
             d.id
         );
         let whole = self.whole_timeout();
-        let settings = &self.ctx.state.settings;
         let first_byte = if stream {
             d.stream_timeout
                 .or(settings.stream_timeout)
@@ -362,6 +362,11 @@ impl Attempt<'_> {
         let body = match call.reshape {
             Reshape::None => body,
             reshape => reshape_body(&body, reshape),
+        };
+        let body = if self.op == Operation::Embedding && self.wants_base64() {
+            translate::embeddings_as_base64(&body).unwrap_or(body)
+        } else {
+            body
         };
         self.timing_headers(&mut builder, upstream_started.elapsed());
         Ok(builder.content_type("application/json").body(body))

@@ -69,7 +69,8 @@ async fn completions_and_embeddings_answer_with_and_without_v1() {
             )
             .await;
         assert_eq!(r.status, 200, "{path}: {}", r.text);
-        assert_eq!(r.json()["data"][0]["embedding"], json!([0.5, -0.25, 1.0]));
+        // The mock sends floats; the client asked for base64 (0.5, -0.25, 1.0 as f32 LE).
+        assert_eq!(r.json()["data"][0]["embedding"], json!("AAAAPwAAgL4AAIA/"));
         assert_eq!(mock.last().path, "/v1/embeddings");
         assert_eq!(mock.last().body["encoding_format"], "base64");
     }

@@ -231,7 +231,11 @@ fn a_config_with_every_litellm_key_loads() {
 fn exactly_the_unimplemented_keys_are_named_each_once() {
     let settings = load(EVERY_KEY);
 
-    let named: Vec<&str> = settings.not_implemented.iter().map(String::as_str).collect();
+    let named: Vec<&str> = settings
+        .not_implemented
+        .iter()
+        .map(String::as_str)
+        .collect();
     let distinct: BTreeSet<&str> = named.iter().copied().collect();
     assert_eq!(named.len(), distinct.len(), "named twice: {named:#?}");
     let expected: BTreeSet<&str> = NOT_IMPLEMENTED.iter().copied().collect();
@@ -268,7 +272,10 @@ fn keys_litellm_does_not_define_are_named_as_unknown_not_fatal() {
         BTreeSet::from(["litellm_settings.no_such_setting", "surprise_section"])
     );
     let warnings = settings.warnings().join("\n");
-    assert!(warnings.contains("litellm_settings.no_such_setting"), "{warnings}");
+    assert!(
+        warnings.contains("litellm_settings.no_such_setting"),
+        "{warnings}"
+    );
     assert!(warnings.contains("surprise_section"), "{warnings}");
 }
 
@@ -331,7 +338,10 @@ general_settings:
     );
 
     let d = &settings.deployments[0];
-    assert_eq!(d.api_key.as_ref().map(|k| k.expose()), Some("sk-from-the-overlay"));
+    assert_eq!(
+        d.api_key.as_ref().map(|k| k.expose()),
+        Some("sk-from-the-overlay")
+    );
     assert_eq!(d.rpm, Some(60));
     assert_eq!(
         d.headers,
@@ -506,7 +516,10 @@ fn wrong_types_and_bad_values_are_errors_naming_the_yaml_path() {
     ];
     for (yaml, prefix) in cases {
         let err = load_error(&yaml);
-        assert!(err.starts_with(prefix), "expected {prefix:?}…, got {err:?}\n{yaml}");
+        assert!(
+            err.starts_with(prefix),
+            "expected {prefix:?}…, got {err:?}\n{yaml}"
+        );
     }
 }
 
@@ -556,7 +569,9 @@ async fn a_bare_gpt_4_deployment_calls_its_upstream_as_gpt_4() {
     ))
     .await;
 
-    let reply = gw.post("/v1/chat/completions", None, &chat_body("smart")).await;
+    let reply = gw
+        .post("/v1/chat/completions", None, &chat_body("smart"))
+        .await;
 
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(mock.last().body["model"], "gpt-4");
@@ -593,7 +608,11 @@ fn every_entry_gets_its_own_generated_id() {
         ids.len(),
         settings.deployments.len(),
         "entries differing only in their api_key share an id: {:?}",
-        settings.deployments.iter().map(|d| &d.id).collect::<Vec<_>>()
+        settings
+            .deployments
+            .iter()
+            .map(|d| &d.id)
+            .collect::<Vec<_>>()
     );
 }
 
@@ -623,8 +642,12 @@ model_list:
     let expected_generated = load(&yaml).deployments[1].id.clone();
     let gw = Gateway::start(&yaml).await;
 
-    let named = gw.post("/v1/chat/completions", None, &chat_body("named")).await;
-    let generated = gw.post("/v1/chat/completions", None, &chat_body("generated")).await;
+    let named = gw
+        .post("/v1/chat/completions", None, &chat_body("named"))
+        .await;
+    let generated = gw
+        .post("/v1/chat/completions", None, &chat_body("generated"))
+        .await;
 
     assert_eq!(named.status, 200, "{}", named.text);
     assert_eq!(named.header("x-litellm-model-id"), Some("my-deployment-7"));
@@ -636,7 +659,9 @@ model_list:
 }
 
 fn example(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -644,10 +669,14 @@ fn example(name: &str) -> String {
 fn the_mock_example_config_loads_without_warnings() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/mock.yaml");
 
-    let settings = Settings::load(Some(path.as_path()), &CliOverrides::default()).expect("mock.yaml loads");
+    let settings =
+        Settings::load(Some(path.as_path()), &CliOverrides::default()).expect("mock.yaml loads");
 
     assert_eq!(settings.deployments.len(), 4);
-    assert_eq!(settings.master_key.as_ref().map(|k| k.expose()), Some("sk-1234"));
+    assert_eq!(
+        settings.master_key.as_ref().map(|k| k.expose()),
+        Some("sk-1234")
+    );
     assert!(settings.warnings().is_empty(), "{:?}", settings.warnings());
 }
 
@@ -656,7 +685,11 @@ async fn the_mock_example_config_answers_without_any_upstream() {
     let gw = Gateway::start(&example("mock.yaml")).await;
 
     let reply = gw
-        .post("/v1/chat/completions", Some("sk-1234"), &chat_body("gpt-4o-mini"))
+        .post(
+            "/v1/chat/completions",
+            Some("sk-1234"),
+            &chat_body("gpt-4o-mini"),
+        )
         .await;
 
     assert_eq!(reply.status, 200, "{}", reply.text);
@@ -675,13 +708,20 @@ fn the_providers_example_config_loads_with_its_variables_supplied() {
     let settings = load(&yaml);
 
     assert_eq!(settings.deployments.len(), 5);
-    let names: Vec<&str> = settings.deployments.iter().map(|d| d.provider.name()).collect();
+    let names: Vec<&str> = settings
+        .deployments
+        .iter()
+        .map(|d| d.provider.name())
+        .collect();
     assert_eq!(names, ["openai", "azure", "groq", "openai", "openai"]);
     assert_eq!(
         settings.deployments[0].api_key.as_ref().map(|k| k.expose()),
         Some("sk-example-openai")
     );
-    assert_eq!(settings.deployments[1].api_base, "https://example.openai.azure.com");
+    assert_eq!(
+        settings.deployments[1].api_base,
+        "https://example.openai.azure.com"
+    );
     assert_eq!(
         settings.master_key.as_ref().map(|k| k.expose()),
         Some("sk-example-master")

@@ -4,8 +4,11 @@ mod support;
 
 mod auth;
 mod chat;
+mod cli;
+mod config;
 mod docker;
 mod errors;
 mod mock_response;
+mod providers;
 mod routing;
 mod streaming;

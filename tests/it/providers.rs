@@ -42,12 +42,17 @@ async fn openai_compatible_provider_serves_chat(prefix: &str, key_var: &str) {
     );
     let gw = Gateway::start(&yaml).await;
 
-    let reply = gw.post("/v1/chat/completions", None, &chat_body("some-model")).await;
+    let reply = gw
+        .post("/v1/chat/completions", None, &chat_body("some-model"))
+        .await;
 
     assert_eq!(reply.status, 200, "{prefix}: {}", reply.text);
     let body = reply.json();
     assert_eq!(body["object"], "chat.completion", "{prefix}: {body}");
-    assert_eq!(body["choices"][0]["message"]["content"], "mock says hi", "{prefix}");
+    assert_eq!(
+        body["choices"][0]["message"]["content"], "mock says hi",
+        "{prefix}"
+    );
     let seen = mock.last();
     assert_eq!(seen.path, "/v1/chat/completions", "{prefix}");
     assert_eq!(
@@ -56,7 +61,10 @@ async fn openai_compatible_provider_serves_chat(prefix: &str, key_var: &str) {
         "{prefix}: the key from {key_var}"
     );
     assert_eq!(seen.body["model"], "some-model", "{prefix}");
-    assert_eq!(seen.body["messages"][0]["content"], "hello there", "{prefix}");
+    assert_eq!(
+        seen.body["messages"][0]["content"], "hello there",
+        "{prefix}"
+    );
 }
 
 macro_rules! openai_compatible {
@@ -100,10 +108,15 @@ async fn azure_uses_the_deployment_path_api_version_and_api_key_header() {
     );
     let gw = Gateway::start(&yaml).await;
 
-    let reply = gw.post("/v1/chat/completions", None, &chat_body("some-model")).await;
+    let reply = gw
+        .post("/v1/chat/completions", None, &chat_body("some-model"))
+        .await;
 
     assert_eq!(reply.status, 200, "{}", reply.text);
-    assert_eq!(reply.json()["choices"][0]["message"]["content"], "mock says hi");
+    assert_eq!(
+        reply.json()["choices"][0]["message"]["content"],
+        "mock says hi"
+    );
     let seen = mock.last();
     assert_eq!(seen.path, "/openai/deployments/some-model/chat/completions");
     assert_eq!(seen.query, "api-version=2024-06-01");
@@ -129,7 +142,9 @@ async fn azure_without_an_api_version_still_sends_one() {
     );
     let gw = Gateway::start(&yaml).await;
 
-    let reply = gw.post("/v1/chat/completions", None, &chat_body("some-model")).await;
+    let reply = gw
+        .post("/v1/chat/completions", None, &chat_body("some-model"))
+        .await;
 
     assert_eq!(reply.status, 200, "{}", reply.text);
     let query = mock.last().query;
@@ -151,14 +166,21 @@ async fn azure_embeddings_use_the_deployment_path() {
     let gw = Gateway::start(&yaml).await;
 
     let reply = gw
-        .post("/v1/embeddings", None, &json!({"model": "some-model", "input": "hi"}))
+        .post(
+            "/v1/embeddings",
+            None,
+            &json!({"model": "some-model", "input": "hi"}),
+        )
         .await;
 
     assert_eq!(reply.status, 200, "{}", reply.text);
     let seen = mock.last();
     assert_eq!(seen.path, "/openai/deployments/some-model/embeddings");
     assert_eq!(seen.query, "api-version=2024-06-01");
-    assert_eq!(reply.json()["data"][0]["embedding"], json!([0.5, -0.25, 1.0]));
+    assert_eq!(
+        reply.json()["data"][0]["embedding"],
+        json!([0.5, -0.25, 1.0])
+    );
 }
 
 #[actix_rt::test]
@@ -171,7 +193,9 @@ async fn text_completion_openai_serves_chat_through_the_completions_route() {
     );
     let gw = Gateway::start(&yaml).await;
 
-    let reply = gw.post("/v1/chat/completions", None, &chat_body("some-model")).await;
+    let reply = gw
+        .post("/v1/chat/completions", None, &chat_body("some-model"))
+        .await;
 
     assert_eq!(reply.status, 200, "{}", reply.text);
     let seen = mock.last();
@@ -206,7 +230,12 @@ async fn text_completion_openai_streams_chat_chunks_translated_from_completion_c
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(mock.last().path, "/v1/completions");
     let events = sse_events(&reply.text);
-    assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{}", reply.text);
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "{}",
+        reply.text
+    );
     let chunks: Vec<Value> = events[..events.len() - 1]
         .iter()
         .map(|e| serde_json::from_str(e).unwrap())
@@ -234,7 +263,9 @@ async fn the_base_url_comes_from_the_providers_base_variable_when_the_config_has
     );
     let gw = Gateway::start(&yaml).await;
 
-    let reply = gw.post("/v1/chat/completions", None, &chat_body("some-model")).await;
+    let reply = gw
+        .post("/v1/chat/completions", None, &chat_body("some-model"))
+        .await;
 
     assert_eq!(reply.status, 200, "{}", reply.text);
     let seen = mock.last();
@@ -251,11 +282,16 @@ async fn the_base_variable_replaces_a_providers_default_base() {
     let yaml = config(
         "groq/some-model",
         &[],
-        &[("GROQ_API_BASE", &mock.v1()), ("GROQ_API_KEY", "groq-env-key")],
+        &[
+            ("GROQ_API_BASE", &mock.v1()),
+            ("GROQ_API_KEY", "groq-env-key"),
+        ],
     );
     let gw = Gateway::start(&yaml).await;
 
-    let reply = gw.post("/v1/chat/completions", None, &chat_body("some-model")).await;
+    let reply = gw
+        .post("/v1/chat/completions", None, &chat_body("some-model"))
+        .await;
 
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(mock.last().path, "/v1/chat/completions");
@@ -274,7 +310,9 @@ async fn the_configured_api_key_wins_over_the_key_variable() {
     );
     let gw = Gateway::start(&yaml).await;
 
-    let reply = gw.post("/v1/chat/completions", None, &chat_body("some-model")).await;
+    let reply = gw
+        .post("/v1/chat/completions", None, &chat_body("some-model"))
+        .await;
 
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(
@@ -297,7 +335,9 @@ async fn organization_is_sent_as_the_openai_organization_header() {
     );
     let gw = Gateway::start(&yaml).await;
 
-    let reply = gw.post("/v1/chat/completions", None, &chat_body("some-model")).await;
+    let reply = gw
+        .post("/v1/chat/completions", None, &chat_body("some-model"))
+        .await;
 
     assert_eq!(reply.status, 200, "{}", reply.text);
     let seen = mock.last();
@@ -329,7 +369,9 @@ async fn configured_headers_are_sent_upstream_and_not_in_the_body() {
     );
     let gw = Gateway::start(&yaml).await;
 
-    let reply = gw.post("/v1/chat/completions", None, &chat_body("some-model")).await;
+    let reply = gw
+        .post("/v1/chat/completions", None, &chat_body("some-model"))
+        .await;
 
     assert_eq!(reply.status, 200, "{}", reply.text);
     let seen = mock.last();
@@ -359,7 +401,9 @@ async fn extra_params_are_defaults_that_the_request_overrides() {
     );
     let gw = Gateway::start(&yaml).await;
 
-    let plain = gw.post("/v1/chat/completions", None, &chat_body("some-model")).await;
+    let plain = gw
+        .post("/v1/chat/completions", None, &chat_body("some-model"))
+        .await;
     assert_eq!(plain.status, 200, "{}", plain.text);
     let seen = mock.last().body;
     assert_eq!(seen["temperature"], json!(0.2), "{seen}");
@@ -385,7 +429,9 @@ async fn the_model_after_the_provider_prefix_keeps_its_own_slashes() {
     );
     let gw = Gateway::start(&yaml).await;
 
-    let reply = gw.post("/v1/chat/completions", None, &chat_body("some-model")).await;
+    let reply = gw
+        .post("/v1/chat/completions", None, &chat_body("some-model"))
+        .await;
 
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(mock.last().body["model"], "meta-llama/llama-3.1-8b");
@@ -402,7 +448,9 @@ async fn an_api_base_ending_with_the_route_is_used_as_is() {
     );
     let gw = Gateway::start(&yaml).await;
 
-    let reply = gw.post("/v1/chat/completions", None, &chat_body("some-model")).await;
+    let reply = gw
+        .post("/v1/chat/completions", None, &chat_body("some-model"))
+        .await;
 
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(mock.last().path, "/v1/chat/completions");
@@ -419,7 +467,9 @@ async fn an_api_base_with_a_trailing_slash_gets_no_double_slash() {
     );
     let gw = Gateway::start(&yaml).await;
 
-    let reply = gw.post("/v1/chat/completions", None, &chat_body("some-model")).await;
+    let reply = gw
+        .post("/v1/chat/completions", None, &chat_body("some-model"))
+        .await;
 
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(mock.last().path, "/v1/chat/completions");
@@ -430,7 +480,10 @@ async fn completions_against_a_chat_only_deployment_are_translated_to_chat_and_b
     let mock = MockUpstream::start().await;
     let yaml = config(
         "openai/some-model",
-        &[("api_base", &quoted(&mock.v1())), ("api_key", "sk-translate")],
+        &[
+            ("api_base", &quoted(&mock.v1())),
+            ("api_key", "sk-translate"),
+        ],
         &[],
     );
     let gw = Gateway::start(&yaml).await;
@@ -464,13 +517,20 @@ async fn completions_against_an_instruct_model_use_the_completions_route() {
     let mock = MockUpstream::start().await;
     let yaml = config(
         "openai/gpt-3.5-turbo-instruct",
-        &[("api_base", &quoted(&mock.v1())), ("api_key", "sk-instruct")],
+        &[
+            ("api_base", &quoted(&mock.v1())),
+            ("api_key", "sk-instruct"),
+        ],
         &[],
     );
     let gw = Gateway::start(&yaml).await;
 
     let reply = gw
-        .post("/v1/completions", None, &json!({"model": "some-model", "prompt": "say hi"}))
+        .post(
+            "/v1/completions",
+            None,
+            &json!({"model": "some-model", "prompt": "say hi"}),
+        )
         .await;
 
     assert_eq!(reply.status, 200, "{}", reply.text);
@@ -491,7 +551,11 @@ async fn embeddings_reach_the_providers_embeddings_route() {
     let gw = Gateway::start(&yaml).await;
 
     let reply = gw
-        .post("/v1/embeddings", None, &json!({"model": "some-model", "input": ["a", "b"]}))
+        .post(
+            "/v1/embeddings",
+            None,
+            &json!({"model": "some-model", "input": ["a", "b"]}),
+        )
         .await;
 
     assert_eq!(reply.status, 200, "{}", reply.text);
@@ -557,7 +621,9 @@ async fn a_parameter_the_provider_cannot_take_is_a_400_naming_it_without_drop_pa
     );
     let gw = Gateway::start(&yaml).await;
 
-    let reply = gw.post("/v1/chat/completions", None, &chat_with_tools("some-model")).await;
+    let reply = gw
+        .post("/v1/chat/completions", None, &chat_with_tools("some-model"))
+        .await;
 
     assert_eq!(reply.status, 400, "{}", reply.text);
     let body = reply.json();
@@ -576,7 +642,9 @@ async fn a_parameter_the_provider_cannot_take_is_dropped_with_drop_params() {
     yaml.push_str("litellm_settings:\n  drop_params: true\n");
     let gw = Gateway::start(&yaml).await;
 
-    let reply = gw.post("/v1/chat/completions", None, &chat_with_tools("some-model")).await;
+    let reply = gw
+        .post("/v1/chat/completions", None, &chat_with_tools("some-model"))
+        .await;
 
     assert_eq!(reply.status, 200, "{}", reply.text);
     let seen = mock.last();
