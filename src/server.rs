@@ -33,16 +33,18 @@ fn upstream_client() -> awc::Client {
         .finish()
 }
 
-/// Starts the actors on the current arbiter and binds the server; call inside an actix system.
+/// Binds the server (its first worker starts the actors); call inside an actix system.
 pub fn start(
     settings: Settings,
     host: &str,
     port: u16,
     workers: usize,
 ) -> std::io::Result<Running> {
-    let state = web::Data::new(AppState::start(settings));
+    let state = web::Data::new(AppState::new(settings));
     let app_state = state.clone();
     let server = HttpServer::new(move || {
+        // The first worker to get here hosts the actors (see `AppState::actors`).
+        app_state.actors();
         App::new()
             .app_data(app_state.clone())
             .app_data(web::Data::new(upstream_client()))

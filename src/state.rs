@@ -1,5 +1,7 @@
 //! `AppState`: what every handler shares: settings, the catalog, and the actors' addresses.
 
+use std::sync::OnceLock;
+
 use actix::{Actor, Addr, AsyncContext};
 use sha2::{Digest, Sha256};
 
@@ -7,45 +9,29 @@ use crate::actors::{DeploymentActor, RouterActor};
 use crate::catalog::Catalog;
 use crate::config::{Deployment, Settings};
 
+/// The actors' addresses.
+pub struct Actors {
+    /// The router.
+    pub router: Addr<RouterActor>,
+    /// One actor per deployment, by index.
+    pub deployments: Vec<Addr<DeploymentActor>>,
+}
+
 /// Shared by all workers; cheap to reach through `web::Data`.
 pub struct AppState {
     /// The validated settings.
     pub settings: Settings,
     /// Names to groups.
     pub catalog: Catalog,
-    /// The router.
-    pub router: Addr<RouterActor>,
-    /// One actor per deployment, by index.
-    pub deployment_actors: Vec<Addr<DeploymentActor>>,
     /// SHA-256 of the master key, compared in constant time.
     pub master_key_digest: Option<[u8; 32]>,
+    actors: OnceLock<Actors>,
 }
 
 impl AppState {
-    /// Starts the router and deployment actors on the current arbiter.
-    pub fn start(settings: Settings) -> Self {
+    /// The shared state; the actors start on the first worker that asks for them.
+    pub fn new(settings: Settings) -> Self {
         let catalog = Catalog::new(&settings.deployments, settings.serve_any_model);
-        let weights: Vec<f64> = settings
-            .deployments
-            .iter()
-            .map(Deployment::shuffle_weight)
-            .collect();
-        let mut group_size = vec![0usize; settings.deployments.len()];
-        for members in catalog.members() {
-            for &m in members {
-                group_size[m] = members.len();
-            }
-        }
-        let policy = settings.cooldown;
-        let groups = catalog.members().to_vec();
-        let mut deployment_actors = Vec::new();
-        let router = RouterActor::create(|ctx| {
-            let me = ctx.address();
-            deployment_actors = (0..weights.len())
-                .map(|i| DeploymentActor::new(i, group_size[i] > 1, policy, me.clone()).start())
-                .collect();
-            RouterActor::new(groups, weights)
-        });
         let master_key_digest = settings
             .master_key
             .as_ref()
@@ -53,9 +39,45 @@ impl AppState {
         Self {
             settings,
             catalog,
-            router,
-            deployment_actors,
             master_key_digest,
+            actors: OnceLock::new(),
+        }
+    }
+
+    /// The actors, started on the current arbiter by the first caller.
+    ///
+    /// The server calls this from its worker factory, so the actors live on the first worker's
+    /// thread: with one worker the request's two awaited hops never cross threads.
+    pub fn actors(&self) -> &Actors {
+        self.actors.get_or_init(|| self.start_actors())
+    }
+
+    fn start_actors(&self) -> Actors {
+        let weights: Vec<f64> = self
+            .settings
+            .deployments
+            .iter()
+            .map(Deployment::shuffle_weight)
+            .collect();
+        let mut group_size = vec![0usize; weights.len()];
+        for members in self.catalog.members() {
+            for &m in members {
+                group_size[m] = members.len();
+            }
+        }
+        let policy = self.settings.cooldown;
+        let groups = self.catalog.members().to_vec();
+        let mut deployments = Vec::new();
+        let router = RouterActor::create(|ctx| {
+            let me = ctx.address();
+            deployments = (0..weights.len())
+                .map(|i| DeploymentActor::new(i, group_size[i] > 1, policy, me.clone()).start())
+                .collect();
+            RouterActor::new(groups, weights)
+        });
+        Actors {
+            router,
+            deployments,
         }
     }
 

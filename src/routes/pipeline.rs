@@ -147,7 +147,8 @@ async fn route(
     let mut last_error: Option<ProviderError> = None;
     let mut backoffs = 0u32;
     loop {
-        let picked = state
+        let actors = state.actors();
+        let picked = actors
             .router
             .send(Pick {
                 group: resolved.group,
@@ -183,7 +184,7 @@ async fn route(
                 }
             },
         };
-        let addr = &state.deployment_actors[index];
+        let addr = &actors.deployments[index];
         match addr.send(Reserve).await.map_err(|_| ApiError::Internal)? {
             Ok(()) => {}
             Err(_refused) => {

@@ -95,7 +95,7 @@ impl Gateway {
 
     /// The live state of deployment `index`.
     pub async fn deployment(&self, index: usize) -> DeploymentSnapshot {
-        self.state.deployment_actors[index]
+        self.state.actors().deployments[index]
             .send(Inspect)
             .await
             .unwrap()
