@@ -210,6 +210,14 @@ impl Settings {
         for (index, entry) in entries.iter().enumerate() {
             deployments.push(Deployment::from_yaml(index, entry, &env, cli)?);
         }
+        for d in &deployments {
+            if let crate::providers::ProviderKind::NotYet(name) = d.provider {
+                not_implemented.push(format!(
+                    "model_list[{}].litellm_params.model: the {name} provider (its requests fail with a 400)",
+                    d.index
+                ));
+            }
+        }
         let serve_any_model = deployments.is_empty() && cli.model.is_some();
         if let Some(model) = &cli.model {
             let source = DeploymentSource::Cli {

@@ -558,6 +558,12 @@ fn well_known_bare_names_load_with_their_provider() {
     assert_eq!(gpt.provider.name(), "openai");
     assert_eq!(gpt.upstream_model, "gpt-4");
     assert_eq!(settings.deployments[1].provider.name(), "anthropic");
+    assert!(
+        settings.warnings()[0]
+            .contains("model_list[1].litellm_params.model: the anthropic provider"),
+        "a provider not translated yet is named in the startup warning: {:?}",
+        settings.warnings()
+    );
 }
 
 #[actix_rt::test]
