@@ -174,6 +174,11 @@ rss_kb() { # rss_kb PID FIELD -> kB
     [[ $k == "$2:" ]] && { echo "$v"; return; }
   done <"/proc/$1/status" 2>/dev/null
 }
+cpu_snap() { # cpu_snap PID -> "gw=TICKS cpu0=BUSY,STEAL,TOTAL cpu1=..." (clock ticks, from /proc)
+  local t
+  t="$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}')"
+  echo "gw=${t:-0} $(awk '/^cpu[0-9]/ {printf "%s=%d,%d,%d ", $1, $2+$3+$4+$7+$8, $9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)"
+}
 run_ttfb() { # run_ttfb LABEL PORT [AUTH]
   "${LOAD[@]}" python3 "$BENCH/ttfb.py" --port "$2" --path "$CHAT_PATH" --auth "${3:-}" \
     -n "$STREAM_N" --warmup "$STREAM_WARM" --chunks "$CHUNKS" --label "$1" --json "$TMP/ttfb-$1.json" \
@@ -198,6 +203,7 @@ summary() {
   export S_CONC="$CONC" S_TMP="$TMP" S_CHUNK_DELAY_MS="$CHUNK_DELAY_MS" S_CHUNKS="$CHUNKS"
   export S_IDLE_RSS_KB="${IDLE_RSS_KB:-}" S_PEAK_RSS_KB="${PEAK_RSS_KB:-}" S_HWM_KB="${HWM_KB:-}"
   export S_READY_MS="${READY_MS[*]}" S_SANITY_OK="${SANITY_OK:-0}" S_SELF_TEST="$SELF_TEST" S_PIN="$PIN_DESC"
+  export S_CLK_TCK="$(getconf CLK_TCK 2>/dev/null || echo 100)"
   export S_MODE="$( [[ $QUICK == 1 ]] && echo quick || echo full )"
 
   python3 - <<'PY'
@@ -257,6 +263,28 @@ rows.append((f"throughput, c={conc}, 1 worker", note, ">= 12,000 req/s", verdict
 gp50, gp99 = num(f"S_GW_C{conc}_P50"), num(f"S_GW_C{conc}_P99")
 if gp50 is not None:
     rows.append((f"latency under load, c={conc}", f"p50 {gp50/1000:.2f} ms, p99 {gp99/1000:.2f} ms", "(report)", "info"))
+
+def snap(name):
+    try:
+        with open(os.path.join(E["S_TMP"], name)) as f:
+            return dict(kv.split("=", 1) for kv in f.read().split())
+    except (OSError, ValueError):
+        return {}
+b, a = snap("cpu-before"), snap("cpu-after")
+if b and a and req and dur:
+    tck = float(E.get("S_CLK_TCK") or 100)
+    secs = dur / 1e6
+    gw_cpu = (float(a["gw"]) - float(b["gw"])) / tck
+    cores = []
+    for k in sorted(k for k in a if k.startswith("cpu")):
+        if k not in b:
+            continue
+        (bb, bs, bt), (ab, as_, at) = (map(float, b[k].split(",")), map(float, a[k].split(",")))
+        tot = at - bt
+        if tot > 0:
+            cores.append(f"{k.upper()} busy {100 * (ab - bb) / tot:.0f}%" + (f" (steal {100 * (as_ - bs) / tot:.0f}%)" if as_ - bs > 0 else ""))
+    rows.append((f"CPU during c={conc} run", f"gateway {100 * gw_cpu / secs:.0f}% of a core, {1e6 * gw_cpu / max(req, 1):.0f} us CPU/request; " + ", ".join(cores),
+                 "(report)", "info"))
 
 tm, tg = load("mock"), load("gateway")
 delay = float(E["S_CHUNK_DELAY_MS"])
@@ -444,7 +472,9 @@ run_wrk "gw-warm-c$CONC" "$CONC" "$WARM_DUR" "$GW_PORT" "$MASTER_KEY"
   done
 ) &
 SAMPLER_PID=$!
+cpu_snap "$GW_PID" >"$TMP/cpu-before"
 run_wrk "gw-c$CONC" "$CONC" "$TPUT_DUR" "$GW_PORT" "$MASTER_KEY"
+cpu_snap "$GW_PID" >"$TMP/cpu-after"
 stop_pid "$SAMPLER_PID"
 SAMPLER_PID=""
 wrk_line "gw-c$CONC"
