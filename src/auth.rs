@@ -7,12 +7,29 @@ use crate::error::{abbreviate_key, ApiError};
 use crate::state::{digest, AppState};
 
 /// The caller a request was admitted as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     /// No master key is configured: every request is admitted and charged to nobody.
     Open,
     /// The master key.
     Master,
+    /// A virtual key (not yet known to be valid).
+    Key {
+        /// SHA-256 hex of the key.
+        token: String,
+        /// The abbreviated key, for error messages.
+        shown: String,
+    },
+}
+
+impl Caller {
+    /// The hashed virtual key, if the caller presented one.
+    pub fn token(&self) -> Option<&str> {
+        match self {
+            Self::Key { token, .. } => Some(token),
+            _ => None,
+        }
+    }
 }
 
 /// The key a request presents, from the headers COMPAT.md section 4 lists, in order.
@@ -51,5 +68,16 @@ pub fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Caller, ApiEr
     if bool::from(digest(key.as_bytes()).ct_eq(master)) {
         return Ok(Caller::Master);
     }
-    Err(ApiError::InvalidKey(abbreviate_key(key)))
+    Ok(Caller::Key {
+        token: crate::keys::hash_key(key),
+        shown: abbreviate_key(key),
+    })
+}
+
+/// Admits only the master key (or anyone when none is configured).
+pub fn require_master(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
+    match authenticate(state, req)? {
+        Caller::Open | Caller::Master => Ok(()),
+        Caller::Key { .. } => Err(ApiError::AdminOnly(req.path().to_owned())),
+    }
 }

@@ -21,6 +21,8 @@ pub struct Catalog {
     members: Vec<Vec<usize>>,
     /// `(prefix before '*', group)`, longest prefix first.
     wildcards: Vec<(String, usize)>,
+    /// `model_info.access_groups` name to the groups in it.
+    access_groups: HashMap<String, Vec<usize>>,
     serve_any: bool,
 }
 
@@ -46,6 +48,13 @@ impl Catalog {
                 }
             };
             c.members[group].push(d.index);
+            let groups = d.model_info.get("access_groups").and_then(|v| v.as_array());
+            for name in groups.into_iter().flatten().filter_map(|v| v.as_str()) {
+                let entry = c.access_groups.entry(name.to_owned()).or_default();
+                if !entry.contains(&group) {
+                    entry.push(group);
+                }
+            }
         }
         c.wildcards
             .sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
@@ -73,6 +82,37 @@ impl Catalog {
                 group: *group,
                 wildcard: Some(name[prefix.len()..].to_owned()),
             })
+    }
+
+    /// Whether a key whose `models` list is `allowed` may call `requested` (served by `group`):
+    /// an empty list allows all; entries may name the model, its group, an access group, a
+    /// wildcard pattern, or `all-proxy-models`.
+    pub fn key_may_use(&self, allowed: &[String], requested: &str, group: usize) -> bool {
+        allowed.is_empty()
+            || allowed.iter().any(|entry| {
+                entry == requested
+                    || entry == self.name(group)
+                    || entry == "all-proxy-models"
+                    || self
+                        .access_groups
+                        .get(entry)
+                        .is_some_and(|gs| gs.contains(&group))
+                    || entry
+                        .split_once('*')
+                        .is_some_and(|(prefix, _)| requested.starts_with(prefix))
+            })
+    }
+
+    /// The listable names a key with `allowed` may use.
+    pub fn names_for_key<'a>(
+        &'a self,
+        allowed: &'a [String],
+    ) -> impl Iterator<Item = &'a str> + 'a {
+        self.listed_names().filter(move |name| {
+            self.by_name
+                .get(*name)
+                .is_some_and(|&g| self.key_may_use(allowed, name, g))
+        })
     }
 
     /// Each group's member deployment indices.

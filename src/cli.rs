@@ -142,14 +142,18 @@ pub fn main() -> ExitCode {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let system = actix_rt::System::new();
     let result = system.block_on(async {
-        let running = crate::server::start(settings, &cli.host, cli.port, workers)?;
+        let running = crate::server::start(settings, &cli.host, cli.port, workers).await?;
         log::info!(
-            "llmgate {} listening on http://{} with {} workers",
+            "llmgate {} listening on http://{} with {} workers ({})",
             env!("CARGO_PKG_VERSION"),
             running.addr,
-            workers
+            workers,
+            running.state.db.target().describe()
         );
-        running.server.await
+        let served = running.server.await;
+        // SIGTERM / SIGINT stop the server gracefully; then nothing buffered may be lost.
+        crate::server::flush_spend(&running.state).await;
+        served
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,7 +7,32 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::keys::Rejection;
 use crate::providers::ProviderError;
+
+fn rejection_message(r: &Rejection) -> String {
+    match r {
+        Rejection::NotCached => "Authentication Error, Invalid proxy server token passed.".into(),
+        Rejection::Blocked => {
+            "Authentication Error, Key is blocked. Update via `/key/unblock` if you're admin.".into()
+        }
+        Rejection::Expired(at) => format!(
+            "Authentication Error - Expired Key. Key Expiry time {} and current time {}",
+            at.to_rfc3339(),
+            chrono::Utc::now().to_rfc3339()
+        ),
+        Rejection::BudgetExceeded { what, spend, budget } => format!(
+            "Budget has been exceeded! {what} budget: Current cost: {spend}, Max budget: {budget}"
+        ),
+        Rejection::ModelDenied(model) => format!(
+            "key not allowed to access model. Tried to access {model}. Call `/v1/models` to see the models this key can use."
+        ),
+        Rejection::RateLimited { what, retry_after } => format!(
+            "Rate limit exceeded for this key: {what}. Try again in {} seconds.",
+            retry_after.as_secs().max(1)
+        ),
+    }
+}
 
 /// Why a request failed, as the client sees it (COMPAT.md section 6).
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +70,18 @@ pub enum ApiError {
         /// How long until the earliest deployment is back.
         retry_after: Duration,
     },
+    /// The key may not make this request (blocked, expired, over budget, model, limits).
+    #[error("{}", rejection_message(.0))]
+    Key(Rejection),
+    /// The master key is required.
+    #[error("Authentication Error, only the master key may call {0}")]
+    AdminOnly(String),
+    /// Key lookups cannot reach the database.
+    #[error("Service Unavailable: the key store is unreachable ({0}); please retry")]
+    Unavailable(String),
+    /// A key, or another record, that does not exist.
+    #[error("{0}")]
+    Missing(String),
     /// A route that does not exist.
     #[error("Route not found: {0}")]
     NotFound(String),
@@ -72,6 +109,16 @@ impl ApiError {
                 "invalid_request_error"
             }
             Self::NoDeployment { .. } => "rate_limit_error",
+            Self::Key(r) => match r {
+                Rejection::NotCached | Rejection::Blocked => "auth_error",
+                Rejection::Expired(_) => "expired_key",
+                Rejection::BudgetExceeded { .. } => "budget_exceeded",
+                Rejection::ModelDenied(_) => "key_model_access_denied",
+                Rejection::RateLimited { .. } => "rate_limit_error",
+            },
+            Self::AdminOnly(_) => "auth_error",
+            Self::Unavailable(_) => "service_unavailable",
+            Self::Missing(_) => "not_found_error",
             Self::NotFound(_) => "not_found_error",
             Self::Provider(e) => e.error_type(),
             Self::Internal => "internal_server_error",
@@ -90,6 +137,7 @@ impl ApiError {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::NoDeployment { retry_after, .. } => Some(*retry_after),
+            Self::Key(Rejection::RateLimited { retry_after, .. }) => Some(*retry_after),
             Self::Provider(e) => e.retry_after,
             _ => None,
         }
@@ -114,6 +162,15 @@ impl ResponseError for ApiError {
             Self::BadRequest { .. } | Self::UnknownModel(_) => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NoDeployment { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Key(r) => match r {
+                Rejection::NotCached | Rejection::Blocked => StatusCode::UNAUTHORIZED,
+                Rejection::Expired(_) | Rejection::BudgetExceeded { .. } => StatusCode::BAD_REQUEST,
+                Rejection::ModelDenied(_) => StatusCode::FORBIDDEN,
+                Rejection::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            },
+            Self::AdminOnly(_) => StatusCode::UNAUTHORIZED,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Missing(_) => StatusCode::NOT_FOUND,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Provider(e) => {
                 StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)

@@ -5,7 +5,14 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 
+use actix::Actor;
+
+use crate::actors::{ProxyBudget, SpendActor};
 use crate::config::Settings;
+use crate::db::DbHandle;
+
+/// Rows buffered before the spend actor writes without waiting for its interval.
+const SPEND_BUFFER_ROWS: usize = 2000;
 use crate::routes;
 use crate::state::AppState;
 
@@ -33,14 +40,47 @@ fn upstream_client() -> awc::Client {
         .finish()
 }
 
-/// Binds the server (its first worker starts the actors); call inside an actix system.
-pub fn start(
+/// Opens the database, starts the spend writer, and binds the server (its first worker starts
+/// the router and deployment actors); call inside an actix system.
+pub async fn start(
     settings: Settings,
     host: &str,
     port: u16,
     workers: usize,
 ) -> std::io::Result<Running> {
-    let state = web::Data::new(AppState::new(settings));
+    let db = DbHandle::connect(settings.database.clone(), settings.database_pool_size)
+        .await
+        .map_err(|e| {
+            std::io::Error::other(format!(
+                "cannot open the database ({}): {e}",
+                settings.database.describe()
+            ))
+        })?;
+    let (stored_spend, stored_reset) = db
+        .run(|db| async move { db.proxy_spend().await })
+        .await
+        .map_err(|e| std::io::Error::other(format!("cannot read the proxy spend: {e}")))?;
+    let proxy_budget = ProxyBudget {
+        max_budget: settings.max_budget,
+        spend: stored_spend,
+        duration: settings.budget_duration,
+        reset_at: stored_reset.map(crate::keys::record::utc).or_else(|| {
+            settings
+                .budget_duration
+                .and_then(|d| d.after(chrono::Utc::now()))
+        }),
+    };
+    let spend = {
+        let (db_pool, every, keep_rows) = (
+            db.db().clone(),
+            settings.spend_write_every,
+            !settings.disable_spend_logs,
+        );
+        SpendActor::start_in_arbiter(db.arbiter(), move |_| {
+            SpendActor::new(db_pool, every, SPEND_BUFFER_ROWS, keep_rows)
+        })
+    };
+    let state = web::Data::new(AppState::new(settings, db, spend, proxy_budget));
     let app_state = state.clone();
     let server = HttpServer::new(move || {
         // The first worker to get here hosts the actors (see `AppState::actors`).
@@ -69,4 +109,24 @@ pub fn start(
         state,
         server: server.run(),
     })
+}
+
+/// Writes every buffered spend record, retrying for a while if the database is down.
+pub async fn flush_spend(state: &AppState) {
+    use crate::actors::Flush;
+    for attempt in 0..20u32 {
+        match state.spend.send(Flush).await {
+            Ok(Ok(())) => {
+                log::info!("spend flushed");
+                return;
+            }
+            Ok(Err(e)) => log::warn!("spend flush failed ({e}); retrying"),
+            Err(_) => {
+                log::error!("the spend writer is gone; buffered spend is lost");
+                return;
+            }
+        }
+        actix_rt::time::sleep(Duration::from_millis(250 * u64::from(attempt + 1))).await;
+    }
+    log::error!("spend could not be written before exit");
 }

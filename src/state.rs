@@ -1,13 +1,14 @@
 //! `AppState`: what every handler shares: settings, the catalog, and the actors' addresses.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use actix::{Actor, Addr, AsyncContext};
 use sha2::{Digest, Sha256};
 
-use crate::actors::{DeploymentActor, RouterActor};
+use crate::actors::{DeploymentActor, ProxyBudget, RouterActor, SpendActor};
 use crate::catalog::Catalog;
 use crate::config::{Deployment, Settings};
+use crate::db::DbHandle;
 
 /// The actors' addresses.
 pub struct Actors {
@@ -22,16 +23,29 @@ pub struct AppState {
     /// The validated settings.
     pub settings: Settings,
     /// Names to groups.
-    pub catalog: Catalog,
+    pub catalog: Arc<Catalog>,
     /// SHA-256 of the master key, compared in constant time.
     pub master_key_digest: Option<[u8; 32]>,
+    /// The database (keys and spend).
+    pub db: DbHandle,
+    /// The spend writer (on the database arbiter).
+    pub spend: actix::Addr<SpendActor>,
+    proxy_budget: ProxyBudget,
     actors: OnceLock<Actors>,
 }
 
 impl AppState {
     /// The shared state; the actors start on the first worker that asks for them.
-    pub fn new(settings: Settings) -> Self {
-        let catalog = Catalog::new(&settings.deployments, settings.serve_any_model);
+    pub fn new(
+        settings: Settings,
+        db: DbHandle,
+        spend: actix::Addr<SpendActor>,
+        proxy_budget: ProxyBudget,
+    ) -> Self {
+        let catalog = Arc::new(Catalog::new(
+            &settings.deployments,
+            settings.serve_any_model,
+        ));
         let master_key_digest = settings
             .master_key
             .as_ref()
@@ -40,6 +54,9 @@ impl AppState {
             settings,
             catalog,
             master_key_digest,
+            db,
+            spend,
+            proxy_budget,
             actors: OnceLock::new(),
         }
     }
@@ -66,14 +83,16 @@ impl AppState {
             }
         }
         let policy = self.settings.cooldown;
-        let groups = self.catalog.members().to_vec();
+        let catalog = self.catalog.clone();
+        let proxy = self.proxy_budget;
+        let spend = self.spend.clone();
         let mut deployments = Vec::new();
         let router = RouterActor::create(|ctx| {
             let me = ctx.address();
             deployments = (0..weights.len())
                 .map(|i| DeploymentActor::new(i, group_size[i] > 1, policy, me.clone()).start())
                 .collect();
-            RouterActor::new(groups, weights)
+            RouterActor::new(catalog, weights, proxy, Some(spend))
         });
         Actors {
             router,

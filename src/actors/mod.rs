@@ -1,9 +1,16 @@
 //! The actors: one per deployment, one router, and the lease that ties a request to them.
 
+pub mod charge;
 pub mod deployment;
 pub mod lease;
 pub mod router;
+pub mod spend;
 
+pub use charge::{Charge, ChargeFor};
 pub use deployment::{DeploymentActor, Inspect, Report, Reserve};
 pub use lease::Lease;
-pub use router::{Pick, Publish, RouterActor};
+pub use router::{
+    CacheKey, CachedKey, ForgetKey, Pick, PickError, PickFor, Picked, ProxyBudget, ProxySpend,
+    Publish, RouterActor, Settle,
+};
+pub use spend::{Flush, RecordSpend, SpendActor};

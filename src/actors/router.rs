@@ -1,26 +1,99 @@
-//! `RouterActor`: picks a group's deployment from the snapshots the deployments publish.
+//! `RouterActor`: admits the caller's key and picks a group's deployment, from the key ledger
+//! and the snapshots the deployments publish.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use actix::{Actor, Context, Handler, Message};
+use actix::{Actor, Addr, Context, Handler, Message, MessageResult};
+use chrono::{DateTime, Utc};
 
+use super::spend::{ResetKeySpend, ResetProxySpend, SpendActor};
+use crate::catalog::Catalog;
+use crate::keys::{Admission, KeyDuration, KeyLedger, KeyRecord, Rejection};
 use crate::routing::{choose, DeploymentSnapshot, NoCapacity};
 
-/// Holds every deployment's latest snapshot and each group's members.
+/// The proxy-wide budget and what has been spent against it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProxyBudget {
+    /// USD limit.
+    pub max_budget: Option<f64>,
+    /// Spent in this window.
+    pub spend: f64,
+    /// How long a window lasts.
+    pub duration: Option<KeyDuration>,
+    /// When the window ends.
+    pub reset_at: Option<DateTime<Utc>>,
+}
+
+/// Holds every deployment's latest snapshot, each group's members, and the key ledger.
 pub struct RouterActor {
-    groups: Vec<Vec<usize>>,
+    catalog: Arc<Catalog>,
     weights: Vec<f64>,
     snapshots: Vec<DeploymentSnapshot>,
+    ledger: KeyLedger,
+    proxy: ProxyBudget,
+    spend: Option<Addr<SpendActor>>,
 }
 
 impl RouterActor {
-    /// A router over `groups` (member indices), with each deployment's shuffle weight.
-    pub fn new(groups: Vec<Vec<usize>>, weights: Vec<f64>) -> Self {
+    /// A router over `catalog`, with each deployment's shuffle weight.
+    pub fn new(
+        catalog: Arc<Catalog>,
+        weights: Vec<f64>,
+        proxy: ProxyBudget,
+        spend: Option<Addr<SpendActor>>,
+    ) -> Self {
         let snapshots = vec![DeploymentSnapshot::default(); weights.len()];
         Self {
-            groups,
+            catalog,
             weights,
             snapshots,
+            ledger: KeyLedger::default(),
+            proxy,
+            spend,
+        }
+    }
+
+    fn choose(&self, group: usize, exclude: &[usize]) -> Result<usize, NoCapacity> {
+        let members = self
+            .catalog
+            .members()
+            .get(group)
+            .map_or(&[][..], Vec::as_slice);
+        choose(
+            members,
+            &self.weights,
+            &self.snapshots,
+            exclude,
+            Instant::now(),
+            fastrand::f64(),
+        )
+    }
+
+    fn check_proxy_budget(&mut self, wall: DateTime<Utc>) -> Result<(), PickError> {
+        if let Some(at) = self.proxy.reset_at.filter(|at| *at <= wall) {
+            let next = self.proxy.duration.and_then(|d| {
+                let mut next = d.after(at)?;
+                while next <= wall {
+                    next = d.after(next)?;
+                }
+                Some(next)
+            });
+            self.proxy.spend = 0.0;
+            self.proxy.reset_at = next;
+            if let Some(spend) = &self.spend {
+                spend.do_send(ResetProxySpend { next });
+            }
+        }
+        match self.proxy.max_budget {
+            Some(budget) if self.proxy.spend >= budget => {
+                Err(PickError::Rejected(Rejection::BudgetExceeded {
+                    what: "proxy".into(),
+                    spend: self.proxy.spend,
+                    budget,
+                }))
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -29,29 +102,132 @@ impl Actor for RouterActor {
     type Context = Context<Self>;
 }
 
-/// Asks for a deployment of `group`, skipping those in `exclude`.
-#[derive(Message)]
-#[rtype(result = "Result<usize, NoCapacity>")]
-pub struct Pick {
-    /// The group's index.
+/// What a pick is for.
+#[derive(Debug, Clone)]
+pub enum PickFor {
+    /// A request's first attempt: resolve the name (with the key's aliases) and admit the key.
+    Admit {
+        /// The hashed key, unless the caller is the master key or no key is needed.
+        key: Option<String>,
+        /// The model name the request gave.
+        model: String,
+    },
+    /// A retry within a group already admitted.
+    Retry {
+        /// The group.
+        group: usize,
+    },
+}
+
+/// A deployment was picked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Picked {
+    /// The deployment.
+    pub index: usize,
+    /// Its group.
     pub group: usize,
+    /// What a wildcard matched.
+    pub wildcard: Option<String>,
+    /// The key's admission, on a first attempt with a key.
+    pub admission: Option<Admission>,
+}
+
+/// Why nothing was picked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PickError {
+    /// No group, alias or wildcard has this name.
+    UnknownModel(String),
+    /// The key may not make this request.
+    Rejected(Rejection),
+    /// Every deployment of `group` is cooling down or excluded.
+    NoCapacity {
+        /// The group.
+        group: usize,
+        /// When one comes back.
+        no: NoCapacity,
+    },
+}
+
+/// Asks for a deployment, skipping those in `exclude`.
+#[derive(Message)]
+#[rtype(result = "Result<Picked, PickError>")]
+pub struct Pick {
+    /// What for.
+    pub target: PickFor,
     /// Deployments already tried or refused.
     pub exclude: Vec<usize>,
 }
 
 impl Handler<Pick> for RouterActor {
-    type Result = Result<usize, NoCapacity>;
+    type Result = Result<Picked, PickError>;
 
     fn handle(&mut self, msg: Pick, _: &mut Context<Self>) -> Self::Result {
-        let members = self.groups.get(msg.group).map_or(&[][..], Vec::as_slice);
-        choose(
-            members,
-            &self.weights,
-            &self.snapshots,
-            &msg.exclude,
-            Instant::now(),
-            fastrand::f64(),
-        )
+        let (key, model) = match msg.target {
+            PickFor::Retry { group } => {
+                let index = self
+                    .choose(group, &msg.exclude)
+                    .map_err(|no| PickError::NoCapacity { group, no })?;
+                return Ok(Picked {
+                    index,
+                    group,
+                    wildcard: None,
+                    admission: None,
+                });
+            }
+            PickFor::Admit { key, model } => (key, model),
+        };
+        let wall = Utc::now();
+        self.check_proxy_budget(wall)?;
+        let record = match &key {
+            Some(token) => Some(
+                self.ledger
+                    .record(token)
+                    .ok_or(PickError::Rejected(Rejection::NotCached))?,
+            ),
+            None => None,
+        };
+        let name = record
+            .as_ref()
+            .and_then(|r| r.aliases.get(&model).cloned())
+            .unwrap_or(model);
+        let resolved = self
+            .catalog
+            .resolve(&name)
+            .ok_or_else(|| PickError::UnknownModel(name.clone()))?;
+        if let Some(r) = &record {
+            if !r.row.blocked && !self.catalog.key_may_use(&r.models, &name, resolved.group) {
+                return Err(PickError::Rejected(Rejection::ModelDenied(name)));
+            }
+        }
+        let index =
+            self.choose(resolved.group, &msg.exclude)
+                .map_err(|no| PickError::NoCapacity {
+                    group: resolved.group,
+                    no,
+                })?;
+        let admission = match &key {
+            Some(token) => {
+                let group_name = self.catalog.name(resolved.group).to_owned();
+                let admission = self
+                    .ledger
+                    .admit(token, &group_name, Instant::now(), wall)
+                    .map_err(PickError::Rejected)?;
+                if let (Some(next), Some(spend)) = (admission.reset, &self.spend) {
+                    spend.do_send(ResetKeySpend {
+                        token: token.clone(),
+                        next,
+                    });
+                }
+                Some(admission)
+            }
+            None => None,
+        };
+        Ok(Picked {
+            index,
+            group: resolved.group,
+            wildcard: resolved.wildcard,
+            admission,
+        })
     }
 }
 
@@ -72,5 +248,84 @@ impl Handler<Publish> for RouterActor {
         if let Some(slot) = self.snapshots.get_mut(msg.index) {
             *slot = msg.snapshot;
         }
+    }
+}
+
+/// An admitted request ended: free the key's slot, count its tokens and cost.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Settle {
+    /// The hashed key, if one was admitted.
+    pub token: Option<String>,
+    /// The group.
+    pub group: usize,
+    /// Tokens used.
+    pub tokens: u64,
+    /// USD.
+    pub cost: f64,
+}
+
+impl Handler<Settle> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Settle, _: &mut Context<Self>) {
+        self.proxy.spend += msg.cost;
+        if let Some(token) = &msg.token {
+            let group = self.catalog.name(msg.group).to_owned();
+            self.ledger
+                .settle(token, &group, msg.tokens, msg.cost, Instant::now());
+        }
+    }
+}
+
+/// Caches a key loaded from the database or changed by the key API.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CacheKey(pub KeyRecord);
+
+impl Handler<CacheKey> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CacheKey, _: &mut Context<Self>) {
+        self.ledger.upsert(msg.0);
+    }
+}
+
+/// Drops a deleted or regenerated key from the cache.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ForgetKey(pub String);
+
+impl Handler<ForgetKey> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ForgetKey, _: &mut Context<Self>) {
+        self.ledger.remove(&msg.0);
+    }
+}
+
+/// A cached key and its live spend.
+#[derive(Message)]
+#[rtype(result = "Option<(Arc<KeyRecord>, f64)>")]
+pub struct CachedKey(pub String);
+
+impl Handler<CachedKey> for RouterActor {
+    type Result = MessageResult<CachedKey>;
+
+    fn handle(&mut self, msg: CachedKey, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.ledger.get(&msg.0))
+    }
+}
+
+/// The proxy-wide spend in this window.
+#[derive(Message)]
+#[rtype(result = "f64")]
+pub struct ProxySpend;
+
+impl Handler<ProxySpend> for RouterActor {
+    type Result = f64;
+
+    fn handle(&mut self, _: ProxySpend, _: &mut Context<Self>) -> f64 {
+        self.proxy.spend
     }
 }

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::support::{is_known_param, SECRET_PARAMS};
 use super::{de, CliOverrides, ConfigError, Env, Secret};
+use crate::pricing::{self, Price};
 use crate::providers::kind::{self, ProviderKind};
 
 /// Where a deployment was declared.
@@ -119,6 +120,8 @@ pub struct Deployment {
     pub model_info: Json,
     /// `model_name` contains `*`.
     pub is_wildcard: bool,
+    /// Per-token prices: the config's, else the price table's (Azure through `base_model`).
+    pub price: Option<Price>,
 }
 
 impl Deployment {
@@ -322,6 +325,17 @@ impl Deployment {
         if let Some(m) = a.cli.max_tokens {
             defaults.entry("max_tokens").or_insert(Json::from(m));
         }
+        let price = configured_price(&public_params, &a.model_info).or_else(|| {
+            let base = a.model_info.get("base_model").and_then(Json::as_str);
+            match base {
+                Some(b) => {
+                    let (p, m) =
+                        kind::parse_model(b).map_or((provider.name(), b), |(k, m)| (k.name(), m));
+                    pricing::lookup(p, m)
+                }
+                None => pricing::lookup(provider.name(), &upstream_model),
+            }
+        });
         let mode = a.model_info.get("mode").and_then(Json::as_str);
         let completions_only = matches!(provider, ProviderKind::TextCompletion(_));
         let native_completions = completions_only
@@ -352,7 +366,17 @@ impl Deployment {
             completions_only,
             public_params,
             model_info: a.model_info,
+            price,
         })
+    }
+
+    /// The price of a call to this deployment; a wildcard deployment is priced by the model
+    /// the request named.
+    pub fn price_for(&self, upstream_model: &str) -> Option<Price> {
+        if self.is_wildcard && self.price.is_none() {
+            return pricing::lookup(self.provider.name(), upstream_model);
+        }
+        self.price
     }
 
     /// The share of traffic `simple-shuffle` gives this deployment.
@@ -362,6 +386,22 @@ impl Deployment {
             .or(self.tpm.map(|t| t as f64))
             .unwrap_or(1.0)
     }
+}
+
+/// `input_cost_per_token` / `output_cost_per_token` from `litellm_params`, else `model_info`.
+fn configured_price(params: &Json, info: &Json) -> Option<Price> {
+    let get = |key: &str| {
+        params.get(key).or_else(|| info.get(key)).and_then(|v| {
+            v.as_f64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        })
+    };
+    let input = get("input_cost_per_token");
+    let output = get("output_cost_per_token");
+    (input.is_some() || output.is_some()).then(|| Price {
+        input_cost_per_token: input.unwrap_or(0.0),
+        output_cost_per_token: output.unwrap_or(0.0),
+    })
 }
 
 /// Azure's `api-version` when neither the config nor `AZURE_API_VERSION` gives one.

@@ -79,6 +79,12 @@ struct RawLitellmSettings {
     set_verbose: Option<bool>,
     #[serde(default, deserialize_with = "de::opt_bool")]
     turn_off_message_logging: Option<bool>,
+    #[serde(default, deserialize_with = "de::opt_f64")]
+    max_budget: Option<f64>,
+    #[serde(default, deserialize_with = "de::opt_string")]
+    budget_duration: Option<String>,
+    #[serde(default)]
+    default_key_generate_params: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -109,6 +115,18 @@ struct RawGeneralSettings {
     litellm_key_header_name: Option<String>,
     #[serde(default, deserialize_with = "de::opt_bool")]
     always_include_stream_usage: Option<bool>,
+    #[serde(default, deserialize_with = "de::opt_string")]
+    database_url: Option<String>,
+    #[serde(default, deserialize_with = "de::opt_u32")]
+    database_connection_pool_limit: Option<u32>,
+    #[serde(default, deserialize_with = "de::opt_f64")]
+    proxy_batch_write_at: Option<f64>,
+    #[serde(default, deserialize_with = "de::opt_bool")]
+    disable_spend_logs: Option<bool>,
+    #[serde(default, deserialize_with = "de::opt_f64")]
+    max_budget: Option<f64>,
+    #[serde(default, deserialize_with = "de::opt_string")]
+    budget_duration: Option<String>,
 }
 
 /// Everything the gateway runs on, validated.
@@ -140,6 +158,20 @@ pub struct Settings {
     pub verbose: bool,
     /// Started with `--model` and no config: the one model answers every name.
     pub serve_any_model: bool,
+    /// Where keys and spend are stored.
+    pub database: crate::db::DbTarget,
+    /// Connections in the pool.
+    pub database_pool_size: u32,
+    /// How often buffered spend is written.
+    pub spend_write_every: Duration,
+    /// Keep key totals but write no spend-log rows.
+    pub disable_spend_logs: bool,
+    /// The proxy-wide budget in USD (the lower of the two sections when both set one).
+    pub max_budget: Option<f64>,
+    /// How often the proxy-wide spend resets.
+    pub budget_duration: Option<crate::keys::KeyDuration>,
+    /// Defaults for `/key/generate` (`duration` defaults to 1 hour).
+    pub default_key_params: serde_json::Map<String, serde_json::Value>,
     /// Known settings present in the config that have no effect yet.
     pub not_implemented: Vec<String>,
     /// Keys that are not LiteLLM settings at all.
@@ -275,6 +307,73 @@ impl Settings {
             .filter(|k| !k.is_empty())
             .map(Secret::new);
         let _ = litellm.turn_off_message_logging;
+        let database = match general
+            .database_url
+            .clone()
+            .or_else(|| env.get("DATABASE_URL"))
+        {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                crate::db::DbTarget::Postgres(url)
+            }
+            Some(url) if url.starts_with("sqlite:") || url.starts_with("file:") => {
+                let path = url
+                    .trim_start_matches("sqlite://")
+                    .trim_start_matches("sqlite:")
+                    .to_owned();
+                crate::db::DbTarget::Sqlite(if path.is_empty() {
+                    "llmgate.db".into()
+                } else {
+                    path
+                })
+            }
+            Some(_) => {
+                return Err(ConfigError::at(
+                    "general_settings.database_url",
+                    "expected a postgres:// or sqlite: URL",
+                ))
+            }
+            None => crate::db::DbTarget::Sqlite(
+                env.get("LLMGATE_SQLITE_PATH")
+                    .unwrap_or_else(|| "llmgate.db".into()),
+            ),
+        };
+        let spend_write_every = match general.proxy_batch_write_at {
+            None => Duration::from_secs(10),
+            Some(v) if v > 0.0 => secs("general_settings.proxy_batch_write_at", v)?,
+            Some(_) => {
+                return Err(ConfigError::at(
+                    "general_settings.proxy_batch_write_at",
+                    "expected a positive number of seconds",
+                ))
+            }
+        };
+        let max_budget = match (general.max_budget, litellm.max_budget) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let budget_duration = match (&general.budget_duration, &litellm.budget_duration) {
+            (Some(d), _) => Some(("general_settings.budget_duration", d)),
+            (None, Some(d)) => Some(("litellm_settings.budget_duration", d)),
+            (None, None) => None,
+        }
+        .map(|(path, d)| {
+            crate::keys::KeyDuration::parse(d).ok_or_else(|| {
+                ConfigError::at(
+                    path,
+                    format!("invalid duration {d:?} (use 30s, 30m, 30h, 30d or 1mo)"),
+                )
+            })
+        })
+        .transpose()?;
+        let default_key_params = litellm.default_key_generate_params.unwrap_or_default();
+        if let Some(d) = default_key_params.get("duration").and_then(|d| d.as_str()) {
+            if crate::keys::KeyDuration::parse(d).is_none() {
+                return Err(ConfigError::at(
+                    "litellm_settings.default_key_generate_params.duration",
+                    format!("invalid duration {d:?} (use 30s, 30m, 30h, 30d or 1mo)"),
+                ));
+            }
+        }
         Ok(Self {
             deployments,
             master_key,
@@ -291,6 +390,13 @@ impl Settings {
             always_include_stream_usage: general.always_include_stream_usage.unwrap_or(false),
             verbose: litellm.set_verbose.unwrap_or(false),
             serve_any_model,
+            database,
+            database_pool_size: general.database_connection_pool_limit.unwrap_or(10).max(1),
+            spend_write_every,
+            disable_spend_logs: general.disable_spend_logs.unwrap_or(false),
+            max_budget,
+            budget_duration,
+            default_key_params,
             not_implemented,
             unknown,
             env,

@@ -27,9 +27,9 @@ const LITELLM_SETTINGS: &[(&str, SettingStatus)] = &[
     ("cache_params", N),
     ("success_callback", N),
     ("failure_callback", N),
-    ("max_budget", N),
-    ("budget_duration", N),
-    ("default_key_generate_params", N),
+    ("max_budget", Y),
+    ("budget_duration", Y),
+    ("default_key_generate_params", Y),
     // llmgate never logs message content, so this holds whatever its value.
     ("turn_off_message_logging", Y),
     ("set_verbose", Y),
@@ -59,13 +59,13 @@ const ROUTER_SETTINGS: &[(&str, SettingStatus)] = &[
 
 const GENERAL_SETTINGS: &[(&str, SettingStatus)] = &[
     ("master_key", Y),
-    ("database_url", N),
-    ("database_connection_pool_limit", N),
-    ("proxy_batch_write_at", N),
+    ("database_url", Y),
+    ("database_connection_pool_limit", Y),
+    ("proxy_batch_write_at", Y),
     ("max_parallel_requests", N),
     ("global_max_parallel_requests", N),
-    ("max_budget", N),
-    ("budget_duration", N),
+    ("max_budget", Y),
+    ("budget_duration", Y),
     ("background_health_checks", N),
     ("health_check_interval", N),
     ("allowed_ips", N),
@@ -73,7 +73,7 @@ const GENERAL_SETTINGS: &[(&str, SettingStatus)] = &[
     ("max_request_size_mb", Y),
     ("litellm_key_header_name", Y),
     ("always_include_stream_usage", Y),
-    ("disable_spend_logs", N),
+    ("disable_spend_logs", Y),
 ];
 
 /// `litellm_params` keys the gateway reads itself; any other key is a default request parameter.
@@ -91,8 +91,8 @@ pub const LITELLM_PARAMS: &[(&str, SettingStatus)] = &[
     ("stream_timeout", Y),
     ("max_retries", N),
     ("headers", Y),
-    ("input_cost_per_token", N),
-    ("output_cost_per_token", N),
+    ("input_cost_per_token", Y),
+    ("output_cost_per_token", Y),
     ("mock_response", Y),
     ("aws_access_key_id", N),
     ("aws_secret_access_key", N),
@@ -122,10 +122,10 @@ pub const SECRET_PARAMS: &[&str] = &[
 ];
 
 const MODEL_INFO: &[(&str, SettingStatus)] = &[
-    ("access_groups", N),
-    ("base_model", N),
-    ("input_cost_per_token", N),
-    ("output_cost_per_token", N),
+    ("access_groups", Y),
+    ("base_model", Y),
+    ("input_cost_per_token", Y),
+    ("output_cost_per_token", Y),
 ];
 
 const SECTIONS: &[&str] = &[

@@ -132,7 +132,12 @@ fn pieces(content: &str) -> Vec<&str> {
 
 /// A mock reply as SSE events: a role chunk, one chunk per word, a finish chunk, the usage
 /// chunk when asked for, then `[DONE]`.
-pub fn stream_events(op: Operation, model: &str, content: &str, with_usage: bool) -> Vec<Bytes> {
+pub fn stream_events(
+    op: Operation,
+    model: &str,
+    content: &str,
+    usage_cost: Option<f64>,
+) -> Vec<Bytes> {
     let created = now_secs();
     let chat = op != Operation::Completion;
     let id = call_id(if chat { "chatcmpl" } else { "cmpl" });
@@ -160,10 +165,11 @@ pub fn stream_events(op: Operation, model: &str, content: &str, with_usage: bool
     } else {
         chunk(json!({"index": 0, "text": "", "logprobs": null, "finish_reason": "stop"}))
     });
-    if with_usage {
+    if let Some(cost) = usage_cost {
         let mut last = chunk(Json::Null);
         last["choices"] = json!([]);
         last["usage"] = json!(MOCK_USAGE);
+        last["usage"]["cost"] = json!(cost);
         events.push(last);
     }
     let mut out: Vec<Bytes> = events
@@ -193,7 +199,7 @@ mod tests {
 
     #[test]
     fn streamed_mock_has_several_chunks_usage_and_done() {
-        let events = stream_events(Operation::Chat, "m", "one two three", true);
+        let events = stream_events(Operation::Chat, "m", "one two three", Some(0.5));
         assert_eq!(events.len(), 1 + 3 + 1 + 1 + 1);
         assert!(std::str::from_utf8(&events[5])
             .unwrap()

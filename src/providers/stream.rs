@@ -16,7 +16,8 @@ use serde_json::Value as Json;
 use super::client::UpstreamBody;
 use super::request::Reshape;
 use super::{translate, ProviderError, ProviderKind, Usage};
-use crate::actors::Lease;
+use crate::actors::{Charge, Lease};
+use crate::pricing::{self, Price};
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
 
@@ -32,6 +33,10 @@ pub struct RelayOptions {
     pub provider: ProviderKind,
     /// Prompt tokens counted from the request, used when the upstream sends no usage.
     pub prompt_tokens: Box<dyn FnOnce() -> u64>,
+    /// Per-token prices, for the cost in the final usage chunk and the charge.
+    pub price: Option<Price>,
+    /// The request's accounting, spent when the stream ends well.
+    pub charge: Option<Charge>,
 }
 
 #[derive(Deserialize)]
@@ -90,6 +95,8 @@ pub struct SseRelay {
     chunk_model: String,
     chunk_created: u64,
     lease: Option<Lease>,
+    price: Option<Price>,
+    charge: Option<Charge>,
 }
 
 impl SseRelay {
@@ -113,6 +120,8 @@ impl SseRelay {
             chunk_model: String::new(),
             chunk_created: 0,
             lease: Some(lease),
+            price: options.price,
+            charge: options.charge,
         }
     }
 
@@ -180,6 +189,17 @@ impl SseRelay {
             if usage_only && !self.client_wants_usage {
                 return;
             }
+            if usage_only {
+                // The client's usage chunk carries the call's cost, as LiteLLM's does.
+                if let Ok(mut value) = serde_json::from_slice::<Json>(data) {
+                    value["usage"]["cost"] = Json::from(self.cost(u));
+                    if self.reshape == Reshape::CompletionFromChat {
+                        value["object"] = Json::from("text_completion");
+                    }
+                    self.push_json(&value);
+                    return;
+                }
+            }
         }
         match self.reshape {
             Reshape::None => self.push_event(data),
@@ -209,6 +229,12 @@ impl SseRelay {
         }
     }
 
+    fn cost(&self, usage: Usage) -> f64 {
+        self.price.map_or(0.0, |p| {
+            pricing::cost(p, usage.prompt_tokens, usage.completion_tokens)
+        })
+    }
+
     /// The usage of the call: the upstream's, or counted when it sent none.
     fn final_usage(&mut self) -> Usage {
         if let Some(u) = self.usage {
@@ -223,6 +249,7 @@ impl SseRelay {
     fn finish(&mut self) {
         let upstream_sent_usage = self.usage.is_some();
         let usage = self.final_usage();
+        let cost = self.cost(usage);
         if self.client_wants_usage && !upstream_sent_usage {
             let object = match self.reshape {
                 Reshape::CompletionFromChat => "text_completion",
@@ -236,7 +263,12 @@ impl SseRelay {
                 "choices": [],
                 "usage": usage,
             });
+            let mut chunk = chunk;
+            chunk["usage"]["cost"] = Json::from(cost);
             self.push_json(&chunk);
+        }
+        if let Some(charge) = self.charge.take() {
+            charge.succeed(usage, cost);
         }
         self.out.push_back(Bytes::from_static(DONE));
         if let Some(mut lease) = self.lease.take() {

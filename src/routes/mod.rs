@@ -1,11 +1,14 @@
 //! The HTTP surface: one file per endpoint family, wired into one route table.
 
 pub mod access_log;
+mod attempt;
 mod completions;
 mod health;
+mod keys;
 mod model_request;
 mod models;
 pub mod pipeline;
+mod spend;
 
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
@@ -47,6 +50,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(completions::embedding_at),
         );
     }
+    cfg.route("/key/generate", web::post().to(keys::generate))
+        .route("/key/info", web::get().to(keys::info))
+        .route("/key/update", web::post().to(keys::update))
+        .route("/key/delete", web::post().to(keys::delete))
+        .route("/key/list", web::get().to(keys::list))
+        .route("/key/block", web::post().to(keys::block))
+        .route("/key/unblock", web::post().to(keys::unblock))
+        .route("/key/regenerate", web::post().to(keys::regenerate_body))
+        .route("/key/{key}/regenerate", web::post().to(keys::regenerate_at))
+        .route("/spend/logs", web::get().to(spend::logs))
+        .route("/global/spend", web::get().to(spend::global));
     cfg.route("/health/liveliness", web::get().to(health::liveliness))
         .route("/health/liveness", web::get().to(health::liveliness))
         .route("/health/readiness", web::get().to(health::readiness))

@@ -39,6 +39,17 @@ pub struct GatewayFields {
     pub drop_params: Option<bool>,
     /// `additional_drop_params`: fields never to forward.
     pub additional_drop_params: Vec<String>,
+    /// `metadata`, kept for the spend log.
+    pub metadata: Option<Json>,
+}
+
+impl GatewayFields {
+    /// `metadata` as JSON text for the spend log (`{}` when absent).
+    pub fn metadata_json(&self) -> String {
+        self.metadata
+            .as_ref()
+            .map_or_else(|| "{}".to_owned(), Json::to_string)
+    }
 }
 
 /// A validated chat, completion or embedding request.
@@ -71,6 +82,14 @@ fn missing(field: &str) -> ApiError {
 }
 
 impl ModelRequest {
+    /// The request's `user` (the end user), for the spend log.
+    pub fn user(&self) -> Option<String> {
+        self.fields
+            .get("user")
+            .and_then(Json::as_str)
+            .map(str::to_owned)
+    }
+
     /// Parses `body` for `op`; `path_model` (Azure-style routes) overrides the body's model.
     pub fn parse(op: Operation, body: &[u8], path_model: Option<String>) -> Result<Self, ApiError> {
         let value: Json = serde_json::from_slice(body).map_err(|e| {
@@ -172,6 +191,8 @@ fn take_gateway_fields(fields: &mut Map<String, Json>) -> Result<GatewayFields, 
                     .ok_or_else(|| type_error(name, "a positive number of seconds"))?;
                 g.timeout = Some(secs);
             }
+            ("metadata", v @ Json::Object(_)) => g.metadata = Some(v),
+            ("metadata", _) => return Err(type_error("metadata", "an object")),
             ("drop_params", Json::Bool(b)) => g.drop_params = Some(b),
             ("drop_params", _) => return Err(type_error("drop_params", "a boolean")),
             ("additional_drop_params", Json::Array(items)) => {

@@ -3,19 +3,49 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use crate::auth::authenticate;
+use crate::actors::CachedKey;
+use crate::auth::{authenticate, Caller};
 use crate::error::ApiError;
 use crate::state::AppState;
+
+use super::pipeline::load_key;
 
 /// The `created` timestamp LiteLLM reports for every model.
 const CREATED: u64 = 1_677_610_602;
 
+/// The models list of the calling key (`None`: everything).
+async fn allowed_models(
+    state: &AppState,
+    req: &HttpRequest,
+) -> Result<Option<Vec<String>>, ApiError> {
+    let Caller::Key { token, shown } = authenticate(state, req)? else {
+        return Ok(None);
+    };
+    let cached = state
+        .actors()
+        .router
+        .send(CachedKey(token.clone()))
+        .await
+        .map_err(|_| ApiError::Internal)?;
+    let record = match cached {
+        Some((record, _)) => (*record).clone(),
+        None => load_key(state, &token)
+            .await?
+            .ok_or(ApiError::InvalidKey(shown))?,
+    };
+    if record.row.blocked {
+        return Err(ApiError::Key(crate::keys::Rejection::Blocked));
+    }
+    Ok(Some(record.models))
+}
+
 /// `GET /models`.
 pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    authenticate(&state, &req)?;
+    let allowed = allowed_models(&state, &req).await?;
+    let all: &[String] = &[];
     let data: Vec<_> = state
         .catalog
-        .listed_names()
+        .names_for_key(allowed.as_deref().unwrap_or(all))
         .map(
             |name| json!({"id": name, "object": "model", "created": CREATED, "owned_by": "openai"}),
         )
@@ -25,11 +55,16 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
 
 /// `GET /model/info`.
 pub async fn info(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    authenticate(&state, &req)?;
+    let allowed = allowed_models(&state, &req).await?;
     let data: Vec<_> = state
         .settings
         .deployments
         .iter()
+        .filter(|d| match (&allowed, state.catalog.resolve(&d.model_name)) {
+            (None, _) => true,
+            (Some(models), Some(r)) => state.catalog.key_may_use(models, &d.model_name, r.group),
+            (Some(_), None) => false,
+        })
         .map(|d| {
             json!({
                 "model_name": d.model_name,

@@ -55,6 +55,21 @@ impl RateWindow {
         self.requests.len() as u64
     }
 
+    /// How long until the oldest event leaves the window (when a slot frees up).
+    pub fn next_expiry(&self, now: Instant) -> Option<Duration> {
+        let oldest = match (self.requests.front(), self.tokens.front()) {
+            (Some(&r), Some(&(t, _))) => r.min(t),
+            (Some(&r), None) => r,
+            (None, Some(&(t, _))) => t,
+            (None, None) => return None,
+        };
+        Some(
+            (oldest + WINDOW)
+                .saturating_duration_since(now)
+                .max(Duration::from_secs(1)),
+        )
+    }
+
     /// Tokens in the window ending at `now`.
     pub fn tokens(&mut self, now: Instant) -> u64 {
         self.evict(now);

@@ -202,7 +202,7 @@ async fn health_probes_answer_without_a_key() {
     let r = gw.get("/health/readiness", None).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["status"], "healthy");
-    assert_eq!(r.json()["db"], "Not connected");
+    assert_eq!(r.json()["db"], "connected");
     assert_eq!(r.json()["litellm_version"], env!("CARGO_PKG_VERSION"));
 }
 

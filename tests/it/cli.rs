@@ -31,6 +31,8 @@ async fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> Exited {
             .args(&args)
             .env_remove("RUST_LOG")
             .env_remove("LITELLM_MASTER_KEY")
+            .env_remove("DATABASE_URL")
+            .env("LLMGATE_SQLITE_PATH", dir.join("llmgate.db"))
             .envs(env)
             .stdin(Stdio::null())
             .stdout(File::create(&out_path).unwrap())
@@ -495,7 +497,7 @@ async fn unimplemented_settings_are_named_in_one_startup_warning() {
     let config = write_config(
         "cli-not-yet",
         &format!(
-            "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/m, api_base: \"{}\"}}\nlitellm_settings:\n  cache: true\nrouter_settings:\n  redis_host: localhost\ngeneral_settings:\n  database_url: postgresql://localhost/x\n",
+            "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/m, api_base: \"{}\"}}\nlitellm_settings:\n  cache: true\nrouter_settings:\n  redis_host: localhost\ngeneral_settings:\n  allowed_ips: [127.0.0.1]\n",
             mock.v1()
         ),
     );
@@ -504,7 +506,7 @@ async fn unimplemented_settings_are_named_in_one_startup_warning() {
     let names = [
         "litellm_settings.cache",
         "router_settings.redis_host",
-        "general_settings.database_url",
+        "general_settings.allowed_ips",
     ];
     let logged = eventually(Duration::from_secs(10), async || {
         gateway.log().contains("litellm_settings.cache")

@@ -133,7 +133,7 @@ async fn usage_is_counted_with_the_tokenizer_when_the_upstream_sends_none() {
     assert!(completion >= 6, "{completion}");
     assert_eq!(
         usage["usage"],
-        json!({"prompt_tokens": 9, "completion_tokens": completion, "total_tokens": 9 + completion})
+        json!({"prompt_tokens": 9, "completion_tokens": completion, "total_tokens": 9 + completion, "cost": 0.0})
     );
     assert_eq!(usage["id"], "chatcmpl-mock");
     let total = 9 + completion;

@@ -50,11 +50,14 @@ impl Process {
         let dir = temp_dir("proc");
         let log_path = dir.join("stderr.log");
         let log = std::fs::File::create(&log_path).unwrap();
+        let db_path = dir.join("llmgate.db");
         let mut cmd = bin();
         cmd.args(args)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .env_remove("RUST_LOG")
             .env_remove("LITELLM_MASTER_KEY")
+            .env_remove("DATABASE_URL")
+            .env("LLMGATE_SQLITE_PATH", &db_path)
             .stdout(Stdio::null())
             .stderr(log);
         for (k, v) in env {

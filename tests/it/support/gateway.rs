@@ -5,6 +5,7 @@ use std::time::Duration;
 use actix_web::web;
 use llmgate::actors::Inspect;
 use llmgate::config::{CliOverrides, Settings};
+use llmgate::db::DbTarget;
 use llmgate::routing::DeploymentSnapshot;
 use llmgate::state::AppState;
 use serde_json::Value;
@@ -50,8 +51,14 @@ impl Gateway {
     }
 
     /// Starts a gateway from settings.
-    pub async fn start_with(settings: Settings) -> Self {
-        let running = llmgate::server::start(settings, "127.0.0.1", 0, 1).expect("binds");
+    pub async fn start_with(mut settings: Settings) -> Self {
+        // Unless a test names a database, each gateway gets its own in-memory SQLite.
+        if settings.database == DbTarget::Sqlite("llmgate.db".into()) {
+            settings.database = DbTarget::Sqlite(":memory:".into());
+        }
+        let running = llmgate::server::start(settings, "127.0.0.1", 0, 1)
+            .await
+            .expect("starts");
         let handle = running.server.handle();
         actix_rt::spawn(running.server);
         let client = awc::Client::builder()

@@ -1,0 +1,150 @@
+//! `Charge`: one request's accounting, sent exactly once when it ends (or is dropped): the
+//! key's slot and spend to the router, the spend-log row to the spend actor.
+
+use actix::Addr;
+use chrono::Utc;
+
+use super::router::{RouterActor, Settle};
+use super::spend::{RecordSpend, SpendActor};
+use crate::config::Deployment;
+use crate::db::models::SpendLogRow;
+use crate::providers::Usage;
+
+/// Who and what a request is charged for.
+pub struct ChargeFor<'a> {
+    /// The hashed key, if any.
+    pub token: Option<String>,
+    /// The group's index.
+    pub group: usize,
+    /// The group's name.
+    pub group_name: &'a str,
+    /// The call id.
+    pub request_id: &'a str,
+    /// The request's `metadata`, as JSON text.
+    pub metadata: String,
+    /// The request's `user`.
+    pub user_id: Option<String>,
+}
+
+/// The accounting of one admitted request.
+pub struct Charge {
+    router: Addr<RouterActor>,
+    spend: Addr<SpendActor>,
+    token: Option<String>,
+    group: usize,
+    row: SpendLogRow,
+    sent: bool,
+}
+
+impl Charge {
+    /// Starts the accounting of a request.
+    pub fn new(router: Addr<RouterActor>, spend: Addr<SpendActor>, of: ChargeFor<'_>) -> Self {
+        let ChargeFor {
+            token,
+            group,
+            group_name,
+            request_id,
+            metadata,
+            user_id,
+        } = of;
+        let now = Utc::now().naive_utc();
+        Self {
+            router,
+            spend,
+            row: SpendLogRow {
+                request_id: request_id.to_owned(),
+                api_key: token.clone().unwrap_or_default(),
+                model: String::new(),
+                model_group: group_name.to_owned(),
+                model_id: String::new(),
+                api_base: String::new(),
+                provider: String::new(),
+                prompt_tokens: 0,
+                completion_tokens: 0,
+                total_tokens: 0,
+                spend: 0.0,
+                start_time: now,
+                end_time: now,
+                status: "failure".into(),
+                cache_hit: false,
+                user_id,
+                metadata,
+            },
+            token,
+            group,
+            sent: false,
+        }
+    }
+
+    /// Notes the deployment (and upstream model) that is serving the request now.
+    pub fn serving(&mut self, deployment: &Deployment, model: &str) {
+        self.row.model = model.to_owned();
+        self.row.model_id = deployment.id.clone();
+        self.row.api_base = deployment.public_api_base.clone();
+        self.row.provider = deployment.provider.name().to_owned();
+    }
+
+    /// The request succeeded with `usage`, costing `cost` USD.
+    pub fn succeed(mut self, usage: Usage, cost: f64) {
+        self.row.status = "success".into();
+        self.row.prompt_tokens = clamp(usage.prompt_tokens);
+        self.row.completion_tokens = clamp(usage.completion_tokens);
+        self.row.total_tokens = clamp(usage.total_tokens);
+        self.row.spend = cost;
+        self.send();
+    }
+
+    fn send(&mut self) {
+        if self.sent {
+            return;
+        }
+        self.sent = true;
+        self.row.end_time = Utc::now().naive_utc();
+        self.router.do_send(Settle {
+            token: self.token.clone(),
+            group: self.group,
+            tokens: self.row.total_tokens as u64,
+            cost: self.row.spend,
+        });
+        self.spend.do_send(RecordSpend {
+            token: self.token.take(),
+            cost: self.row.spend,
+            row: std::mem::replace(&mut self.row, empty_row()),
+        });
+    }
+}
+
+fn clamp(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn empty_row() -> SpendLogRow {
+    let now = Utc::now().naive_utc();
+    SpendLogRow {
+        request_id: String::new(),
+        api_key: String::new(),
+        model: String::new(),
+        model_group: String::new(),
+        model_id: String::new(),
+        api_base: String::new(),
+        provider: String::new(),
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        total_tokens: 0,
+        spend: 0.0,
+        start_time: now,
+        end_time: now,
+        status: String::new(),
+        cache_hit: false,
+        user_id: None,
+        metadata: String::new(),
+    }
+}
+
+impl Drop for Charge {
+    /// A request that ends without success (an error, or a client that left) is logged as a
+    /// failure costing nothing, and its key slot is freed.
+    fn drop(&mut self) {
+        self.send();
+    }
+}

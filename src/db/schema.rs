@@ -1,0 +1,68 @@
+//! The database schema, shared by the SQLite and PostgreSQL trees in `migrations/`.
+
+diesel::table! {
+    llmgate_keys (token) {
+        token -> Text,
+        key_name -> Text,
+        key_alias -> Nullable<Text>,
+        spend -> Double,
+        max_budget -> Nullable<Double>,
+        budget_duration -> Nullable<Text>,
+        budget_reset_at -> Nullable<Timestamp>,
+        expires -> Nullable<Timestamp>,
+        models -> Text,
+        aliases -> Text,
+        config -> Text,
+        metadata -> Text,
+        model_max_budget -> Text,
+        model_rpm_limit -> Text,
+        model_tpm_limit -> Text,
+        tpm_limit -> Nullable<BigInt>,
+        rpm_limit -> Nullable<BigInt>,
+        max_parallel_requests -> Nullable<BigInt>,
+        user_id -> Nullable<Text>,
+        team_id -> Nullable<Text>,
+        tags -> Text,
+        blocked -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    llmgate_key_model_spend (token, model) {
+        token -> Text,
+        model -> Text,
+        spend -> Double,
+    }
+}
+
+diesel::table! {
+    llmgate_spend_logs (request_id) {
+        request_id -> Text,
+        api_key -> Text,
+        model -> Text,
+        model_group -> Text,
+        model_id -> Text,
+        api_base -> Text,
+        provider -> Text,
+        prompt_tokens -> BigInt,
+        completion_tokens -> BigInt,
+        total_tokens -> BigInt,
+        spend -> Double,
+        start_time -> Timestamp,
+        end_time -> Timestamp,
+        status -> Text,
+        cache_hit -> Bool,
+        user_id -> Nullable<Text>,
+        metadata -> Text,
+    }
+}
+
+diesel::table! {
+    llmgate_proxy_spend (id) {
+        id -> Integer,
+        spend -> Double,
+        budget_reset_at -> Nullable<Timestamp>,
+    }
+}

@@ -1,0 +1,203 @@
+//! Spend writes (one transaction per batch) and reads (`/spend/logs`, `/global/spend`).
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+use super::models::SpendLogRow;
+use super::schema::{
+    llmgate_key_model_spend as model_spend, llmgate_keys as keys, llmgate_proxy_spend as proxy,
+    llmgate_spend_logs as logs,
+};
+use super::{with_conn, Db, DbError};
+
+/// What one flush writes.
+#[derive(Debug, Default, Clone)]
+pub struct SpendBatch {
+    /// Spend-log rows (empty with `disable_spend_logs`).
+    pub rows: Vec<SpendLogRow>,
+    /// Spend to add per key, sorted by token so concurrent writers lock in one order.
+    pub key_deltas: Vec<(String, f64)>,
+    /// Spend to add per key and model group, sorted.
+    pub model_deltas: Vec<(String, String, f64)>,
+    /// Keys whose spend window reset: (token, next reset), applied before the deltas.
+    pub resets: Vec<(String, Option<NaiveDateTime>)>,
+    /// Spend to add to the proxy-wide total.
+    pub proxy_delta: f64,
+    /// A proxy-wide budget reset, applied before the delta.
+    pub proxy_reset: Option<Option<NaiveDateTime>>,
+}
+
+/// Filters of `/spend/logs`.
+#[derive(Debug, Default, Clone)]
+pub struct LogFilter {
+    /// Hashed key.
+    pub api_key: Option<String>,
+    /// Call id.
+    pub request_id: Option<String>,
+    /// From (inclusive).
+    pub start: Option<NaiveDateTime>,
+    /// Until (exclusive).
+    pub end: Option<NaiveDateTime>,
+    /// At most this many rows.
+    pub limit: i64,
+}
+
+impl SpendBatch {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+            && self.key_deltas.is_empty()
+            && self.model_deltas.is_empty()
+            && self.resets.is_empty()
+            && self.proxy_delta == 0.0
+            && self.proxy_reset.is_none()
+    }
+}
+
+/// Resets spend windows before the batch's deltas land in them.
+macro_rules! apply_resets {
+    ($conn:ident, $batch:ident) => {
+        for (token, next) in &$batch.resets {
+            diesel::update(keys::table.find(token))
+                .set((keys::spend.eq(0.0), keys::budget_reset_at.eq(next)))
+                .execute($conn)
+                .await?;
+            diesel::delete(model_spend::table.filter(model_spend::token.eq(token)))
+                .execute($conn)
+                .await?;
+        }
+        if let Some(next) = $batch.proxy_reset {
+            diesel::update(proxy::table.find(1))
+                .set((proxy::spend.eq(0.0), proxy::budget_reset_at.eq(next)))
+                .execute($conn)
+                .await?;
+        }
+    };
+}
+
+/// Adds the batch's spend to keys (in token order), key-model pairs and the proxy total.
+macro_rules! apply_deltas {
+    ($conn:ident, $batch:ident) => {
+        for (token, delta) in &$batch.key_deltas {
+            diesel::update(keys::table.find(token))
+                .set(keys::spend.eq(keys::spend + *delta))
+                .execute($conn)
+                .await?;
+        }
+        for (token, model, delta) in &$batch.model_deltas {
+            diesel::insert_into(model_spend::table)
+                .values((
+                    model_spend::token.eq(token),
+                    model_spend::model.eq(model),
+                    model_spend::spend.eq(*delta),
+                ))
+                .on_conflict((model_spend::token, model_spend::model))
+                .do_update()
+                .set(model_spend::spend.eq(model_spend::spend + excluded(model_spend::spend)))
+                .execute($conn)
+                .await?;
+        }
+        if $batch.proxy_delta != 0.0 {
+            diesel::update(proxy::table.find(1))
+                .set(proxy::spend.eq(proxy::spend + $batch.proxy_delta))
+                .execute($conn)
+                .await?;
+        }
+    };
+}
+
+/// SQLite binds at most 32766 parameters; 17 columns a row keeps a chunk well under it.
+const ROWS_PER_INSERT: usize = 500;
+
+impl Db {
+    /// Writes a batch in one transaction.
+    pub async fn write_spend(&self, batch: &SpendBatch) -> Result<(), DbError> {
+        match self {
+            Db::Postgres(pool) => {
+                let mut pooled = pool.get().await.map_err(DbError::pool)?;
+                pooled
+                    .transaction(async |conn| {
+                        apply_resets!(conn, batch);
+                        for chunk in batch.rows.chunks(ROWS_PER_INSERT) {
+                            // Idempotent: a batch retried after a commit whose answer was lost
+                            // adds no row twice.
+                            diesel::insert_into(logs::table)
+                                .values(chunk)
+                                .on_conflict_do_nothing()
+                                .execute(conn)
+                                .await?;
+                        }
+                        apply_deltas!(conn, batch);
+                        Ok::<_, DbError>(())
+                    })
+                    .await
+            }
+            Db::Sqlite(pool) => {
+                let mut pooled = pool.get().await.map_err(DbError::pool)?;
+                pooled
+                    .transaction(async |conn| {
+                        apply_resets!(conn, batch);
+                        // diesel-async cannot batch-insert on SQLite; inside one transaction
+                        // row-by-row inserts cost microseconds each.
+                        for row in &batch.rows {
+                            diesel::insert_or_ignore_into(logs::table)
+                                .values(row)
+                                .execute(conn)
+                                .await?;
+                        }
+                        apply_deltas!(conn, batch);
+                        Ok::<_, DbError>(())
+                    })
+                    .await
+            }
+        }
+    }
+
+    /// Spend-log rows matching `filter`, newest first.
+    pub async fn spend_logs(&self, filter: &LogFilter) -> Result<Vec<SpendLogRow>, DbError> {
+        Ok(with_conn!(self, conn => {
+            let mut q = logs::table.into_boxed();
+            if let Some(k) = &filter.api_key {
+                q = q.filter(logs::api_key.eq(k));
+            }
+            if let Some(r) = &filter.request_id {
+                q = q.filter(logs::request_id.eq(r));
+            }
+            if let Some(s) = filter.start {
+                q = q.filter(logs::start_time.ge(s));
+            }
+            if let Some(e) = filter.end {
+                q = q.filter(logs::start_time.lt(e));
+            }
+            q.order(logs::start_time.desc())
+                .limit(filter.limit)
+                .select(SpendLogRow::as_select())
+                .load(conn)
+                .await?
+        }))
+    }
+
+    /// The proxy-wide spend and when it next resets.
+    pub async fn proxy_spend(&self) -> Result<(f64, Option<NaiveDateTime>), DbError> {
+        Ok(with_conn!(self, conn => {
+            proxy::table
+                .find(1)
+                .select((proxy::spend, proxy::budget_reset_at))
+                .first(conn)
+                .await
+                .optional()?
+                .unwrap_or((0.0, None))
+        }))
+    }
+
+    /// Sum of every key's spend.
+    pub async fn total_key_spend(&self) -> Result<f64, DbError> {
+        use diesel::dsl::sum;
+        let total: Option<f64> = with_conn!(self, conn => {
+            keys::table.select(sum(keys::spend)).first(conn).await?
+        });
+        Ok(total.unwrap_or(0.0))
+    }
+}

@@ -1,0 +1,403 @@
+//! `KeyLedger`: each cached key's live spend, rate windows and requests in flight, and the
+//! admission decision, with the clock passed in.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use super::record::{utc, KeyRecord};
+use super::KeyDuration;
+use crate::routing::RateWindow;
+
+/// Why a key may not make this request now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rejection {
+    /// The key is not in the cache: load it and ask again.
+    NotCached,
+    /// Blocked by an admin.
+    Blocked,
+    /// Past its `expires`.
+    Expired(DateTime<Utc>),
+    /// The key's (or a model's, or the proxy's) budget is spent.
+    BudgetExceeded {
+        /// What ran out.
+        what: String,
+        /// Spend so far.
+        spend: f64,
+        /// The budget.
+        budget: f64,
+    },
+    /// The key may not use this model.
+    ModelDenied(String),
+    /// A per-key limit is reached.
+    RateLimited {
+        /// Which limit.
+        what: String,
+        /// When a request would be admitted.
+        retry_after: Duration,
+    },
+}
+
+/// What an admitted key request carries along.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admission {
+    /// The key's spend before this request (stored plus not yet flushed).
+    pub spend: f64,
+    /// `(limit, remaining)` requests this minute, when the key has an rpm limit.
+    pub requests: Option<(u64, u64)>,
+    /// `(limit, remaining)` tokens this minute, when the key has a tpm limit.
+    pub tokens: Option<(u64, u64)>,
+    /// A budget window that just rolled over: persist the reset with this next reset time.
+    pub reset: Option<Option<DateTime<Utc>>>,
+}
+
+struct KeyState {
+    record: Arc<KeyRecord>,
+    spend: f64,
+    model_spend: HashMap<String, f64>,
+    reset_at: Option<DateTime<Utc>>,
+    window: RateWindow,
+    model_windows: HashMap<String, RateWindow>,
+    in_flight: u64,
+}
+
+impl KeyState {
+    fn new(record: Arc<KeyRecord>) -> Self {
+        Self {
+            spend: record.row.spend,
+            model_spend: record.model_spend.clone(),
+            reset_at: record.row.budget_reset_at.map(utc),
+            record,
+            window: RateWindow::default(),
+            model_windows: HashMap::new(),
+            in_flight: 0,
+        }
+    }
+}
+
+/// Every cached key's state.
+#[derive(Default)]
+pub struct KeyLedger {
+    keys: HashMap<String, KeyState>,
+}
+
+fn window_wait(window: &RateWindow, now: Instant) -> Duration {
+    window.next_expiry(now).unwrap_or(Duration::from_secs(1))
+}
+
+impl KeyLedger {
+    /// Caches `record`, keeping the live counters of a key already cached.
+    pub fn upsert(&mut self, record: KeyRecord) {
+        let record = Arc::new(record);
+        match self.keys.get_mut(&record.row.token) {
+            Some(state) => {
+                if (state.record.row.spend - record.row.spend).abs() > f64::EPSILON {
+                    // An admin set the spend: it replaces what was counted.
+                    state.spend = record.row.spend;
+                }
+                state.reset_at = record.row.budget_reset_at.map(utc);
+                state.record = record;
+            }
+            None => {
+                self.keys
+                    .insert(record.row.token.clone(), KeyState::new(record));
+            }
+        }
+    }
+
+    /// Drops a key from the cache (deleted or regenerated).
+    pub fn remove(&mut self, token: &str) {
+        self.keys.remove(token);
+    }
+
+    /// The cached record and live spend of a key.
+    pub fn get(&self, token: &str) -> Option<(Arc<KeyRecord>, f64)> {
+        self.keys.get(token).map(|s| (s.record.clone(), s.spend))
+    }
+
+    /// The cached record, if any.
+    pub fn record(&self, token: &str) -> Option<Arc<KeyRecord>> {
+        self.keys.get(token).map(|s| s.record.clone())
+    }
+
+    /// Checks and counts one request of `token` for `group`, as of `now` / `wall`.
+    pub fn admit(
+        &mut self,
+        token: &str,
+        group: &str,
+        now: Instant,
+        wall: DateTime<Utc>,
+    ) -> Result<Admission, Rejection> {
+        let state = self.keys.get_mut(token).ok_or(Rejection::NotCached)?;
+        let row = &state.record.row;
+        if row.blocked {
+            return Err(Rejection::Blocked);
+        }
+        if let Some(expires) = row.expires.map(utc).filter(|e| *e <= wall) {
+            return Err(Rejection::Expired(expires));
+        }
+        let mut reset = None;
+        if let Some(at) = state.reset_at.filter(|at| *at <= wall) {
+            let next = row
+                .budget_duration
+                .as_deref()
+                .and_then(KeyDuration::parse)
+                .and_then(|d| {
+                    let mut next = d.after(at)?;
+                    while next <= wall {
+                        next = d.after(next)?;
+                    }
+                    Some(next)
+                });
+            state.spend = 0.0;
+            state.model_spend.clear();
+            state.reset_at = next;
+            reset = Some(next);
+        }
+        if let Some(budget) = row.max_budget.filter(|b| state.spend >= *b) {
+            return Err(Rejection::BudgetExceeded {
+                what: "key".into(),
+                spend: state.spend,
+                budget,
+            });
+        }
+        if let Some(&budget) = state.record.model_max_budget.get(group) {
+            let spent = state.model_spend.get(group).copied().unwrap_or(0.0);
+            if spent >= budget {
+                return Err(Rejection::BudgetExceeded {
+                    what: format!("model {group}"),
+                    spend: spent,
+                    budget,
+                });
+            }
+        }
+        if let Some(max) = row
+            .max_parallel_requests
+            .filter(|m| state.in_flight >= *m as u64)
+        {
+            return Err(Rejection::RateLimited {
+                what: format!("max_parallel_requests={max}"),
+                retry_after: Duration::from_secs(1),
+            });
+        }
+        let requests_now = state.window.requests(now);
+        let tokens_now = state.window.tokens(now);
+        if let Some(rpm) = row.rpm_limit.filter(|l| requests_now >= *l as u64) {
+            return Err(Rejection::RateLimited {
+                what: format!("rpm_limit={rpm}"),
+                retry_after: window_wait(&state.window, now),
+            });
+        }
+        if let Some(tpm) = row.tpm_limit.filter(|l| tokens_now >= *l as u64) {
+            return Err(Rejection::RateLimited {
+                what: format!("tpm_limit={tpm}"),
+                retry_after: window_wait(&state.window, now),
+            });
+        }
+        let model_window = state.model_windows.entry(group.to_owned()).or_default();
+        if let Some(&rpm) = state.record.model_rpm_limit.get(group) {
+            if model_window.requests(now) >= rpm {
+                return Err(Rejection::RateLimited {
+                    what: format!("model_rpm_limit for {group}={rpm}"),
+                    retry_after: window_wait(model_window, now),
+                });
+            }
+        }
+        if let Some(&tpm) = state.record.model_tpm_limit.get(group) {
+            if model_window.tokens(now) >= tpm {
+                return Err(Rejection::RateLimited {
+                    what: format!("model_tpm_limit for {group}={tpm}"),
+                    retry_after: window_wait(model_window, now),
+                });
+            }
+        }
+        model_window.record_request(now);
+        state.window.record_request(now);
+        state.in_flight += 1;
+        Ok(Admission {
+            spend: state.spend,
+            requests: row
+                .rpm_limit
+                .map(|l| (l as u64, (l as u64).saturating_sub(requests_now + 1))),
+            tokens: row
+                .tpm_limit
+                .map(|l| (l as u64, (l as u64).saturating_sub(tokens_now))),
+            reset,
+        })
+    }
+
+    /// Ends an admitted request: frees its slot and counts its tokens and cost.
+    pub fn settle(&mut self, token: &str, group: &str, tokens: u64, cost: f64, now: Instant) {
+        let Some(state) = self.keys.get_mut(token) else {
+            return;
+        };
+        state.in_flight = state.in_flight.saturating_sub(1);
+        state.window.record_tokens(now, tokens);
+        if let Some(w) = state.model_windows.get_mut(group) {
+            w.record_tokens(now, tokens);
+        }
+        state.spend += cost;
+        *state.model_spend.entry(group.to_owned()).or_default() += cost;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::models::KeyRow;
+
+    fn row() -> KeyRow {
+        let now = Utc::now().naive_utc();
+        KeyRow {
+            token: "t".into(),
+            key_name: "sk-...abcd".into(),
+            key_alias: None,
+            spend: 0.0,
+            max_budget: None,
+            budget_duration: None,
+            budget_reset_at: None,
+            expires: None,
+            models: "[]".into(),
+            aliases: "{}".into(),
+            config: "{}".into(),
+            metadata: "{}".into(),
+            model_max_budget: "{}".into(),
+            model_rpm_limit: "{}".into(),
+            model_tpm_limit: "{}".into(),
+            tpm_limit: None,
+            rpm_limit: None,
+            max_parallel_requests: None,
+            user_id: None,
+            team_id: None,
+            tags: "[]".into(),
+            blocked: false,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn ledger(row: KeyRow) -> KeyLedger {
+        let mut l = KeyLedger::default();
+        l.upsert(KeyRecord::new(row, HashMap::new()));
+        l
+    }
+
+    #[test]
+    fn unknown_keys_must_be_loaded_first() {
+        let mut l = KeyLedger::default();
+        assert_eq!(
+            l.admit("t", "g", Instant::now(), Utc::now()),
+            Err(Rejection::NotCached)
+        );
+    }
+
+    #[test]
+    fn blocked_and_expired_keys_are_refused() {
+        let mut r = row();
+        r.blocked = true;
+        assert_eq!(
+            ledger(r).admit("t", "g", Instant::now(), Utc::now()),
+            Err(Rejection::Blocked)
+        );
+        let mut r = row();
+        let past = Utc::now() - chrono::Duration::seconds(5);
+        r.expires = Some(past.naive_utc());
+        assert!(matches!(
+            ledger(r).admit("t", "g", Instant::now(), Utc::now()),
+            Err(Rejection::Expired(_))
+        ));
+    }
+
+    #[test]
+    fn rpm_is_a_sliding_sixty_second_window() {
+        let mut r = row();
+        r.rpm_limit = Some(2);
+        let mut l = ledger(r);
+        let t0 = Instant::now();
+        let wall = Utc::now();
+        let first = l.admit("t", "g", t0, wall).unwrap();
+        assert_eq!(first.requests, Some((2, 1)));
+        l.admit("t", "g", t0 + Duration::from_secs(10), wall)
+            .unwrap();
+        let refused = l
+            .admit("t", "g", t0 + Duration::from_secs(59), wall)
+            .unwrap_err();
+        assert_eq!(
+            refused,
+            Rejection::RateLimited {
+                what: "rpm_limit=2".into(),
+                retry_after: Duration::from_secs(1)
+            }
+        );
+        assert!(l
+            .admit("t", "g", t0 + Duration::from_secs(60), wall)
+            .is_ok());
+    }
+
+    #[test]
+    fn parallel_requests_are_capped_until_settled() {
+        let mut r = row();
+        r.max_parallel_requests = Some(1);
+        let mut l = ledger(r);
+        let t0 = Instant::now();
+        l.admit("t", "g", t0, Utc::now()).unwrap();
+        assert!(matches!(
+            l.admit("t", "g", t0, Utc::now()),
+            Err(Rejection::RateLimited { .. })
+        ));
+        l.settle("t", "g", 10, 0.0, t0);
+        assert!(l.admit("t", "g", t0, Utc::now()).is_ok());
+    }
+
+    #[test]
+    fn spend_counts_towards_the_key_and_model_budgets() {
+        let mut r = row();
+        r.max_budget = Some(1.0);
+        r.model_max_budget = r#"{"cheap": {"budget_limit": 0.1}}"#.into();
+        let mut l = ledger(r);
+        let t0 = Instant::now();
+        l.admit("t", "cheap", t0, Utc::now()).unwrap();
+        l.settle("t", "cheap", 10, 0.1, t0);
+        assert!(matches!(
+            l.admit("t", "cheap", t0, Utc::now()),
+            Err(Rejection::BudgetExceeded { .. })
+        ));
+        let other = l.admit("t", "other", t0, Utc::now()).unwrap();
+        assert!((other.spend - 0.1).abs() < 1e-12);
+        l.settle("t", "other", 10, 0.95, t0);
+        assert!(matches!(
+            l.admit("t", "other", t0, Utc::now()),
+            Err(Rejection::BudgetExceeded { .. })
+        ));
+    }
+
+    #[test]
+    fn a_budget_window_that_passed_resets_spend() {
+        let mut r = row();
+        r.max_budget = Some(1.0);
+        r.spend = 5.0;
+        r.budget_duration = Some("1d".into());
+        let past = Utc::now() - chrono::Duration::hours(1);
+        r.budget_reset_at = Some(past.naive_utc());
+        let mut l = ledger(r);
+        let admitted = l.admit("t", "g", Instant::now(), Utc::now()).unwrap();
+        assert_eq!(admitted.spend, 0.0);
+        let next = admitted.reset.unwrap().unwrap();
+        assert!(next > Utc::now() && next <= Utc::now() + chrono::Duration::days(1));
+    }
+
+    #[test]
+    fn an_admin_update_keeps_live_counters() {
+        let mut r = row();
+        r.max_parallel_requests = Some(5);
+        let mut l = ledger(r.clone());
+        let t0 = Instant::now();
+        l.admit("t", "g", t0, Utc::now()).unwrap();
+        l.settle("t", "g", 1, 0.25, t0);
+        r.max_parallel_requests = Some(6);
+        l.upsert(KeyRecord::new(r, HashMap::new()));
+        assert_eq!(l.get("t").unwrap().1, 0.25);
+    }
+}

@@ -1,0 +1,303 @@
+//! One try of a request on one deployment: mock or upstream call, reply or relay, headers,
+//! and the request's charge.
+
+use std::time::{Duration, Instant};
+
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, HttpResponseBuilder};
+use bytes::Bytes;
+
+use super::model_request::ModelRequest;
+use super::pipeline::{Call, VERSION};
+use crate::actors::{Charge, Lease};
+use crate::config::Deployment;
+use crate::keys::Admission;
+use crate::pricing;
+use crate::providers::request::{prepare, DropPolicy, Reshape};
+use crate::providers::stream::{RelayOptions, SseRelay};
+use crate::providers::{
+    client, mock, translate, usage_of, ErrorKind, Operation, ProviderError, ProviderKind, Usage,
+};
+
+/// One try on one deployment.
+pub struct Attempt<'a> {
+    /// The request's shared context.
+    pub ctx: &'a Call<'a>,
+    /// Chat, completion or embedding.
+    pub op: Operation,
+    /// The parsed request.
+    pub request: &'a ModelRequest,
+    /// Where it goes.
+    pub deployment: &'a Deployment,
+    /// What a wildcard group matched.
+    pub wildcard: Option<&'a str>,
+    /// Retries so far.
+    pub retries: u32,
+    /// The key's admission, if a key was admitted.
+    pub admission: Option<&'a Admission>,
+}
+
+/// The price of `usage` at `deployment` for `model`.
+fn cost_of(deployment: &Deployment, model: &str, usage: Usage) -> f64 {
+    deployment.price_for(model).map_or(0.0, |p| {
+        pricing::cost(p, usage.prompt_tokens, usage.completion_tokens)
+    })
+}
+
+impl Attempt<'_> {
+    fn whole_timeout(&self) -> Duration {
+        self.request
+            .gateway
+            .timeout
+            .or(self.deployment.timeout)
+            .unwrap_or(self.ctx.state.settings.request_timeout)
+    }
+
+    fn upstream_model(&self) -> String {
+        match self.wildcard {
+            Some(w) if self.deployment.upstream_model.contains('*') => {
+                self.deployment.upstream_model.replace('*', w)
+            }
+            _ => self.deployment.upstream_model.clone(),
+        }
+    }
+
+    fn wants_base64(&self) -> bool {
+        self.request
+            .fields
+            .get("encoding_format")
+            .and_then(|v| v.as_str())
+            == Some("base64")
+    }
+
+    fn client_wants_usage(&self) -> bool {
+        self.request.wants_stream_usage || self.ctx.state.settings.always_include_stream_usage
+    }
+
+    /// Runs the attempt. The lease is reported failed, succeeded, or (when the client leaves
+    /// mid-stream) released; on success the charge is spent (or travels with the stream).
+    pub async fn run(
+        &self,
+        lease: Lease,
+        charge: &mut Option<Charge>,
+    ) -> Result<HttpResponse, ProviderError> {
+        let mut slot = Some(lease);
+        let result = self.call(&mut slot, charge).await;
+        if let (Err(err), Some(lease)) = (&result, slot.as_mut()) {
+            lease.fail(err);
+        }
+        result
+    }
+
+    async fn call(
+        &self,
+        slot: &mut Option<Lease>,
+        charge: &mut Option<Charge>,
+    ) -> Result<HttpResponse, ProviderError> {
+        let d = self.deployment;
+        let model = self.upstream_model();
+        if let Some(c) = charge.as_mut() {
+            c.serving(d, &model);
+        }
+        if self.request.gateway.mock_timeout {
+            let after = self.whole_timeout();
+            actix_rt::time::sleep(after).await;
+            return Err(mock::timeout_error(after));
+        }
+        let mock_value = self
+            .request
+            .gateway
+            .mock_response
+            .as_deref()
+            .or(d.mock_response.as_deref());
+        if let Some(value) = mock_value {
+            return match mock::interpret(value) {
+                mock::Mock::Fail(err) => Err(err),
+                mock::Mock::Reply(content) => Ok(self.mock_reply(slot, charge, &model, content)),
+            };
+        }
+        if let ProviderKind::NotYet(name) = d.provider {
+            return Err(ProviderError {
+                status: 400,
+                kind: ErrorKind::Status,
+                message: format!(
+                    "llmgate does not support the {name} provider yet (deployment {})",
+                    d.id
+                ),
+                upstream_type: Some("invalid_request_error".into()),
+                param: Some("model".into()),
+                retry_after: None,
+            });
+        }
+        let stream = self.request.stream;
+        let settings = &self.ctx.state.settings;
+        let drop = DropPolicy {
+            unsupported: self
+                .request
+                .gateway
+                .drop_params
+                .unwrap_or(settings.drop_params),
+            always: &self.request.gateway.additional_drop_params,
+        };
+        let call = prepare(self.op, d, &model, &self.request.fields, stream, &drop)?;
+        log::debug!(
+            "calling {} at {} for {} (deployment {})",
+            d.provider.name(),
+            d.public_api_base,
+            d.model_name,
+            d.id
+        );
+        let whole = self.whole_timeout();
+        let first_byte = if stream {
+            d.stream_timeout
+                .or(settings.stream_timeout)
+                .unwrap_or(whole)
+                .min(whole)
+        } else {
+            whole
+        };
+        let max_body = settings.max_request_size.max(32 * 1024 * 1024);
+        let upstream_started = Instant::now();
+        let mut reply = client::send(self.ctx.http, d, &call, first_byte, max_body).await?;
+        let mut builder = self.response_builder(StatusCode::OK, &reply.provider_headers);
+        if stream {
+            let fields = self.request.fields.clone();
+            let price = d.price_for(&model);
+            let options = RelayOptions {
+                client_wants_usage: self.client_wants_usage(),
+                reshape: call.reshape,
+                deadline: whole.saturating_sub(upstream_started.elapsed()),
+                provider: d.provider,
+                prompt_tokens: Box::new(move || crate::tokens::prompt_tokens(&fields)),
+                price,
+                charge: charge.take(),
+            };
+            let Some(lease) = slot.take() else {
+                return Err(ProviderError::connection(d.provider, "lease already used"));
+            };
+            let relay = SseRelay::new(reply.body, lease, options);
+            self.timing_headers(&mut builder, upstream_started.elapsed());
+            return Ok(builder.content_type("text/event-stream").streaming(relay));
+        }
+        let remaining = whole.saturating_sub(upstream_started.elapsed());
+        let body = client::read_all(&mut reply.body, d.provider, remaining, max_body).await?;
+        let usage = usage_of(&body);
+        if let Some(lease) = slot.as_mut() {
+            lease.succeed(usage);
+        }
+        let body = match call.reshape {
+            Reshape::None => body,
+            reshape => reshape_body(&body, reshape),
+        };
+        let body = if self.op == Operation::Embedding && self.wants_base64() {
+            translate::embeddings_as_base64(&body).unwrap_or(body)
+        } else {
+            body
+        };
+        let usage = usage.unwrap_or_default();
+        let cost = cost_of(d, &model, usage);
+        self.spend_headers(&mut builder, cost);
+        if let Some(c) = charge.take() {
+            c.succeed(usage, cost);
+        }
+        self.timing_headers(&mut builder, upstream_started.elapsed());
+        Ok(builder.content_type("application/json").body(body))
+    }
+
+    fn mock_reply(
+        &self,
+        slot: &mut Option<Lease>,
+        charge: &mut Option<Charge>,
+        model: &str,
+        content: &str,
+    ) -> HttpResponse {
+        if let Some(lease) = slot.as_mut() {
+            lease.succeed(Some(mock::MOCK_USAGE));
+        }
+        let cost = cost_of(self.deployment, model, mock::MOCK_USAGE);
+        let mut builder = self.response_builder(StatusCode::OK, &[]);
+        self.timing_headers(&mut builder, Duration::ZERO);
+        if let Some(c) = charge.take() {
+            c.succeed(mock::MOCK_USAGE, cost);
+        }
+        if self.request.stream {
+            let events = mock::stream_events(
+                self.op,
+                model,
+                content,
+                self.client_wants_usage().then_some(cost),
+            );
+            let body =
+                futures_util::stream::iter(events.into_iter().map(Ok::<_, actix_web::Error>));
+            return builder.content_type("text/event-stream").streaming(body);
+        }
+        self.spend_headers(&mut builder, cost);
+        builder.json(mock::reply(self.op, model, content))
+    }
+
+    fn response_builder(
+        &self,
+        status: StatusCode,
+        provider_headers: &[(HeaderName, HeaderValue)],
+    ) -> HttpResponseBuilder {
+        let d = self.deployment;
+        let mut b = HttpResponse::build(status);
+        for (name, value) in provider_headers {
+            b.insert_header((name.clone(), value.clone()));
+        }
+        let mut put = |name: &'static str, value: &str| {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                b.insert_header((HeaderName::from_static(name), v));
+            }
+        };
+        put("x-litellm-model-id", &d.id);
+        put("x-litellm-model-api-base", &d.public_api_base);
+        put("x-litellm-model-group", &d.model_name);
+        put("x-litellm-version", VERSION);
+        put("x-litellm-attempted-retries", &self.retries.to_string());
+        put("x-litellm-attempted-fallbacks", "0");
+        if let Some(a) = self.admission {
+            if let Some((limit, remaining)) = a.requests {
+                put("x-ratelimit-limit-requests", &limit.to_string());
+                put("x-ratelimit-remaining-requests", &remaining.to_string());
+            }
+            if let Some((limit, remaining)) = a.tokens {
+                put("x-ratelimit-limit-tokens", &limit.to_string());
+                put("x-ratelimit-remaining-tokens", &remaining.to_string());
+            }
+        }
+        b
+    }
+
+    /// `x-litellm-response-cost` and, for a key, `x-litellm-key-spend` (spend including this).
+    fn spend_headers(&self, b: &mut HttpResponseBuilder, cost: f64) {
+        b.insert_header(("x-litellm-response-cost", cost.to_string()));
+        if let Some(a) = self.admission {
+            b.insert_header(("x-litellm-key-spend", (a.spend + cost).to_string()));
+        }
+    }
+
+    fn timing_headers(&self, b: &mut HttpResponseBuilder, upstream: Duration) {
+        let total = self.ctx.started.elapsed();
+        let ms = |d: Duration| format!("{:.3}", d.as_secs_f64() * 1000.0);
+        b.insert_header(("x-litellm-response-duration-ms", ms(total)));
+        b.insert_header((
+            "x-litellm-overhead-duration-ms",
+            ms(total.saturating_sub(upstream)),
+        ));
+    }
+}
+
+/// Reshapes a whole reply between chat and completion forms.
+fn reshape_body(body: &Bytes, reshape: Reshape) -> Bytes {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return body.clone();
+    };
+    let out = match reshape {
+        Reshape::CompletionFromChat => translate::chat_reply_to_completion(&value),
+        Reshape::ChatFromCompletion => translate::completion_reply_to_chat(&value, false),
+        Reshape::None => return body.clone(),
+    };
+    serde_json::to_vec(&out).map_or_else(|_| body.clone(), Bytes::from)
+}
