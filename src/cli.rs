@@ -150,6 +150,7 @@ pub fn main() -> ExitCode {
             workers,
             running.state.db.target().describe()
         );
+        crate::server::stop_on_signal(running.server.handle());
         let served = running.server.await;
         // SIGTERM / SIGINT stop the server gracefully; then nothing buffered may be lost.
         crate::server::flush_spend(&running.state).await;

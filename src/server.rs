@@ -97,7 +97,10 @@ pub async fn start(
     .tcp_nodelay(true)
     .backlog(2048)
     .max_connection_rate(4096)
-    .shutdown_timeout(5)
+    .shutdown_timeout(30)
+    // actix's own signal handling stops the whole system, and with it the spend writer before
+    // it can flush: the binary handles SIGTERM / SIGINT itself (see `stop_on_signal`).
+    .disable_signals()
     .bind((host, port))?;
     let addr = server
         .addrs()
@@ -129,4 +132,30 @@ pub async fn flush_spend(state: &AppState) {
         actix_rt::time::sleep(Duration::from_millis(250 * u64::from(attempt + 1))).await;
     }
     log::error!("spend could not be written before exit");
+}
+
+/// Stops `server` gracefully on SIGTERM or SIGINT (in-flight requests finish first).
+pub fn stop_on_signal(server: actix_web::dev::ServerHandle) {
+    actix_rt::spawn(async move {
+        let interrupt = Box::pin(actix_rt::signal::ctrl_c());
+        #[cfg(unix)]
+        {
+            use actix_rt::signal::unix::{signal, SignalKind};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    let terminate = Box::pin(async move { term.recv().await });
+                    futures_util::future::select(interrupt, terminate).await;
+                }
+                Err(_) => {
+                    let _ = interrupt.await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = interrupt.await;
+        }
+        log::info!("shutting down: finishing in-flight requests, then writing buffered spend");
+        server.stop(true).await;
+    });
 }

@@ -127,7 +127,6 @@ def test_a_stream_without_include_usage_has_a_choice_in_every_chunk(client: open
 
 
 @gateway_only
-@pytest.mark.xfail(strict=True, reason="costs arrive with the virtual-keys and spend issue (#3)")
 def test_a_streamed_reply_carries_its_cost_in_the_final_usage_chunk(client: openai.OpenAI) -> None:
     stream = client.chat.completions.create(
         model="gpt-test",
@@ -215,7 +214,6 @@ def test_response_headers_name_the_deployment_and_echo_the_call_id(
 
 
 @gateway_only
-@pytest.mark.xfail(strict=True, reason="costs arrive with the virtual-keys and spend issue (#3)")
 def test_a_non_streamed_reply_reports_its_cost_in_a_header(client: openai.OpenAI) -> None:
     raw = client.chat.completions.with_raw_response.create(model="gpt-test", messages=hello("chat-cost-header"))
 

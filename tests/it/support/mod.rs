@@ -1,7 +1,9 @@
 //! Test support: a scriptable OpenAI-wire mock upstream, an in-process gateway, and a binary runner.
 
 pub mod binary;
+pub mod db;
 pub mod gateway;
+pub mod tcp_proxy;
 pub mod upstream;
 
 use std::time::{Duration, Instant};
