@@ -11,4 +11,5 @@ mod errors;
 mod mock_response;
 mod providers;
 mod routing;
+mod spend;
 mod streaming;
