@@ -281,13 +281,28 @@ impl Handler<Settle> for RouterActor {
 /// Caches a key loaded from the database or changed by the key API.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct CacheKey(pub KeyRecord);
+pub struct CacheKey {
+    /// The key.
+    pub record: KeyRecord,
+    /// An admin set its spend: the stored spend replaces what was counted.
+    pub spend_set: bool,
+}
+
+impl CacheKey {
+    /// Caches a key as read, keeping any live counters.
+    pub fn read(record: KeyRecord) -> Self {
+        Self {
+            record,
+            spend_set: false,
+        }
+    }
+}
 
 impl Handler<CacheKey> for RouterActor {
     type Result = ();
 
     fn handle(&mut self, msg: CacheKey, _: &mut Context<Self>) {
-        self.ledger.upsert(msg.0);
+        self.ledger.upsert_with(msg.record, msg.spend_set);
     }
 }
 

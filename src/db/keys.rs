@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::models::KeyRow;
+use super::models::{KeyRow, KeySettings};
 use super::schema::{llmgate_key_model_spend as model_spend, llmgate_keys as keys};
 use super::{with_conn, Db, DbError};
 
@@ -36,10 +36,35 @@ impl Db {
         }))
     }
 
-    /// Saves every field of `row`.
-    pub async fn save_key(&self, row: &KeyRow) -> Result<bool, DbError> {
+    /// Saves a key's settings; its spend is replaced only when `new_spend` is given. Returns
+    /// the stored row, or `None` when the key does not exist.
+    pub async fn save_key(
+        &self,
+        row: &KeyRow,
+        new_spend: Option<f64>,
+    ) -> Result<Option<KeyRow>, DbError> {
+        let settings = KeySettings::from(row);
         Ok(with_conn!(self, conn => {
-            diesel::update(keys::table.find(&row.token)).set(row).execute(conn).await? > 0
+            let changed = diesel::update(keys::table.find(&row.token))
+                .set(&settings)
+                .execute(conn)
+                .await?;
+            if changed == 0 {
+                None
+            } else {
+                if let Some(spend) = new_spend {
+                    diesel::update(keys::table.find(&row.token))
+                        .set(keys::spend.eq(spend))
+                        .execute(conn)
+                        .await?;
+                }
+                keys::table
+                    .find(&row.token)
+                    .select(KeyRow::as_select())
+                    .first(conn)
+                    .await
+                    .optional()?
+            }
         }))
     }
 

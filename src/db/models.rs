@@ -6,8 +6,8 @@ use diesel::prelude::*;
 use super::schema::{llmgate_keys, llmgate_spend_logs};
 
 /// One virtual key; JSON-valued fields are JSON text.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = llmgate_keys, treat_none_as_null = true)]
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = llmgate_keys)]
 pub struct KeyRow {
     /// SHA-256 hex of the key.
     pub token: String,
@@ -57,6 +57,80 @@ pub struct KeyRow {
     pub created_at: NaiveDateTime,
     /// Last change (UTC).
     pub updated_at: NaiveDateTime,
+}
+
+/// Everything an admin may change on a key, except its spend: saving settings never
+/// overwrites spend that was counted since the key was read.
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = llmgate_keys, treat_none_as_null = true)]
+pub struct KeySettings {
+    /// See [`KeyRow`].
+    pub key_alias: Option<String>,
+    /// See [`KeyRow`].
+    pub max_budget: Option<f64>,
+    /// See [`KeyRow`].
+    pub budget_duration: Option<String>,
+    /// See [`KeyRow`].
+    pub budget_reset_at: Option<NaiveDateTime>,
+    /// See [`KeyRow`].
+    pub expires: Option<NaiveDateTime>,
+    /// See [`KeyRow`].
+    pub models: String,
+    /// See [`KeyRow`].
+    pub aliases: String,
+    /// See [`KeyRow`].
+    pub config: String,
+    /// See [`KeyRow`].
+    pub metadata: String,
+    /// See [`KeyRow`].
+    pub model_max_budget: String,
+    /// See [`KeyRow`].
+    pub model_rpm_limit: String,
+    /// See [`KeyRow`].
+    pub model_tpm_limit: String,
+    /// See [`KeyRow`].
+    pub tpm_limit: Option<i64>,
+    /// See [`KeyRow`].
+    pub rpm_limit: Option<i64>,
+    /// See [`KeyRow`].
+    pub max_parallel_requests: Option<i64>,
+    /// See [`KeyRow`].
+    pub user_id: Option<String>,
+    /// See [`KeyRow`].
+    pub team_id: Option<String>,
+    /// See [`KeyRow`].
+    pub tags: String,
+    /// See [`KeyRow`].
+    pub blocked: bool,
+    /// See [`KeyRow`].
+    pub updated_at: NaiveDateTime,
+}
+
+impl From<&KeyRow> for KeySettings {
+    fn from(r: &KeyRow) -> Self {
+        Self {
+            key_alias: r.key_alias.clone(),
+            max_budget: r.max_budget,
+            budget_duration: r.budget_duration.clone(),
+            budget_reset_at: r.budget_reset_at,
+            expires: r.expires,
+            models: r.models.clone(),
+            aliases: r.aliases.clone(),
+            config: r.config.clone(),
+            metadata: r.metadata.clone(),
+            model_max_budget: r.model_max_budget.clone(),
+            model_rpm_limit: r.model_rpm_limit.clone(),
+            model_tpm_limit: r.model_tpm_limit.clone(),
+            tpm_limit: r.tpm_limit,
+            rpm_limit: r.rpm_limit,
+            max_parallel_requests: r.max_parallel_requests,
+            user_id: r.user_id.clone(),
+            team_id: r.team_id.clone(),
+            tags: r.tags.clone(),
+            blocked: r.blocked,
+            updated_at: r.updated_at,
+        }
+    }
 }
 
 /// One finished request, as written to the spend log.

@@ -90,11 +90,16 @@ fn window_wait(window: &RateWindow, now: Instant) -> Duration {
 impl KeyLedger {
     /// Caches `record`, keeping the live counters of a key already cached.
     pub fn upsert(&mut self, record: KeyRecord) {
+        self.upsert_with(record, false);
+    }
+
+    /// Caches `record`; with `spend_set` (an admin set the spend) its stored spend replaces
+    /// what was counted, else the live spend is kept.
+    pub fn upsert_with(&mut self, record: KeyRecord, spend_set: bool) {
         let record = Arc::new(record);
         match self.keys.get_mut(&record.row.token) {
             Some(state) => {
-                if (state.record.row.spend - record.row.spend).abs() > f64::EPSILON {
-                    // An admin set the spend: it replaces what was counted.
+                if spend_set {
                     state.spend = record.row.spend;
                 }
                 state.reset_at = record.row.budget_reset_at.map(utc);
@@ -397,7 +402,10 @@ mod tests {
         l.admit("t", "g", t0, Utc::now()).unwrap();
         l.settle("t", "g", 1, 0.25, t0);
         r.max_parallel_requests = Some(6);
-        l.upsert(KeyRecord::new(r, HashMap::new()));
+        l.upsert(KeyRecord::new(r.clone(), HashMap::new()));
         assert_eq!(l.get("t").unwrap().1, 0.25);
+        r.spend = 2.0;
+        l.upsert_with(KeyRecord::new(r, HashMap::new()), true);
+        assert_eq!(l.get("t").unwrap().1, 2.0);
     }
 }

@@ -260,7 +260,7 @@ pub async fn generate(
         .map_err(db_error)?;
     let record = KeyRecord::new(row, Default::default());
     let body = issued(&record, &key);
-    state.actors().router.do_send(CacheKey(record));
+    state.actors().router.do_send(CacheKey::read(record));
     Ok(HttpResponse::Ok().json(body))
 }
 
@@ -338,27 +338,33 @@ fn key_param(fields: &Map<String, Json>) -> Result<String, ApiError> {
     }
 }
 
-async fn save(state: &AppState, row: KeyRow) -> Result<KeyRecord, ApiError> {
-    let token = row.token.clone();
-    let stored = row.clone();
+async fn save(
+    state: &AppState,
+    row: KeyRow,
+    new_spend: Option<f64>,
+) -> Result<KeyRecord, ApiError> {
     let found = state
         .db
         .run(move |db| async move {
-            if !db.save_key(&stored).await? {
+            let Some(stored) = db.save_key(&row, new_spend).await? else {
                 return Ok(None);
-            }
-            Ok(Some(db.key_model_spend(&stored.token).await?))
+            };
+            let model_spend = db.key_model_spend(&stored.token).await?;
+            Ok(Some((stored, model_spend)))
         })
         .await
         .map_err(db_error)?;
-    let Some(model_spend) = found else {
-        return Err(ApiError::Missing(format!("Key not found: {}", &token[..8])));
+    let Some((stored, model_spend)) = found else {
+        return Err(ApiError::Missing("Key not found".into()));
     };
-    let record = KeyRecord::new(row, model_spend);
+    let record = KeyRecord::new(stored, model_spend);
     state
         .actors()
         .router
-        .send(CacheKey(record.clone()))
+        .send(CacheKey {
+            record: record.clone(),
+            spend_set: new_spend.is_some(),
+        })
         .await
         .map_err(|_| ApiError::Internal)?;
     Ok(record)
@@ -376,8 +382,16 @@ async fn change(
     fields.remove("key");
     apply_fields(&mut row, &fields, now)?;
     row.updated_at = now.naive_utc();
-    let record = save(state, row).await?;
-    Ok(HttpResponse::Ok().json(record.info(None)))
+    let new_spend = fields.contains_key("spend").then_some(row.spend);
+    let record = save(state, row, new_spend).await?;
+    let live = state
+        .actors()
+        .router
+        .send(CachedKey(record.row.token.clone()))
+        .await
+        .map_err(|_| ApiError::Internal)?
+        .map(|(_, spend)| spend);
+    Ok(HttpResponse::Ok().json(record.info(live)))
 }
 
 /// `POST /key/update`.
@@ -540,6 +554,13 @@ pub async fn regenerate(
         None => keys::generate_key().map_err(|_| ApiError::Internal)?,
     };
     let new_token = keys::hash_key(&new_key);
+    // Buffered spend is keyed by the old token: write it before the token changes.
+    state
+        .spend
+        .send(crate::actors::Flush)
+        .await
+        .map_err(|_| ApiError::Internal)?
+        .map_err(ApiError::Unavailable)?;
     let (old_t, new_t, name) = (old.clone(), new_token.clone(), keys::key_name(&new_key));
     let changed = state
         .db

@@ -155,7 +155,7 @@ pub async fn load_key(state: &AppState, token: &str) -> Result<Option<KeyRecord>
         state
             .actors()
             .router
-            .send(CacheKey(record.clone()))
+            .send(CacheKey::read(record.clone()))
             .await
             .map_err(|_| ApiError::Internal)?;
     }

@@ -493,3 +493,66 @@ async fn a_sigterm_during_traffic_loses_no_answered_requests_spend() {
         .unwrap();
     assert!((spend - answered.len() as f64 * COST).abs() < 1e-9);
 }
+
+#[actix_rt::test]
+async fn changing_a_keys_settings_never_overwrites_the_spend_counted_since_it_was_read() {
+    for db in both() {
+        let gw = Gateway::start(&config(&db.url, "")).await;
+        let key = new_key(&gw, json!({"max_budget": 1.0})).await;
+        for _ in 0..3 {
+            gw.post("/v1/chat/completions", Some(&key), &chat_body("g"))
+                .await;
+        }
+        gw.state.spend.send(Flush).await.unwrap().unwrap();
+        for body in [json!({"key": key, "max_budget": 2.0}), json!({"key": key})] {
+            assert_eq!(
+                gw.post("/key/update", Some("sk-master"), &body)
+                    .await
+                    .status,
+                200
+            );
+        }
+        assert_eq!(
+            gw.post("/key/block", Some("sk-master"), &json!({"key": key}))
+                .await
+                .status,
+            200
+        );
+        assert_eq!(
+            gw.post("/key/unblock", Some("sk-master"), &json!({"key": key}))
+                .await
+                .status,
+            200
+        );
+        gw.post("/v1/chat/completions", Some(&key), &chat_body("g"))
+            .await;
+        let regenerated = gw
+            .post("/key/regenerate", Some("sk-master"), &json!({"key": key}))
+            .await;
+        let new_key = regenerated.json()["key"].as_str().unwrap().to_owned();
+        gw.post("/v1/chat/completions", Some(&new_key), &chat_body("g"))
+            .await;
+        gw.state.spend.send(Flush).await.unwrap().unwrap();
+        let t = totals(&db.target);
+        assert!((t.key_spend - 5.0 * COST).abs() < 1e-9, "{t:?}");
+        let info = gw
+            .get(&format!("/key/info?key={new_key}"), Some("sk-master"))
+            .await
+            .json();
+        assert!(
+            (info["info"]["spend"].as_f64().unwrap() - 5.0 * COST).abs() < 1e-9,
+            "{info}"
+        );
+        assert_eq!(info["info"]["max_budget"], 2.0);
+        // An admin may set the spend explicitly.
+        let set = gw
+            .post(
+                "/key/update",
+                Some("sk-master"),
+                &json!({"key": new_key, "spend": 0.5}),
+            )
+            .await;
+        assert_eq!(set.json()["spend"], 0.5, "{}", set.text);
+        gw.stop().await;
+    }
+}
