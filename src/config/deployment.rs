@@ -328,11 +328,11 @@ impl Deployment {
         let price = configured_price(&public_params, &a.model_info).or_else(|| {
             let base = a.model_info.get("base_model").and_then(Json::as_str);
             match base {
-                Some(b) => {
-                    let (p, m) =
-                        kind::parse_model(b).map_or((provider.name(), b), |(k, m)| (k.name(), m));
-                    pricing::lookup(p, m)
-                }
+                // `azure/gpt-4o` names its provider; a bare `gpt-4o` is the deployment's own.
+                Some(b) => match b.split_once('/') {
+                    Some(_) => kind::parse_model(b).and_then(|(k, m)| pricing::lookup(k.name(), m)),
+                    None => pricing::lookup(provider.name(), b),
+                },
                 None => pricing::lookup(provider.name(), &upstream_model),
             }
         });
@@ -498,6 +498,35 @@ fn public_base(base: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn only(yaml: &str) -> Deployment {
+        let text = format!("model_list:\n  - model_name: m\n{yaml}");
+        let s = crate::config::Settings::from_yaml(&text, &CliOverrides::default()).unwrap();
+        s.deployments.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn prices_come_from_config_then_base_model_then_the_table() {
+        let configured = only("    litellm_params: {model: openai/gpt-4o-mini, api_base: 'http://h', input_cost_per_token: 0.5, output_cost_per_token: 1.5}\n");
+        assert_eq!(
+            configured.price,
+            Some(Price {
+                input_cost_per_token: 0.5,
+                output_cost_per_token: 1.5
+            })
+        );
+        let azure = only("    litellm_params: {model: azure/my-deployment, api_base: 'http://h'}\n    model_info: {base_model: gpt-4o-mini}\n");
+        assert_eq!(azure.price, pricing::lookup("azure", "gpt-4o-mini"));
+        assert!(azure.price.is_some());
+        let unnamed =
+            only("    litellm_params: {model: azure/my-deployment, api_base: 'http://h'}\n");
+        assert_eq!(
+            unnamed.price, None,
+            "an Azure deployment name is not a model name"
+        );
+        let table = only("    litellm_params: {model: openai/gpt-4o-mini, api_base: 'http://h'}\n");
+        assert_eq!(table.price, pricing::lookup("openai", "gpt-4o-mini"));
+    }
 
     #[test]
     fn public_base_drops_credentials_and_query() {

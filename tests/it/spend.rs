@@ -556,3 +556,30 @@ async fn changing_a_keys_settings_never_overwrites_the_spend_counted_since_it_wa
         gw.stop().await;
     }
 }
+
+#[actix_rt::test]
+async fn the_proxy_budget_window_resets_on_schedule() {
+    let db = TestDb::sqlite();
+    let extra = format!("  max_budget: {}\n  budget_duration: 2s\n", COST * 0.5);
+    let gw = Gateway::start(&config(&db.url, &extra)).await;
+    assert_eq!(
+        gw.post("/v1/chat/completions", Some("sk-master"), &chat_body("g"))
+            .await
+            .status,
+        200
+    );
+    let refused = gw
+        .post("/v1/chat/completions", Some("sk-master"), &chat_body("g"))
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(
+        eventually(Duration::from_secs(6), async || {
+            gw.post("/v1/chat/completions", Some("sk-master"), &chat_body("g"))
+                .await
+                .status
+                == 200
+        })
+        .await,
+        "the proxy budget never reset"
+    );
+}
