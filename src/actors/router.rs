@@ -7,7 +7,7 @@ use std::time::Instant;
 use actix::{Actor, Addr, Context, Handler, Message, MessageResult};
 use chrono::{DateTime, Utc};
 
-use super::spend::{ResetKeySpend, ResetProxySpend, SpendActor};
+use super::spend::{RenameKey, ResetKeySpend, ResetProxySpend, SpendActor};
 use crate::catalog::Catalog;
 use crate::keys::{Admission, KeyDuration, KeyLedger, KeyRecord, Rejection};
 use crate::routing::{choose, DeploymentSnapshot, NoCapacity};
@@ -33,6 +33,8 @@ pub struct RouterActor {
     ledger: KeyLedger,
     proxy: ProxyBudget,
     spend: Option<Addr<SpendActor>>,
+    /// Regenerated keys: old token to new, for requests that were in flight.
+    renamed: std::collections::HashMap<String, String>,
 }
 
 impl RouterActor {
@@ -51,6 +53,7 @@ impl RouterActor {
             ledger: KeyLedger::default(),
             proxy,
             spend,
+            renamed: Default::default(),
         }
     }
 
@@ -186,17 +189,21 @@ impl Handler<Pick> for RouterActor {
             ),
             None => None,
         };
+        let asked = model;
         let name = record
             .as_ref()
-            .and_then(|r| r.aliases.get(&model).cloned())
-            .unwrap_or(model);
+            .and_then(|r| r.aliases.get(&asked).cloned())
+            .unwrap_or_else(|| asked.clone());
         let resolved = self
             .catalog
             .resolve(&name)
             .ok_or_else(|| PickError::UnknownModel(name.clone()))?;
         if let Some(r) = &record {
-            if !r.row.blocked && !self.catalog.key_may_use(&r.models, &name, resolved.group) {
-                return Err(PickError::Rejected(Rejection::ModelDenied(name)));
+            // `models` may name the group, or the alias the client asked for.
+            let allowed = self.catalog.key_may_use(&r.models, &name, resolved.group)
+                || (asked != name && r.models.iter().any(|m| *m == asked));
+            if !r.row.blocked && !allowed {
+                return Err(PickError::Rejected(Rejection::ModelDenied(asked)));
             }
         }
         let index =
@@ -270,7 +277,8 @@ impl Handler<Settle> for RouterActor {
 
     fn handle(&mut self, msg: Settle, _: &mut Context<Self>) {
         self.proxy.spend += msg.cost;
-        if let Some(token) = &msg.token {
+        let token = msg.token.as_ref().map(|t| self.renamed.get(t).unwrap_or(t));
+        if let Some(token) = token {
             let group = self.catalog.name(msg.group).to_owned();
             self.ledger
                 .settle(token, &group, msg.tokens, msg.cost, Instant::now());
@@ -316,6 +324,20 @@ impl Handler<ForgetKey> for RouterActor {
 
     fn handle(&mut self, msg: ForgetKey, _: &mut Context<Self>) {
         self.ledger.remove(&msg.0);
+    }
+}
+
+impl Handler<RenameKey> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RenameKey, _: &mut Context<Self>) {
+        self.ledger.rename(&msg.old, &msg.new);
+        for target in self.renamed.values_mut() {
+            if *target == msg.old {
+                target.clone_from(&msg.new);
+            }
+        }
+        self.renamed.insert(msg.old, msg.new);
     }
 }
 

@@ -42,6 +42,27 @@ impl SpendBuffer {
         }
     }
 
+    /// A regenerated key: what is buffered under `old` now belongs to `new`.
+    pub fn rename_key(&mut self, old: &str, new: &str) {
+        if let Some(d) = self.key_deltas.remove(old) {
+            *self.key_deltas.entry(new.to_owned()).or_default() += d;
+        }
+        let moved: Vec<_> = self
+            .model_deltas
+            .keys()
+            .filter(|(t, _)| t == old)
+            .cloned()
+            .collect();
+        for (t, m) in moved {
+            if let Some(d) = self.model_deltas.remove(&(t, m.clone())) {
+                *self.model_deltas.entry((new.to_owned(), m)).or_default() += d;
+            }
+        }
+        if let Some(next) = self.resets.remove(old) {
+            self.resets.insert(new.to_owned(), next);
+        }
+    }
+
     /// A key's budget window rolled over: what it spent before no longer counts.
     pub fn reset_key(&mut self, token: String, next: Option<DateTime<Utc>>) {
         self.key_deltas.remove(&token);
@@ -136,6 +157,7 @@ impl SpendBuffer {
 /// Buffers spend and writes it to the database in batches.
 pub struct SpendActor {
     db: Db,
+    renamed: std::collections::HashMap<String, String>,
     buffer: SpendBuffer,
     every: Duration,
     max_rows: usize,
@@ -149,6 +171,7 @@ impl SpendActor {
     pub fn new(db: Db, every: Duration, max_rows: usize, keep_rows: bool) -> Self {
         Self {
             db,
+            renamed: Default::default(),
             buffer: SpendBuffer::default(),
             every,
             max_rows,
@@ -215,11 +238,39 @@ pub struct RecordSpend {
 impl Handler<RecordSpend> for SpendActor {
     type Result = ();
 
-    fn handle(&mut self, msg: RecordSpend, ctx: &mut Context<Self>) {
+    fn handle(&mut self, mut msg: RecordSpend, ctx: &mut Context<Self>) {
+        // A request that started before its key was regenerated is charged to the new token.
+        if let Some(new) = msg.token.as_ref().and_then(|t| self.renamed.get(t)) {
+            msg.token = Some(new.clone());
+        }
         self.buffer.record(msg, self.keep_rows);
         if self.buffer.len() >= self.max_rows && self.failures == 0 {
             self.write(ctx);
         }
+    }
+}
+
+/// A key was regenerated: spend for `old` goes to `new` from now on.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct RenameKey {
+    /// The old token.
+    pub old: String,
+    /// The new token.
+    pub new: String,
+}
+
+impl Handler<RenameKey> for SpendActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RenameKey, _: &mut Context<Self>) {
+        self.buffer.rename_key(&msg.old, &msg.new);
+        for target in self.renamed.values_mut() {
+            if *target == msg.old {
+                target.clone_from(&msg.new);
+            }
+        }
+        self.renamed.insert(msg.old, msg.new);
     }
 }
 

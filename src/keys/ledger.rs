@@ -112,6 +112,13 @@ impl KeyLedger {
         }
     }
 
+    /// Moves a regenerated key's live state to its new token.
+    pub fn rename(&mut self, old: &str, new: &str) {
+        if let Some(state) = self.keys.remove(old) {
+            self.keys.insert(new.to_owned(), state);
+        }
+    }
+
     /// Drops a key from the cache (deleted or regenerated).
     pub fn remove(&mut self, token: &str) {
         self.keys.remove(token);

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value as Json};
 
 use super::pipeline::load_key;
+use crate::actors::spend::RenameKey;
 use crate::actors::{CacheKey, CachedKey, ForgetKey};
 use crate::auth::{authenticate, require_master, Caller};
 use crate::db::models::KeyRow;
@@ -570,10 +571,20 @@ pub async fn regenerate(
     if !changed {
         return Err(ApiError::Missing("Key not found".into()));
     }
+    // Requests in flight under the old token are charged to the new one.
+    let rename = RenameKey {
+        old,
+        new: new_token.clone(),
+    };
+    state
+        .spend
+        .send(rename.clone())
+        .await
+        .map_err(|_| ApiError::Internal)?;
     state
         .actors()
         .router
-        .send(ForgetKey(old))
+        .send(rename)
         .await
         .map_err(|_| ApiError::Internal)?;
     let Some(record) = load_key(&state, &new_token).await? else {

@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod docker;
 mod errors;
+mod keys;
 mod mock_response;
 mod providers;
 mod routing;
