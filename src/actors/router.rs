@@ -201,7 +201,7 @@ impl Handler<Pick> for RouterActor {
         if let Some(r) = &record {
             // `models` may name the group, or the alias the client asked for.
             let allowed = self.catalog.key_may_use(&r.models, &name, resolved.group)
-                || (asked != name && r.models.iter().any(|m| *m == asked));
+                || (asked != name && r.models.contains(&asked));
             if !r.row.blocked && !allowed {
                 return Err(PickError::Rejected(Rejection::ModelDenied(asked)));
             }
