@@ -59,6 +59,38 @@ pub struct KeyRow {
     pub updated_at: NaiveDateTime,
 }
 
+impl KeyRow {
+    /// A new key with no limits, no spend and empty JSON fields.
+    pub fn blank(token: String, key_name: String, now: NaiveDateTime) -> Self {
+        Self {
+            token,
+            key_name,
+            key_alias: None,
+            spend: 0.0,
+            max_budget: None,
+            budget_duration: None,
+            budget_reset_at: None,
+            expires: None,
+            models: "[]".into(),
+            aliases: "{}".into(),
+            config: "{}".into(),
+            metadata: "{}".into(),
+            model_max_budget: "{}".into(),
+            model_rpm_limit: "{}".into(),
+            model_tpm_limit: "{}".into(),
+            tpm_limit: None,
+            rpm_limit: None,
+            max_parallel_requests: None,
+            user_id: None,
+            team_id: None,
+            tags: "[]".into(),
+            blocked: false,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// Everything an admin may change on a key, except its spend: saving settings never
 /// overwrites spend that was counted since the key was read.
 #[derive(Debug, Clone, AsChangeset)]

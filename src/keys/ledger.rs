@@ -261,33 +261,7 @@ mod tests {
     use crate::db::models::KeyRow;
 
     fn row() -> KeyRow {
-        let now = Utc::now().naive_utc();
-        KeyRow {
-            token: "t".into(),
-            key_name: "sk-...abcd".into(),
-            key_alias: None,
-            spend: 0.0,
-            max_budget: None,
-            budget_duration: None,
-            budget_reset_at: None,
-            expires: None,
-            models: "[]".into(),
-            aliases: "{}".into(),
-            config: "{}".into(),
-            metadata: "{}".into(),
-            model_max_budget: "{}".into(),
-            model_rpm_limit: "{}".into(),
-            model_tpm_limit: "{}".into(),
-            tpm_limit: None,
-            rpm_limit: None,
-            max_parallel_requests: None,
-            user_id: None,
-            team_id: None,
-            tags: "[]".into(),
-            blocked: false,
-            created_at: now,
-            updated_at: now,
-        }
+        KeyRow::blank("t".into(), "sk-...abcd".into(), Utc::now().naive_utc())
     }
 
     fn ledger(row: KeyRow) -> KeyLedger {

@@ -178,35 +178,6 @@ fn apply_fields(
     Ok(())
 }
 
-fn blank_row(token: String, name: String, now: DateTime<Utc>) -> KeyRow {
-    KeyRow {
-        token,
-        key_name: name,
-        key_alias: None,
-        spend: 0.0,
-        max_budget: None,
-        budget_duration: None,
-        budget_reset_at: None,
-        expires: None,
-        models: "[]".into(),
-        aliases: "{}".into(),
-        config: "{}".into(),
-        metadata: "{}".into(),
-        model_max_budget: "{}".into(),
-        model_rpm_limit: "{}".into(),
-        model_tpm_limit: "{}".into(),
-        tpm_limit: None,
-        rpm_limit: None,
-        max_parallel_requests: None,
-        user_id: None,
-        team_id: None,
-        tags: "[]".into(),
-        blocked: false,
-        created_at: now.naive_utc(),
-        updated_at: now.naive_utc(),
-    }
-}
-
 /// The response of generate and regenerate: the plaintext key, shown this once.
 fn issued(record: &KeyRecord, key: &str) -> Json {
     let mut out = record.info(None);
@@ -251,7 +222,7 @@ pub async fn generate(
         }
     }
     let now = Utc::now();
-    let mut row = blank_row(keys::hash_key(&key), keys::key_name(&key), now);
+    let mut row = KeyRow::blank(keys::hash_key(&key), keys::key_name(&key), now.naive_utc());
     apply_fields(&mut row, &fields, now)?;
     let stored = row.clone();
     state
