@@ -150,11 +150,9 @@ pub fn main() -> ExitCode {
             workers,
             running.state.db.target().describe()
         );
-        crate::server::stop_on_signal(running.server.handle());
-        let served = running.server.await;
-        // SIGTERM / SIGINT stop the server gracefully; then nothing buffered may be lost.
-        crate::server::flush_spend(&running.state).await;
-        served
+        // SIGTERM / SIGINT drain requests and write buffered spend before the server stops.
+        crate::server::stop_on_signal(running.server.handle(), running.state.clone());
+        running.server.await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,14 +5,10 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 
-use actix::Actor;
-
-use crate::actors::{ProxyBudget, SpendActor};
+use crate::actors::ProxyBudget;
 use crate::config::Settings;
 use crate::db::DbHandle;
 
-/// Rows buffered before the spend actor writes without waiting for its interval.
-const SPEND_BUFFER_ROWS: usize = 2000;
 use crate::routes;
 use crate::state::AppState;
 
@@ -40,8 +36,8 @@ fn upstream_client() -> awc::Client {
         .finish()
 }
 
-/// Opens the database, starts the spend writer, and binds the server (its first worker starts
-/// the router and deployment actors); call inside an actix system.
+/// Opens the database, starts the spend writer, and binds the server (the worker that serves
+/// the first request starts the router and deployment actors); call inside an actix system.
 pub async fn start(
     settings: Settings,
     host: &str,
@@ -70,21 +66,9 @@ pub async fn start(
                 .and_then(|d| d.after(chrono::Utc::now()))
         }),
     };
-    let spend = {
-        let (db_pool, every, keep_rows) = (
-            db.db().clone(),
-            settings.spend_write_every,
-            !settings.disable_spend_logs,
-        );
-        SpendActor::start_in_arbiter(db.arbiter(), move |_| {
-            SpendActor::new(db_pool, every, SPEND_BUFFER_ROWS, keep_rows)
-        })
-    };
-    let state = web::Data::new(AppState::new(settings, db, spend, proxy_budget));
+    let state = web::Data::new(AppState::new(settings, db, proxy_budget));
     let app_state = state.clone();
     let server = HttpServer::new(move || {
-        // The first worker to get here hosts the actors (see `AppState::actors`).
-        app_state.actors();
         App::new()
             .app_data(app_state.clone())
             .app_data(web::Data::new(upstream_client()))
@@ -118,7 +102,7 @@ pub async fn start(
 pub async fn flush_spend(state: &AppState) {
     use crate::actors::Flush;
     for attempt in 0..20u32 {
-        match state.spend.send(Flush).await {
+        match state.spend().send(Flush).await {
             Ok(Ok(())) => {
                 log::info!("spend flushed");
                 return;
@@ -134,8 +118,9 @@ pub async fn flush_spend(state: &AppState) {
     log::error!("spend could not be written before exit");
 }
 
-/// Stops `server` gracefully on SIGTERM or SIGINT (in-flight requests finish first).
-pub fn stop_on_signal(server: actix_web::dev::ServerHandle) {
+/// On SIGTERM or SIGINT: stops accepting, lets in-flight requests finish (at most 30 s),
+/// writes the buffered spend, then stops the server.
+pub fn stop_on_signal(server: actix_web::dev::ServerHandle, state: web::Data<AppState>) {
     actix_rt::spawn(async move {
         let interrupt = Box::pin(actix_rt::signal::ctrl_c());
         #[cfg(unix)]
@@ -156,6 +141,17 @@ pub fn stop_on_signal(server: actix_web::dev::ServerHandle) {
             let _ = interrupt.await;
         }
         log::info!("shutting down: finishing in-flight requests, then writing buffered spend");
+        server.pause().await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while state
+            .live_requests
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > 0
+            && std::time::Instant::now() < deadline
+        {
+            actix_rt::time::sleep(Duration::from_millis(10)).await;
+        }
+        flush_spend(&state).await;
         server.stop(true).await;
     });
 }

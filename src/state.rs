@@ -1,5 +1,6 @@
 //! `AppState`: what every handler shares: settings, the catalog, and the actors' addresses.
 
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, OnceLock};
 
 use actix::{Actor, Addr, AsyncContext};
@@ -10,12 +11,17 @@ use crate::catalog::Catalog;
 use crate::config::{Deployment, Settings};
 use crate::db::DbHandle;
 
+/// Rows buffered before the spend actor writes without waiting for its interval.
+const SPEND_BUFFER_ROWS: usize = 2000;
+
 /// The actors' addresses.
 pub struct Actors {
     /// The router.
     pub router: Addr<RouterActor>,
     /// One actor per deployment, by index.
     pub deployments: Vec<Addr<DeploymentActor>>,
+    /// The spend writer.
+    pub spend: Addr<SpendActor>,
 }
 
 /// Shared by all workers; cheap to reach through `web::Data`.
@@ -28,20 +34,15 @@ pub struct AppState {
     pub master_key_digest: Option<[u8; 32]>,
     /// The database (keys and spend).
     pub db: DbHandle,
-    /// The spend writer (on the database arbiter).
-    pub spend: actix::Addr<SpendActor>,
+    /// Requests admitted and not yet charged (a graceful stop waits for them).
+    pub live_requests: Arc<AtomicUsize>,
     proxy_budget: ProxyBudget,
     actors: OnceLock<Actors>,
 }
 
 impl AppState {
     /// The shared state; the actors start on the first worker that asks for them.
-    pub fn new(
-        settings: Settings,
-        db: DbHandle,
-        spend: actix::Addr<SpendActor>,
-        proxy_budget: ProxyBudget,
-    ) -> Self {
+    pub fn new(settings: Settings, db: DbHandle, proxy_budget: ProxyBudget) -> Self {
         let catalog = Arc::new(Catalog::new(
             &settings.deployments,
             settings.serve_any_model,
@@ -55,7 +56,7 @@ impl AppState {
             catalog,
             master_key_digest,
             db,
-            spend,
+            live_requests: Arc::new(AtomicUsize::new(0)),
             proxy_budget,
             actors: OnceLock::new(),
         }
@@ -63,8 +64,8 @@ impl AppState {
 
     /// The actors, started on the current arbiter by the first caller.
     ///
-    /// The server calls this from its worker factory, so the actors live on the first worker's
-    /// thread: with one worker the request's two awaited hops never cross threads.
+    /// The first request starts them on its worker's thread: with one worker the request's two
+    /// awaited hops never cross threads.
     pub fn actors(&self) -> &Actors {
         self.actors.get_or_init(|| self.start_actors())
     }
@@ -85,19 +86,33 @@ impl AppState {
         let policy = self.settings.cooldown;
         let catalog = self.catalog.clone();
         let proxy = self.proxy_budget;
-        let spend = self.spend.clone();
+        let settings = &self.settings;
+        let spend = SpendActor::new(
+            self.db.clone(),
+            settings.spend_write_every,
+            SPEND_BUFFER_ROWS,
+            !settings.disable_spend_logs,
+        )
+        .start();
+        let for_router = spend.clone();
         let mut deployments = Vec::new();
         let router = RouterActor::create(|ctx| {
             let me = ctx.address();
             deployments = (0..weights.len())
                 .map(|i| DeploymentActor::new(i, group_size[i] > 1, policy, me.clone()).start())
                 .collect();
-            RouterActor::new(catalog, weights, proxy, Some(spend))
+            RouterActor::new(catalog, weights, proxy, Some(for_router))
         });
         Actors {
             router,
             deployments,
+            spend,
         }
+    }
+
+    /// The spend writer.
+    pub fn spend(&self) -> &Addr<SpendActor> {
+        &self.actors().spend
     }
 
     /// The deployment at `index`.

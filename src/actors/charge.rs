@@ -1,6 +1,9 @@
 //! `Charge`: one request's accounting, sent exactly once when it ends (or is dropped): the
 //! key's slot and spend to the router, the spend-log row to the spend actor.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use actix::Addr;
 use chrono::Utc;
 
@@ -24,6 +27,10 @@ pub struct ChargeFor<'a> {
     pub metadata: String,
     /// The request's `user`.
     pub user_id: Option<String>,
+    /// A proxy-wide budget is enforced: the router must hear of every cost.
+    pub settle_proxy: bool,
+    /// The count of requests not yet charged.
+    pub live: Arc<AtomicUsize>,
 }
 
 /// The accounting of one admitted request.
@@ -33,6 +40,8 @@ pub struct Charge {
     token: Option<String>,
     group: usize,
     row: SpendLogRow,
+    settle_proxy: bool,
+    live: Arc<AtomicUsize>,
     sent: bool,
 }
 
@@ -46,7 +55,10 @@ impl Charge {
             request_id,
             metadata,
             user_id,
+            settle_proxy,
+            live,
         } = of;
+        live.fetch_add(1, Ordering::SeqCst);
         let now = Utc::now().naive_utc();
         Self {
             router,
@@ -72,6 +84,8 @@ impl Charge {
             },
             token,
             group,
+            settle_proxy,
+            live,
             sent: false,
         }
     }
@@ -100,17 +114,22 @@ impl Charge {
         }
         self.sent = true;
         self.row.end_time = Utc::now().naive_utc();
-        self.router.do_send(Settle {
-            token: self.token.clone(),
-            group: self.group,
-            tokens: self.row.total_tokens as u64,
-            cost: self.row.spend,
-        });
+        // The router tracks keys and the proxy budget; with neither there is nothing to settle.
+        if self.token.is_some() || self.settle_proxy {
+            self.router.do_send(Settle {
+                token: self.token.clone(),
+                group: self.group,
+                tokens: self.row.total_tokens as u64,
+                cost: self.row.spend,
+            });
+        }
         self.spend.do_send(RecordSpend {
             token: self.token.take(),
             cost: self.row.spend,
             row: std::mem::replace(&mut self.row, empty_row()),
         });
+        // After the record is queued, so a stop that waits for zero then flushes sees it.
+        self.live.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -1,8 +1,8 @@
 //! `DeploymentActor`: the authority on one deployment's in-flight requests, usage and cooldown.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use actix::{Actor, Addr, Context, Handler, Message, MessageResult};
+use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult};
 
 use super::router::{Publish, RouterActor};
 use crate::routing::{CooldownPolicy, DeploymentSnapshot, DeploymentState, Outcome, Refused};
@@ -14,6 +14,8 @@ pub struct DeploymentActor {
     policy: CooldownPolicy,
     state: DeploymentState,
     router: Addr<RouterActor>,
+    published: DeploymentSnapshot,
+    publish_pending: bool,
 }
 
 impl DeploymentActor {
@@ -30,16 +32,39 @@ impl DeploymentActor {
             policy,
             state: DeploymentState::default(),
             router,
+            published: DeploymentSnapshot::default(),
+            publish_pending: false,
         }
     }
 
-    fn publish(&mut self, now: Instant) {
+    /// Tells the router about a change: at once when the cooldown changed (routing depends on
+    /// it), else at most every `PUBLISH_EVERY`, so a busy deployment does not send the router a
+    /// message per request. The deployment's own state stays the authority for `Reserve`.
+    fn publish(&mut self, now: Instant, ctx: &mut Context<Self>) {
+        let snapshot = self.state.snapshot(now);
+        if snapshot.cooling_until != self.published.cooling_until {
+            self.send_snapshot(snapshot);
+        } else if !self.publish_pending {
+            self.publish_pending = true;
+            ctx.run_later(PUBLISH_EVERY, |act, _| {
+                act.publish_pending = false;
+                let snapshot = act.state.snapshot(Instant::now());
+                act.send_snapshot(snapshot);
+            });
+        }
+    }
+
+    fn send_snapshot(&mut self, snapshot: DeploymentSnapshot) {
+        self.published = snapshot;
         self.router.do_send(Publish {
             index: self.index,
-            snapshot: self.state.snapshot(now),
+            snapshot,
         });
     }
 }
+
+/// How stale the router's view of a deployment's usage may get.
+const PUBLISH_EVERY: Duration = Duration::from_millis(25);
 
 impl Actor for DeploymentActor {
     type Context = Context<Self>;
@@ -53,10 +78,10 @@ pub struct Reserve;
 impl Handler<Reserve> for DeploymentActor {
     type Result = Result<(), Refused>;
 
-    fn handle(&mut self, _: Reserve, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _: Reserve, ctx: &mut Context<Self>) -> Self::Result {
         let now = Instant::now();
         let reserved = self.state.reserve(now);
-        self.publish(now);
+        self.publish(now, ctx);
         reserved
     }
 }
@@ -72,7 +97,7 @@ pub struct Report {
 impl Handler<Report> for DeploymentActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Report, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Report, ctx: &mut Context<Self>) {
         let now = Instant::now();
         let cooled = self
             .state
@@ -84,7 +109,7 @@ impl Handler<Report> for DeploymentActor {
                 self.policy.cooldown_time
             );
         }
-        self.publish(now);
+        self.publish(now, ctx);
     }
 }
 

@@ -10,7 +10,7 @@ pub use charge::{Charge, ChargeFor};
 pub use deployment::{DeploymentActor, Inspect, Report, Reserve};
 pub use lease::Lease;
 pub use router::{
-    CacheKey, CachedKey, ForgetKey, Pick, PickError, PickFor, Picked, ProxyBudget, ProxySpend,
-    Publish, RouterActor, Settle,
+    CacheKey, CachedKey, ForgetKey, Pick, PickError, PickFor, Picked, ProxyBudget, Publish,
+    RouterActor, Settle,
 };
 pub use spend::{Flush, RecordSpend, SpendActor};

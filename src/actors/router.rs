@@ -353,16 +353,3 @@ impl Handler<CachedKey> for RouterActor {
         MessageResult(self.ledger.get(&msg.0))
     }
 }
-
-/// The proxy-wide spend in this window.
-#[derive(Message)]
-#[rtype(result = "f64")]
-pub struct ProxySpend;
-
-impl Handler<ProxySpend> for RouterActor {
-    type Result = f64;
-
-    fn handle(&mut self, _: ProxySpend, _: &mut Context<Self>) -> f64 {
-        self.proxy.spend
-    }
-}

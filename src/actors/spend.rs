@@ -2,6 +2,7 @@
 //! transactions; a failed write keeps the batch and retries with backoff.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{
@@ -11,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use crate::db::models::SpendLogRow;
 use crate::db::spend::SpendBatch;
-use crate::db::Db;
+use crate::db::DbHandle;
 
 /// Spend waiting to be written, aggregated per key.
 #[derive(Debug, Default)]
@@ -154,21 +155,29 @@ impl SpendBuffer {
     }
 }
 
-/// Buffers spend and writes it to the database in batches.
+/// The batch back from a finished write (the writer has dropped its share by then).
+fn unshare(batch: Arc<SpendBatch>) -> SpendBatch {
+    Arc::try_unwrap(batch).unwrap_or_else(|shared| (*shared).clone())
+}
+
+/// Buffers spend and writes it to the database in batches. It lives beside the router (a
+/// request's record is a same-thread message); its writes run on the database arbiter.
 pub struct SpendActor {
-    db: Db,
+    db: DbHandle,
     renamed: std::collections::HashMap<String, String>,
     buffer: SpendBuffer,
     every: Duration,
     max_rows: usize,
     keep_rows: bool,
     writing: bool,
+    /// The proxy spend of the batch being written.
+    writing_proxy_delta: f64,
     failures: u32,
 }
 
 impl SpendActor {
     /// A writer flushing every `every` or when `max_rows` rows wait.
-    pub fn new(db: Db, every: Duration, max_rows: usize, keep_rows: bool) -> Self {
+    pub fn new(db: DbHandle, every: Duration, max_rows: usize, keep_rows: bool) -> Self {
         Self {
             db,
             renamed: Default::default(),
@@ -177,6 +186,7 @@ impl SpendActor {
             max_rows,
             keep_rows,
             writing: false,
+            writing_proxy_delta: 0.0,
             failures: 0,
         }
     }
@@ -186,14 +196,19 @@ impl SpendActor {
             return;
         }
         self.writing = true;
-        let batch = self.buffer.take();
+        let batch = Arc::new(self.buffer.take());
+        self.writing_proxy_delta = batch.proxy_delta;
         let db = self.db.clone();
         let job = async move {
-            let result = db.write_spend(&batch).await;
+            let shared = batch.clone();
+            let result = db
+                .run(move |db| async move { db.write_spend(shared).await })
+                .await;
             (batch, result)
         };
         ctx.spawn(job.into_actor(self).map(|(batch, result), act, ctx| {
             act.writing = false;
+            act.writing_proxy_delta = 0.0;
             match result {
                 Ok(()) => act.failures = 0,
                 Err(e) => {
@@ -203,7 +218,7 @@ impl SpendActor {
                         "spend write of {} rows failed ({e}); kept, retrying in {wait:?}",
                         batch.rows.len()
                     );
-                    act.buffer.restore(batch);
+                    act.buffer.restore(unshare(batch));
                     ctx.run_later(wait, |act, ctx| act.write(ctx));
                 }
             }
@@ -317,14 +332,16 @@ impl Handler<Flush> for SpendActor {
     type Result = ResponseActFuture<Self, Result<(), String>>;
 
     fn handle(&mut self, _: Flush, _: &mut Context<Self>) -> Self::Result {
-        let batch = self.buffer.take();
+        let batch = Arc::new(self.buffer.take());
         let db = self.db.clone();
         Box::pin(
             async move {
                 let result = if batch.is_empty() {
                     Ok(())
                 } else {
-                    db.write_spend(&batch).await
+                    let shared = batch.clone();
+                    db.run(move |db| async move { db.write_spend(shared).await })
+                        .await
                 };
                 (batch, result)
             }
@@ -332,11 +349,24 @@ impl Handler<Flush> for SpendActor {
             .map(|(batch, result), act, _| match result {
                 Ok(()) => Ok(()),
                 Err(e) => {
-                    act.buffer.restore(batch);
+                    act.buffer.restore(unshare(batch));
                     Err(e.to_string())
                 }
             }),
         )
+    }
+}
+
+/// Proxy-wide spend not yet in the database (buffered or being written).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "f64")]
+pub struct UnwrittenProxySpend;
+
+impl Handler<UnwrittenProxySpend> for SpendActor {
+    type Result = f64;
+
+    fn handle(&mut self, _: UnwrittenProxySpend, _: &mut Context<Self>) -> f64 {
+        self.buffer.proxy_delta + self.writing_proxy_delta
     }
 }
 

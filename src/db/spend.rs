@@ -10,6 +10,10 @@ use super::schema::{
     llmgate_key_model_spend as model_spend, llmgate_keys as keys, llmgate_proxy_spend as proxy,
     llmgate_spend_logs as logs,
 };
+use std::sync::Arc;
+
+use diesel::{QueryResult, SqliteConnection};
+
 use super::{with_conn, Db, DbError};
 
 /// What one flush writes.
@@ -108,15 +112,76 @@ macro_rules! apply_deltas {
     };
 }
 
+/// The SQLite writer: the same statements as the PostgreSQL one, synchronously.
+fn write_spend_sqlite(conn: &mut SqliteConnection, batch: &SpendBatch) -> QueryResult<()> {
+    use diesel::RunQueryDsl as SyncRunQueryDsl;
+    conn.immediate_transaction(|conn| {
+        for (token, next) in &batch.resets {
+            SyncRunQueryDsl::execute(
+                diesel::update(keys::table.find(token))
+                    .set((keys::spend.eq(0.0), keys::budget_reset_at.eq(next))),
+                conn,
+            )?;
+            SyncRunQueryDsl::execute(
+                diesel::delete(model_spend::table.filter(model_spend::token.eq(token))),
+                conn,
+            )?;
+        }
+        if let Some(next) = batch.proxy_reset {
+            SyncRunQueryDsl::execute(
+                diesel::update(proxy::table.find(1))
+                    .set((proxy::spend.eq(0.0), proxy::budget_reset_at.eq(next))),
+                conn,
+            )?;
+        }
+        for chunk in batch.rows.chunks(ROWS_PER_INSERT) {
+            // Idempotent, as on PostgreSQL.
+            SyncRunQueryDsl::execute(
+                diesel::insert_or_ignore_into(logs::table).values(chunk),
+                conn,
+            )?;
+        }
+        for (token, delta) in &batch.key_deltas {
+            SyncRunQueryDsl::execute(
+                diesel::update(keys::table.find(token)).set(keys::spend.eq(keys::spend + *delta)),
+                conn,
+            )?;
+        }
+        for (token, model, delta) in &batch.model_deltas {
+            SyncRunQueryDsl::execute(
+                diesel::insert_into(model_spend::table)
+                    .values((
+                        model_spend::token.eq(token),
+                        model_spend::model.eq(model),
+                        model_spend::spend.eq(*delta),
+                    ))
+                    .on_conflict((model_spend::token, model_spend::model))
+                    .do_update()
+                    .set(model_spend::spend.eq(model_spend::spend + excluded(model_spend::spend))),
+                conn,
+            )?;
+        }
+        if batch.proxy_delta != 0.0 {
+            SyncRunQueryDsl::execute(
+                diesel::update(proxy::table.find(1))
+                    .set(proxy::spend.eq(proxy::spend + batch.proxy_delta)),
+                conn,
+            )?;
+        }
+        Ok(())
+    })
+}
+
 /// SQLite binds at most 32766 parameters; 17 columns a row keeps a chunk well under it.
 const ROWS_PER_INSERT: usize = 500;
 
 impl Db {
     /// Writes a batch in one transaction.
-    pub async fn write_spend(&self, batch: &SpendBatch) -> Result<(), DbError> {
+    pub async fn write_spend(&self, batch: Arc<SpendBatch>) -> Result<(), DbError> {
         match self {
             Db::Postgres(pool) => {
                 let mut pooled = pool.get().await.map_err(DbError::pool)?;
+                let batch = &*batch;
                 pooled
                     .transaction(async |conn| {
                         apply_resets!(conn, batch);
@@ -136,21 +201,12 @@ impl Db {
             }
             Db::Sqlite(pool) => {
                 let mut pooled = pool.get().await.map_err(DbError::pool)?;
+                // The whole batch in one trip to a blocking thread, with diesel's synchronous
+                // API (which batch-inserts on SQLite), instead of one trip per statement.
                 pooled
-                    .transaction(async |conn| {
-                        apply_resets!(conn, batch);
-                        // diesel-async cannot batch-insert on SQLite; inside one transaction
-                        // row-by-row inserts cost microseconds each.
-                        for row in &batch.rows {
-                            diesel::insert_or_ignore_into(logs::table)
-                                .values(row)
-                                .execute(conn)
-                                .await?;
-                        }
-                        apply_deltas!(conn, batch);
-                        Ok::<_, DbError>(())
-                    })
+                    .spawn_blocking(move |conn| write_spend_sqlite(conn, &batch))
                     .await
+                    .map_err(DbError::from)
             }
         }
     }

@@ -528,7 +528,7 @@ pub async fn regenerate(
     let new_token = keys::hash_key(&new_key);
     // Buffered spend is keyed by the old token: write it before the token changes.
     state
-        .spend
+        .spend()
         .send(crate::actors::Flush)
         .await
         .map_err(|_| ApiError::Internal)?
@@ -548,7 +548,7 @@ pub async fn regenerate(
         new: new_token.clone(),
     };
     state
-        .spend
+        .spend()
         .send(rename.clone())
         .await
         .map_err(|_| ApiError::Internal)?;

@@ -119,7 +119,7 @@ async fn serve(
     trace.group = Some(first.group);
     let charge = Charge::new(
         state.actors().router.clone(),
-        state.spend.clone(),
+        state.spend().clone(),
         ChargeFor {
             token: caller.token().map(str::to_owned),
             group: first.group,
@@ -127,6 +127,8 @@ async fn serve(
             request_id: ctx.call_id,
             metadata: request.gateway.metadata_json(),
             user_id: request.user(),
+            settle_proxy: state.settings.max_budget.is_some(),
+            live: state.live_requests.clone(),
         },
     );
     route(ctx, op, &request, first, charge, trace).await

@@ -5,7 +5,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::actors::ProxySpend;
+use crate::actors::spend::UnwrittenProxySpend;
 use crate::auth::require_master;
 use crate::db::spend::LogFilter;
 use crate::error::ApiError;
@@ -107,11 +107,19 @@ pub async fn global(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     require_master(&state, &req)?;
-    let spend = state
-        .actors()
-        .router
-        .send(ProxySpend)
+    let unwritten = state
+        .spend()
+        .send(UnwrittenProxySpend)
         .await
         .map_err(|_| ApiError::Internal)?;
+    let (stored, _) = state
+        .db
+        .run(|db| async move { db.proxy_spend().await })
+        .await
+        .map_err(|e| {
+            log::warn!("proxy spend read failed: {e}");
+            ApiError::Unavailable("database".into())
+        })?;
+    let spend = stored + unwritten;
     Ok(HttpResponse::Ok().json(json!({"spend": spend, "max_budget": state.settings.max_budget})))
 }

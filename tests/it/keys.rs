@@ -157,7 +157,7 @@ async fn key_info(gw: &Gateway, key: &str) -> Value {
 
 async fn flush(gw: &Gateway) {
     gw.state
-        .spend
+        .spend()
         .send(Flush)
         .await
         .expect("the spend actor runs")

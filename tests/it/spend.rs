@@ -107,7 +107,7 @@ async fn spend_totals_equal_the_spend_log_after_concurrent_traffic_from_many_key
         }
         let statuses = futures_util::future::join_all(tasks).await;
         assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
-        gw.state.spend.send(Flush).await.unwrap().unwrap();
+        gw.state.spend().send(Flush).await.unwrap().unwrap();
         let t = totals(&db.target);
         let n = (keys.len() * per_key) as f64;
         assert_eq!(t.rows, (keys.len() * per_key) as i64, "{:?}", db.target);
@@ -140,7 +140,7 @@ async fn a_flush_cut_off_from_the_database_keeps_its_batch_and_writes_it_when_th
         );
     }
     proxy.cut();
-    let cut_flush = gw.state.spend.send(Flush).await.unwrap();
+    let cut_flush = gw.state.spend().send(Flush).await.unwrap();
     assert!(
         cut_flush.is_err(),
         "a flush without a database cannot succeed"
@@ -157,7 +157,7 @@ async fn a_flush_cut_off_from_the_database_keeps_its_batch_and_writes_it_when_th
     proxy.restore();
     let mut flushed = false;
     for _ in 0..50 {
-        if gw.state.spend.send(Flush).await.unwrap().is_ok() {
+        if gw.state.spend().send(Flush).await.unwrap().is_ok() {
             flushed = true;
             break;
         }
@@ -219,7 +219,7 @@ async fn disable_spend_logs_keeps_key_totals_but_writes_no_rows() {
         gw.post("/v1/chat/completions", Some(&key), &chat_body("g"))
             .await;
     }
-    gw.state.spend.send(Flush).await.unwrap().unwrap();
+    gw.state.spend().send(Flush).await.unwrap().unwrap();
     let t = totals(&db.target);
     assert_eq!(t.rows, 0);
     assert!((t.key_spend - 3.0 * COST).abs() < 1e-9, "{t:?}");
@@ -271,7 +271,7 @@ async fn a_key_budget_window_resets_its_spend_on_schedule() {
         .await,
         "the budget never reset"
     );
-    gw.state.spend.send(Flush).await.unwrap().unwrap();
+    gw.state.spend().send(Flush).await.unwrap().unwrap();
     let info = gw
         .get(&format!("/key/info?key={key}"), Some("sk-master"))
         .await;
@@ -298,7 +298,7 @@ async fn spend_logs_filter_by_key_request_and_date_and_global_spend_adds_up() {
         .await;
     gw.post("/v1/chat/completions", Some(&b), &chat_body("g"))
         .await;
-    gw.state.spend.send(Flush).await.unwrap().unwrap();
+    gw.state.spend().send(Flush).await.unwrap().unwrap();
     let by_key = gw
         .get(&format!("/spend/logs?api_key={b}"), Some("sk-master"))
         .await
@@ -503,7 +503,7 @@ async fn changing_a_keys_settings_never_overwrites_the_spend_counted_since_it_wa
             gw.post("/v1/chat/completions", Some(&key), &chat_body("g"))
                 .await;
         }
-        gw.state.spend.send(Flush).await.unwrap().unwrap();
+        gw.state.spend().send(Flush).await.unwrap().unwrap();
         for body in [json!({"key": key, "max_budget": 2.0}), json!({"key": key})] {
             assert_eq!(
                 gw.post("/key/update", Some("sk-master"), &body)
@@ -532,7 +532,7 @@ async fn changing_a_keys_settings_never_overwrites_the_spend_counted_since_it_wa
         let new_key = regenerated.json()["key"].as_str().unwrap().to_owned();
         gw.post("/v1/chat/completions", Some(&new_key), &chat_body("g"))
             .await;
-        gw.state.spend.send(Flush).await.unwrap().unwrap();
+        gw.state.spend().send(Flush).await.unwrap().unwrap();
         let t = totals(&db.target);
         assert!((t.key_spend - 5.0 * COST).abs() < 1e-9, "{t:?}");
         let info = gw
