@@ -38,7 +38,8 @@ pub async fn handle(
         .get("x-litellm-call-id")
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128)
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+        // Time-ordered ids keep the spend log's request_id index appending, not scattering.
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
     let mut trace = Trace::default();
     let ctx = Call {
         state,
