@@ -8,7 +8,7 @@ pub mod spend;
 
 use std::time::Duration;
 
-use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel::{Connection, SqliteConnection};
 use diesel_async::pooled_connection::bb8::Pool;
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
@@ -122,24 +122,36 @@ fn migrate_sqlite(path: &str) -> Result<SqliteConnection, DbError> {
     Ok(conn)
 }
 
+/// Runs the PostgreSQL migrations on a thread of their own: the synchronous migration harness
+/// drives tokio-postgres with a runtime of its own, which may not nest inside actix's.
+async fn migrate_postgres(url: String) -> Result<(), DbError> {
+    use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let result = (|| {
+            let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
+                .map_err(|e| DbError::pool(redact(&e.to_string())))?;
+            conn.run_pending_migrations(PG_MIGRATIONS)
+                .map_err(|e| DbError::Migration(e.to_string()))?;
+            Ok::<_, DbError>(())
+        })();
+        let _ = tx.send(result);
+    });
+    rx.await
+        .map_err(|_| DbError::Migration("the migration thread stopped".into()))?
+}
+
 impl Db {
     /// Connects, runs the migrations, and builds a pool of at most `pool_size` connections.
     pub async fn connect(target: &DbTarget, pool_size: u32) -> Result<Self, DbError> {
         match target {
             DbTarget::Postgres(url) => {
-                let url_for_migrations = url.clone();
-                actix_rt::task::spawn_blocking(move || {
-                    let mut conn = PgConnection::establish(&url_for_migrations)
-                        .map_err(|e| DbError::pool(redact(&e.to_string())))?;
-                    conn.run_pending_migrations(PG_MIGRATIONS)
-                        .map_err(|e| DbError::Migration(e.to_string()))?;
-                    Ok::<_, DbError>(())
-                })
-                .await
-                .map_err(DbError::pool)??;
+                migrate_postgres(url.clone()).await?;
                 let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url.clone());
                 let pool = Pool::builder()
                     .max_size(pool_size.max(1))
+                    // Connections open as load needs them, so an idle gateway stays small.
+                    .min_idle(Some(1))
                     .connection_timeout(Duration::from_secs(5))
                     .build(manager)
                     .await
@@ -185,7 +197,11 @@ impl Db {
                     pool
                 } else {
                     drop(first);
-                    builder.build(manager).await.map_err(DbError::pool)?
+                    builder
+                        .min_idle(Some(1))
+                        .build(manager)
+                        .await
+                        .map_err(DbError::pool)?
                 };
                 Ok(Self::Sqlite(pool))
             }
