@@ -61,6 +61,8 @@ done
 
 # ---------------------------------------------------------------- processes and cleanup
 TMP="$(mktemp -d -t llmgate-bench.XXXXXX)"
+# Keys and spend go to a SQLite file in the temp dir (spend tracking stays on, as by default).
+export LLMGATE_SQLITE_PATH="$TMP/llmgate.db"
 MOCK_PID="" GW_PID="" SAMPLER_PID=""
 
 alive() { # alive PID: the process exists and is not a zombie (the gateway is not our child)
