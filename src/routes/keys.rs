@@ -378,17 +378,26 @@ pub async fn update(
     change(&state, &token, &fields).await
 }
 
+async fn set_blocked(
+    state: State,
+    req: HttpRequest,
+    body: web::Bytes,
+    blocked: bool,
+) -> Result<HttpResponse, ApiError> {
+    require_master(&state, &req)?;
+    let token = key_param(&parse_body(&body)?)?;
+    let mut fields = Map::new();
+    fields.insert("blocked".into(), Json::Bool(blocked));
+    change(&state, &token, &fields).await
+}
+
 /// `POST /key/block`.
 pub async fn block(
     state: State,
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    require_master(&state, &req)?;
-    let token = key_param(&parse_body(&body)?)?;
-    let mut fields = Map::new();
-    fields.insert("blocked".into(), Json::Bool(true));
-    change(&state, &token, &fields).await
+    set_blocked(state, req, body, true).await
 }
 
 /// `POST /key/unblock`.
@@ -397,11 +406,7 @@ pub async fn unblock(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    require_master(&state, &req)?;
-    let token = key_param(&parse_body(&body)?)?;
-    let mut fields = Map::new();
-    fields.insert("blocked".into(), Json::Bool(false));
-    change(&state, &token, &fields).await
+    set_blocked(state, req, body, false).await
 }
 
 /// `POST /key/delete` with `{"keys": [..]}` or `{"key_aliases": [..]}`.
