@@ -99,8 +99,17 @@ impl Charge {
     }
 
     /// The request succeeded with `usage`, costing `cost` USD.
-    pub fn succeed(mut self, usage: Usage, cost: f64) {
-        self.row.status = "success".into();
+    pub fn succeed(self, usage: Usage, cost: f64) {
+        self.settle("success", usage, cost);
+    }
+
+    /// The client left mid-stream: what was already generated is still charged.
+    pub fn cancelled(self, usage: Usage, cost: f64) {
+        self.settle("cancelled", usage, cost);
+    }
+
+    fn settle(mut self, status: &str, usage: Usage, cost: f64) {
+        self.row.status = status.into();
         self.row.prompt_tokens = clamp(usage.prompt_tokens);
         self.row.completion_tokens = clamp(usage.completion_tokens);
         self.row.total_tokens = clamp(usage.total_tokens);

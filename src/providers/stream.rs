@@ -295,6 +295,18 @@ fn trim_line_end(raw: &[u8]) -> &[u8] {
     &raw[..end]
 }
 
+impl Drop for SseRelay {
+    /// A client that leaves mid-stream is still charged for what the upstream generated so far
+    /// (counted, unless the upstream already sent its usage).
+    fn drop(&mut self) {
+        if let Some(charge) = self.charge.take() {
+            let usage = self.final_usage();
+            let cost = self.cost(usage);
+            charge.cancelled(usage, cost);
+        }
+    }
+}
+
 impl Stream for SseRelay {
     type Item = Result<Bytes, actix_web::Error>;
 

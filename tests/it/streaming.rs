@@ -242,6 +242,17 @@ async fn a_client_that_disconnects_mid_stream_releases_its_slot_and_the_upstream
         0,
         "a client leaving is not the deployment's failure"
     );
+    // What was generated before the client left is still charged, marked cancelled.
+    gw.state
+        .spend()
+        .send(llmgate::actors::Flush)
+        .await
+        .unwrap()
+        .unwrap();
+    let logs = gw.get("/spend/logs", None).await.json();
+    let row = &logs[0];
+    assert_eq!(row["status"], "cancelled", "{logs}");
+    assert!(row["completion_tokens"].as_i64().unwrap() >= 2, "{logs}");
 }
 
 #[actix_rt::test]
