@@ -1,5 +1,6 @@
 //! The validated, typed settings the gateway runs on, built from the resolved YAML tree.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use serde::Deserialize;
 use serde_yaml::Value;
 
 use super::{de, support, ConfigError, Deployment, DeploymentSource, Env, Secret};
-use crate::routing::CooldownPolicy;
+use crate::routing::{CooldownPolicy, FallbackPolicy};
 
 /// LiteLLM's routing strategies (`router_settings.routing_strategy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +171,8 @@ pub struct Settings {
     pub max_budget: Option<f64>,
     /// How often the proxy-wide spend resets.
     pub budget_duration: Option<crate::keys::KeyDuration>,
+    /// Fallbacks between groups.
+    pub fallbacks: FallbackPolicy,
     /// Defaults for `/key/generate` (`duration` defaults to 1 hour).
     pub default_key_params: serde_json::Map<String, serde_json::Value>,
     /// Known settings present in the config that have no effect yet.
@@ -366,6 +369,7 @@ impl Settings {
         })
         .transpose()?;
         let default_key_params = litellm.default_key_generate_params.unwrap_or_default();
+        let fallbacks = fallback_policy(&tree)?;
         if let Some(d) = default_key_params.get("duration").and_then(|d| d.as_str()) {
             if crate::keys::KeyDuration::parse(d).is_none() {
                 return Err(ConfigError::at(
@@ -397,6 +401,7 @@ impl Settings {
             max_budget,
             budget_duration,
             default_key_params,
+            fallbacks,
             not_implemented,
             unknown,
             env,
@@ -432,4 +437,92 @@ fn section<T: Default + serde::de::DeserializeOwned>(
             .map_err(|e| ConfigError::from_serde(e, name)),
         Some(_) => Err(ConfigError::at(name, "expected a mapping")),
     }
+}
+
+/// `[{"group": ["a", "b"]}, ...]` (or a mapping) as group to fallbacks.
+fn fallback_map(value: &Value, path: &str) -> Result<HashMap<String, Vec<String>>, ConfigError> {
+    let mut out = HashMap::new();
+    let mut add = |k: &Value, v: &Value, at: String| -> Result<(), ConfigError> {
+        let group = k
+            .as_str()
+            .ok_or_else(|| ConfigError::at(&at, "expected a model group name"))?;
+        let list = match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Sequence(items) => items
+                .iter()
+                .map(|i| i.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| ConfigError::at(&at, "expected a list of model names"))?,
+            _ => return Err(ConfigError::at(&at, "expected a list of model names")),
+        };
+        out.insert(group.to_owned(), list);
+        Ok(())
+    };
+    match value {
+        Value::Null => {}
+        Value::Sequence(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let map = item.as_mapping().ok_or_else(|| {
+                    ConfigError::at(format!("{path}[{i}]"), "expected {group: [fallbacks]}")
+                })?;
+                for (k, v) in map {
+                    add(k, v, format!("{path}[{i}]"))?;
+                }
+            }
+        }
+        Value::Mapping(map) => {
+            for (k, v) in map {
+                add(k, v, path.to_owned())?;
+            }
+        }
+        _ => {
+            return Err(ConfigError::at(
+                path,
+                "expected a list of {group: [fallbacks]}",
+            ))
+        }
+    }
+    Ok(out)
+}
+
+/// The fallback settings; `router_settings` overrides `litellm_settings`.
+fn fallback_policy(tree: &Value) -> Result<FallbackPolicy, ConfigError> {
+    let find = |key: &str| {
+        for section in ["router_settings", "litellm_settings"] {
+            if let Some(v) = tree.get(section).and_then(|s| s.get(key)) {
+                return Some((v, format!("{section}.{key}")));
+            }
+        }
+        None
+    };
+    let map = |key: &str| match find(key) {
+        Some((v, path)) => fallback_map(v, &path),
+        None => Ok(HashMap::new()),
+    };
+    let default = match find("default_fallbacks") {
+        None | Some((Value::Null, _)) => Vec::new(),
+        Some((Value::Sequence(items), path)) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| ConfigError::at(path, "expected a list of model names"))?,
+        Some((_, path)) => return Err(ConfigError::at(path, "expected a list of model names")),
+    };
+    let max = match find("max_fallbacks") {
+        None | Some((Value::Null, _)) => 5,
+        Some((v, path)) => match v {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+        .ok_or_else(|| ConfigError::at(path, "expected a whole number"))?
+            as usize,
+    };
+    Ok(FallbackPolicy {
+        general: map("fallbacks")?,
+        context_window: map("context_window_fallbacks")?,
+        content_policy: map("content_policy_fallbacks")?,
+        default,
+        max,
+    })
 }

@@ -34,6 +34,8 @@ pub struct Attempt<'a> {
     pub wildcard: Option<&'a str>,
     /// Retries so far.
     pub retries: u32,
+    /// Fallbacks so far.
+    pub fallbacks: u32,
     /// The key's admission, if a key was admitted.
     pub admission: Option<&'a Admission>,
 }
@@ -256,7 +258,7 @@ impl Attempt<'_> {
         put("x-litellm-model-group", &d.model_name);
         put("x-litellm-version", VERSION);
         put("x-litellm-attempted-retries", &self.retries.to_string());
-        put("x-litellm-attempted-fallbacks", "0");
+        put("x-litellm-attempted-fallbacks", &self.fallbacks.to_string());
         if let Some(a) = self.admission {
             if let Some((limit, remaining)) = a.requests {
                 put("x-ratelimit-limit-requests", &limit.to_string());

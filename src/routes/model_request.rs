@@ -6,6 +6,7 @@ use serde_json::{Map, Value as Json};
 
 use crate::error::ApiError;
 use crate::providers::Operation;
+use crate::routing::RequestFallbacks;
 
 /// Fields the gateway consumes and never forwards (COMPAT.md section 3).
 const GATEWAY_ONLY: &[&str] = &[
@@ -41,6 +42,8 @@ pub struct GatewayFields {
     pub additional_drop_params: Vec<String>,
     /// `metadata`, kept for the spend log.
     pub metadata: Option<Json>,
+    /// `fallbacks`, `context_window_fallbacks`, `content_policy_fallbacks`.
+    pub fallbacks: RequestFallbacks,
 }
 
 impl GatewayFields {
@@ -166,6 +169,22 @@ impl ModelRequest {
     }
 }
 
+/// A request's fallback list: model names, or objects naming a `model`.
+fn fallback_list(field: &str, v: &Json) -> Result<Vec<String>, ApiError> {
+    let Json::Array(items) = v else {
+        return Err(type_error(field, "a list of model names"));
+    };
+    items
+        .iter()
+        .map(|i| match i {
+            Json::String(s) => Some(s.clone()),
+            Json::Object(o) => o.get("model").and_then(Json::as_str).map(str::to_owned),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| type_error(field, "a list of model names"))
+}
+
 fn take_gateway_fields(fields: &mut Map<String, Json>) -> Result<GatewayFields, ApiError> {
     let mut g = GatewayFields::default();
     for key in GATEWAY_ONLY {
@@ -190,6 +209,14 @@ fn take_gateway_fields(fields: &mut Map<String, Json>) -> Result<GatewayFields, 
                     .filter(|d| !d.is_zero())
                     .ok_or_else(|| type_error(name, "a positive number of seconds"))?;
                 g.timeout = Some(secs);
+            }
+            (name @ ("fallbacks" | "context_window_fallbacks" | "content_policy_fallbacks"), v) => {
+                let list = fallback_list(name, &v)?;
+                match name {
+                    "fallbacks" => g.fallbacks.general = Some(list),
+                    "context_window_fallbacks" => g.fallbacks.context_window = Some(list),
+                    _ => g.fallbacks.content_policy = Some(list),
+                }
             }
             ("metadata", v @ Json::Object(_)) => g.metadata = Some(v),
             ("metadata", _) => return Err(type_error("metadata", "an object")),

@@ -15,9 +15,9 @@ use crate::actors::{
 };
 use crate::auth::{authenticate, Caller};
 use crate::error::ApiError;
-use crate::keys::{KeyRecord, Rejection};
-use crate::providers::{Operation, ProviderError};
-use crate::routing::NoCapacity;
+use crate::keys::{Admission, KeyRecord, Rejection};
+use crate::providers::{ErrorKind, Operation, ProviderError};
+use crate::routing::{FallbackCause, NoCapacity};
 use crate::state::AppState;
 
 /// The version reported in `x-litellm-version` and `/health/readiness`.
@@ -116,23 +116,144 @@ async fn serve(
     let body = read_body(req, payload, state.settings.max_request_size).await?;
     let request = ModelRequest::parse(op, &body, path_model)?;
     drop(body);
-    let first = admit(state, &caller, &request.model).await?;
-    trace.group = Some(first.group);
-    let charge = Charge::new(
-        state.actors().router.clone(),
-        state.spend().clone(),
-        ChargeFor {
-            token: caller.token().map(str::to_owned),
-            group: first.group,
-            group_name: state.catalog.name(first.group),
-            request_id: ctx.call_id,
-            metadata: request.gateway.metadata_json(),
-            user_id: request.user(),
-            settle_proxy: state.settings.max_budget.is_some(),
-            live: state.live_requests.clone(),
+    let new_charge = |group: usize| {
+        Charge::new(
+            state.actors().router.clone(),
+            state.spend().clone(),
+            ChargeFor {
+                token: caller.token().map(str::to_owned),
+                group,
+                group_name: state.catalog.name(group),
+                request_id: ctx.call_id,
+                metadata: request.gateway.metadata_json(),
+                user_id: request.user(),
+                settle_proxy: state.settings.max_budget.is_some(),
+                live: state.live_requests.clone(),
+            },
+        )
+    };
+    let mut charge: Option<Charge> = None;
+    let mut admission: Option<Admission> = None;
+    let mut error = match admit(state, &caller, &request.model).await {
+        Ok(first) => {
+            trace.group = Some(first.group);
+            charge = Some(new_charge(first.group));
+            admission = first.admission.clone();
+            let target = Target {
+                group: first.group,
+                wildcard: first.wildcard.clone(),
+                first: Some(first.index),
+            };
+            let routed = route(
+                ctx,
+                op,
+                &request,
+                target,
+                admission.as_ref(),
+                &mut charge,
+                0,
+                trace,
+            );
+            match routed.await {
+                Ok(response) => return Ok(response),
+                Err(e) => e,
+            }
+        }
+        Err(e) => e,
+    };
+    // The request's group failed (or had nothing free): try its fallbacks, in order.
+    let Some(cause) = fallback_cause(&error) else {
+        return Err(error);
+    };
+    let group_name = match trace.group {
+        Some(g) => state.catalog.name(g).to_owned(),
+        None => request.model.clone(),
+    };
+    let chain = state
+        .settings
+        .fallbacks
+        .chain(&group_name, cause, &request.gateway.fallbacks);
+    for (n, name) in chain.iter().enumerate() {
+        let Some(mut target) = fallback_target(state, name) else {
+            log::warn!("fallback {name:?} of {group_name:?} names no model group or deployment");
+            continue;
+        };
+        if charge.is_none() {
+            // Nothing was admitted yet (the first group had nothing free): admit this one.
+            let group_name = state.catalog.name(target.group).to_owned();
+            let asked = if target.first.is_some() {
+                &group_name
+            } else {
+                name
+            };
+            match admit(state, &caller, asked).await {
+                Ok(p) => {
+                    trace.group = Some(p.group);
+                    charge = Some(new_charge(p.group));
+                    admission = p.admission.clone();
+                    target.first = target.first.or(Some(p.index));
+                }
+                Err(e) => {
+                    error = e;
+                    continue;
+                }
+            }
+        }
+        let routed = route(
+            ctx,
+            op,
+            &request,
+            target,
+            admission.as_ref(),
+            &mut charge,
+            n as u32 + 1,
+            trace,
+        );
+        match routed.await {
+            Ok(response) => return Ok(response),
+            Err(e) => error = e,
+        }
+    }
+    Err(error)
+}
+
+/// Which fallback chain an error calls for, if any: the request's own faults have none.
+fn fallback_cause(error: &ApiError) -> Option<FallbackCause> {
+    match error {
+        ApiError::Provider(e) => match e.kind {
+            ErrorKind::ContextWindow => Some(FallbackCause::ContextWindow),
+            ErrorKind::ContentPolicy => Some(FallbackCause::ContentPolicy),
+            ErrorKind::Status if matches!(e.status, 400 | 413 | 422) => None,
+            _ => Some(FallbackCause::Other),
         },
-    );
-    route(ctx, op, &request, first, charge, trace).await
+        ApiError::NoDeployment { .. } => Some(FallbackCause::Other),
+        _ => None,
+    }
+}
+
+/// A fallback names a model group (or alias or wildcard), or a deployment id.
+fn fallback_target(state: &AppState, name: &str) -> Option<Target> {
+    if let Some(r) = state.catalog.resolve(name) {
+        return Some(Target {
+            group: r.group,
+            wildcard: r.wildcard,
+            first: None,
+        });
+    }
+    let d = state.settings.deployments.iter().find(|d| d.id == name)?;
+    let r = state.catalog.resolve(&d.model_name)?;
+    Some(Target {
+        group: r.group,
+        wildcard: None,
+        first: Some(d.index),
+    })
+}
+
+/// Where `route` sends a request: a group, and the deployment to try first if already picked.
+struct Target {
+    group: usize,
+    wildcard: Option<String>,
+    first: Option<usize>,
 }
 
 /// Loads a key that is not cached yet; an unknown key is a 401, an unreachable store a 503.
@@ -230,12 +351,18 @@ fn backoff(retry: u32, retry_after: Option<Duration>) -> Duration {
 }
 
 /// Reserves and tries deployments until one answers or the retries run out.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one request's whole routing context"
+)]
 async fn route(
     ctx: &Call<'_>,
     op: Operation,
     request: &ModelRequest,
-    first: Picked,
-    charge: Charge,
+    target: Target,
+    admission: Option<&Admission>,
+    charge: &mut Option<Charge>,
+    fallbacks: u32,
     trace: &mut Trace,
 ) -> Result<HttpResponse, ApiError> {
     let state = ctx.state;
@@ -244,11 +371,9 @@ async fn route(
         .gateway
         .num_retries
         .unwrap_or(state.settings.num_retries);
-    let group = first.group;
-    let wildcard = first.wildcard.clone();
-    let admission = first.admission.clone();
-    let mut charge = Some(charge);
-    let mut next = Some(first.index);
+    let group = target.group;
+    let wildcard = target.wildcard;
+    let mut next = target.first;
     let mut retries = 0u32;
     let mut exclude: Vec<usize> = Vec::new();
     let mut last_error: Option<ProviderError> = None;
@@ -301,9 +426,10 @@ async fn route(
             deployment,
             wildcard: wildcard.as_deref(),
             retries,
-            admission: admission.as_ref(),
+            fallbacks,
+            admission,
         };
-        match attempt.run(lease, &mut charge).await {
+        match attempt.run(lease, charge).await {
             Ok(response) => return Ok(response),
             Err(err) => {
                 if err.is_retryable() && retries < max_retries {

@@ -139,10 +139,6 @@ general_settings:
 /// gateway's behaviour (not from its own table). `model_info` costs and `base_model` only feed
 /// spend, which is not computed yet.
 const NOT_IMPLEMENTED: &[&str] = &[
-    "litellm_settings.fallbacks",
-    "litellm_settings.default_fallbacks",
-    "litellm_settings.context_window_fallbacks",
-    "litellm_settings.content_policy_fallbacks",
     "litellm_settings.cache",
     "litellm_settings.cache_params",
     "litellm_settings.success_callback",
@@ -155,9 +151,7 @@ const NOT_IMPLEMENTED: &[&str] = &[
     "router_settings.allowed_fails_policy",
     "router_settings.retry_policy",
     "router_settings.retry_after",
-    "router_settings.max_fallbacks",
     "router_settings.model_group_alias",
-    "router_settings.fallbacks",
     "router_settings.routing_strategy_args",
     "general_settings.max_parallel_requests",
     "general_settings.global_max_parallel_requests",

@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod docker;
 mod errors;
+mod fallbacks;
 mod keys;
 mod mock_response;
 mod providers;
