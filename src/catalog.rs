@@ -23,7 +23,23 @@ pub struct Catalog {
     wildcards: Vec<(String, usize)>,
     /// `model_info.access_groups` name to the groups in it.
     access_groups: HashMap<String, Vec<usize>>,
+    /// Names `model_group_alias` hides from `/models`.
+    hidden: Vec<String>,
     serve_any: bool,
+}
+
+/// What `router_settings.model_group_alias` maps a public name to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupAlias {
+    /// Another group; `hidden` keeps the alias out of `/models`.
+    To {
+        /// The group.
+        group: String,
+        /// Not listed.
+        hidden: bool,
+    },
+    /// Several groups, spread over as one.
+    Spread(Vec<String>),
 }
 
 impl Catalog {
@@ -59,6 +75,42 @@ impl Catalog {
         c.wildcards
             .sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
         c
+    }
+
+    /// Adds `model_group_alias` names; an alias never shadows a real group.
+    pub fn with_aliases(mut self, aliases: &[(String, GroupAlias)]) -> Self {
+        for (name, alias) in aliases {
+            if self.by_name.contains_key(name) {
+                continue;
+            }
+            match alias {
+                GroupAlias::To { group, hidden } => {
+                    if let Some(&g) = self.by_name.get(group) {
+                        self.by_name.insert(name.clone(), g);
+                        if *hidden {
+                            self.hidden.push(name.clone());
+                        }
+                    }
+                }
+                GroupAlias::Spread(groups) => {
+                    let mut members: Vec<usize> = Vec::new();
+                    for g in groups.iter().filter_map(|g| self.by_name.get(g)) {
+                        for &m in &self.members[*g] {
+                            if !members.contains(&m) {
+                                members.push(m);
+                            }
+                        }
+                    }
+                    if !members.is_empty() {
+                        let g = self.names.len();
+                        self.by_name.insert(name.clone(), g);
+                        self.names.push(name.clone());
+                        self.members.push(members);
+                    }
+                }
+            }
+        }
+        self
     }
 
     /// The group a requested model name routes to, if any.
@@ -125,12 +177,21 @@ impl Catalog {
         &self.names[group]
     }
 
-    /// Public names that can be listed (wildcard patterns are not models).
+    /// Public names that can be listed: groups and visible aliases (wildcard patterns are not
+    /// models).
     pub fn listed_names(&self) -> impl Iterator<Item = &str> {
+        let aliases = self
+            .by_name
+            .iter()
+            .filter(|(name, &g)| self.names[g] != **name && !self.hidden.contains(name))
+            .map(|(name, _)| name.as_str());
+        let mut aliases: Vec<&str> = aliases.collect();
+        aliases.sort_unstable();
         self.names
             .iter()
             .map(String::as_str)
             .filter(|n| !n.contains('*'))
+            .chain(aliases)
     }
 }
 
@@ -158,6 +219,30 @@ mod tests {
             })
         );
         assert_eq!(c.resolve("nope"), None);
+    }
+
+    #[test]
+    fn aliases_point_at_groups_hide_or_spread_over_several() {
+        let c = catalog(
+            "model_list:\n  - {model_name: a, litellm_params: {model: openai/x, api_base: 'http://h'}}\n  - {model_name: b, litellm_params: {model: openai/y, api_base: 'http://h'}}\n",
+        )
+        .with_aliases(&[
+            ("old".into(), GroupAlias::To { group: "a".into(), hidden: false }),
+            ("secret".into(), GroupAlias::To { group: "b".into(), hidden: true }),
+            ("both".into(), GroupAlias::Spread(vec!["a".into(), "b".into()])),
+            ("a".into(), GroupAlias::To { group: "b".into(), hidden: false }),
+        ]);
+        assert_eq!(c.resolve("old").map(|r| r.group), Some(0));
+        assert_eq!(c.resolve("secret").map(|r| r.group), Some(1));
+        assert_eq!(
+            c.resolve("a").map(|r| r.group),
+            Some(0),
+            "an alias never shadows a group"
+        );
+        let both = c.resolve("both").unwrap().group;
+        assert_eq!(c.members()[both], vec![0, 1]);
+        let listed: Vec<&str> = c.listed_names().collect();
+        assert_eq!(listed, ["a", "b", "both", "old"]);
     }
 
     #[test]

@@ -152,7 +152,10 @@ pub fn main() -> ExitCode {
         );
         // SIGTERM / SIGINT drain requests and write buffered spend before the server stops.
         crate::server::stop_on_signal(running.server.handle(), running.state.clone());
-        running.server.await
+        let served = running.server.await;
+        // Requests served on kept-alive connections while the server stopped recorded spend too.
+        crate::server::flush_spend(&running.state).await;
+        served
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -20,8 +20,6 @@ pub struct Actors {
     pub router: Addr<RouterActor>,
     /// One actor per deployment, by index.
     pub deployments: Vec<Addr<DeploymentActor>>,
-    /// The spend writer.
-    pub spend: Addr<SpendActor>,
 }
 
 /// Shared by all workers; cheap to reach through `web::Data`.
@@ -36,6 +34,9 @@ pub struct AppState {
     pub db: DbHandle,
     /// Requests admitted and not yet charged (a graceful stop waits for them).
     pub live_requests: Arc<AtomicUsize>,
+    /// The spend writer, on the database arbiter: it outlives the HTTP workers, so a graceful
+    /// stop can write what the last requests recorded.
+    spend: Addr<SpendActor>,
     proxy_budget: ProxyBudget,
     actors: OnceLock<Actors>,
 }
@@ -43,10 +44,20 @@ pub struct AppState {
 impl AppState {
     /// The shared state; the actors start on the first worker that asks for them.
     pub fn new(settings: Settings, db: DbHandle, proxy_budget: ProxyBudget) -> Self {
-        let catalog = Arc::new(Catalog::new(
-            &settings.deployments,
-            settings.serve_any_model,
-        ));
+        let spend = {
+            let (handle, every, keep_rows) = (
+                db.clone(),
+                settings.spend_write_every,
+                !settings.disable_spend_logs,
+            );
+            SpendActor::start_in_arbiter(db.arbiter(), move |_| {
+                SpendActor::new(handle, every, SPEND_BUFFER_ROWS, keep_rows)
+            })
+        };
+        let catalog = Arc::new(
+            Catalog::new(&settings.deployments, settings.serve_any_model)
+                .with_aliases(&settings.model_group_alias),
+        );
         let master_key_digest = settings
             .master_key
             .as_ref()
@@ -57,6 +68,7 @@ impl AppState {
             master_key_digest,
             db,
             live_requests: Arc::new(AtomicUsize::new(0)),
+            spend,
             proxy_budget,
             actors: OnceLock::new(),
         }
@@ -86,15 +98,7 @@ impl AppState {
         let policy = self.settings.cooldown;
         let catalog = self.catalog.clone();
         let proxy = self.proxy_budget;
-        let settings = &self.settings;
-        let spend = SpendActor::new(
-            self.db.clone(),
-            settings.spend_write_every,
-            SPEND_BUFFER_ROWS,
-            !settings.disable_spend_logs,
-        )
-        .start();
-        let for_router = spend.clone();
+        let for_router = self.spend.clone();
         let mut deployments = Vec::new();
         let router = RouterActor::create(|ctx| {
             let me = ctx.address();
@@ -106,13 +110,12 @@ impl AppState {
         Actors {
             router,
             deployments,
-            spend,
         }
     }
 
     /// The spend writer.
     pub fn spend(&self) -> &Addr<SpendActor> {
-        &self.actors().spend
+        &self.spend
     }
 
     /// The deployment at `index`.

@@ -160,8 +160,7 @@ fn unshare(batch: Arc<SpendBatch>) -> SpendBatch {
     Arc::try_unwrap(batch).unwrap_or_else(|shared| (*shared).clone())
 }
 
-/// Buffers spend and writes it to the database in batches. It lives beside the router (a
-/// request's record is a same-thread message); its writes run on the database arbiter.
+/// Buffers spend and writes it to the database in batches, on the database arbiter.
 pub struct SpendActor {
     db: DbHandle,
     renamed: std::collections::HashMap<String, String>,

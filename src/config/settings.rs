@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_yaml::Value;
 
 use super::{de, support, ConfigError, Deployment, DeploymentSource, Env, Secret};
+use crate::catalog::GroupAlias;
 use crate::routing::{CooldownPolicy, FallbackPolicy};
 
 /// LiteLLM's routing strategies (`router_settings.routing_strategy`).
@@ -173,6 +174,8 @@ pub struct Settings {
     pub budget_duration: Option<crate::keys::KeyDuration>,
     /// Fallbacks between groups.
     pub fallbacks: FallbackPolicy,
+    /// `router_settings.model_group_alias`.
+    pub model_group_alias: Vec<(String, GroupAlias)>,
     /// Defaults for `/key/generate` (`duration` defaults to 1 hour).
     pub default_key_params: serde_json::Map<String, serde_json::Value>,
     /// Known settings present in the config that have no effect yet.
@@ -370,6 +373,10 @@ impl Settings {
         .transpose()?;
         let default_key_params = litellm.default_key_generate_params.unwrap_or_default();
         let fallbacks = fallback_policy(&tree)?;
+        let model_group_alias = group_aliases(
+            tree.get("router_settings")
+                .and_then(|r| r.get("model_group_alias")),
+        )?;
         if let Some(d) = default_key_params.get("duration").and_then(|d| d.as_str()) {
             if crate::keys::KeyDuration::parse(d).is_none() {
                 return Err(ConfigError::at(
@@ -402,6 +409,7 @@ impl Settings {
             budget_duration,
             default_key_params,
             fallbacks,
+            model_group_alias,
             not_implemented,
             unknown,
             env,
@@ -525,4 +533,51 @@ fn fallback_policy(tree: &Value) -> Result<FallbackPolicy, ConfigError> {
         default,
         max,
     })
+}
+
+/// `model_group_alias`: a name to a group, to `{model, hidden}`, or to a list of groups.
+fn group_aliases(value: Option<&Value>) -> Result<Vec<(String, GroupAlias)>, ConfigError> {
+    let path = "router_settings.model_group_alias";
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return Ok(Vec::new());
+    };
+    let map = value
+        .as_mapping()
+        .ok_or_else(|| ConfigError::at(path, "expected a mapping of alias to model group"))?;
+    let mut out = Vec::new();
+    for (k, v) in map {
+        let name = k
+            .as_str()
+            .ok_or_else(|| ConfigError::at(path, "alias names must be strings"))?;
+        let at = format!("{path}.{name}");
+        let alias = match v {
+            Value::String(group) => GroupAlias::To {
+                group: group.clone(),
+                hidden: false,
+            },
+            Value::Mapping(m) => GroupAlias::To {
+                group: m
+                    .get("model")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| ConfigError::at(&at, "expected a `model`"))?
+                    .to_owned(),
+                hidden: m.get("hidden").and_then(Value::as_bool).unwrap_or(false),
+            },
+            Value::Sequence(items) => GroupAlias::Spread(
+                items
+                    .iter()
+                    .map(|i| i.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| ConfigError::at(&at, "expected a list of model groups"))?,
+            ),
+            _ => {
+                return Err(ConfigError::at(
+                    &at,
+                    "expected a model group, {model, hidden} or a list",
+                ))
+            }
+        };
+        out.push((name.to_owned(), alias));
+    }
+    Ok(out)
 }

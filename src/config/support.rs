@@ -52,7 +52,7 @@ const ROUTER_SETTINGS: &[(&str, SettingStatus)] = &[
     ("timeout", Y),
     ("stream_timeout", Y),
     ("max_fallbacks", Y),
-    ("model_group_alias", N),
+    ("model_group_alias", Y),
     ("fallbacks", Y),
     ("routing_strategy_args", N),
 ];

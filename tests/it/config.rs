@@ -151,7 +151,6 @@ const NOT_IMPLEMENTED: &[&str] = &[
     "router_settings.allowed_fails_policy",
     "router_settings.retry_policy",
     "router_settings.retry_after",
-    "router_settings.model_group_alias",
     "router_settings.routing_strategy_args",
     "general_settings.max_parallel_requests",
     "general_settings.global_max_parallel_requests",

@@ -272,3 +272,43 @@ async fn disable_cooldowns_keeps_a_failing_deployment_in_rotation() {
     assert_eq!(mock.call_count(), 5);
     let _ = json!(null);
 }
+
+#[actix_rt::test]
+async fn model_group_alias_routes_names_hides_them_and_spreads_over_groups() {
+    let (a, b) = (MockUpstream::start().await, MockUpstream::start().await);
+    let yaml = format!(
+        "model_list:\n  - model_name: a\n    litellm_params: {{model: openai/a, api_base: '{}'}}\n  - model_name: b\n    litellm_params: {{model: openai/b, api_base: '{}'}}\nrouter_settings:\n  model_group_alias:\n    gpt-4: a\n    internal: {{model: b, hidden: true}}\n    everything: [a, b]\n",
+        a.v1(),
+        b.v1()
+    );
+    let gw = Gateway::start(&yaml).await;
+    let r = gw
+        .post("/v1/chat/completions", None, &chat_body("gpt-4"))
+        .await;
+    assert_eq!((r.status, a.call_count()), (200, 1), "{}", r.text);
+    let r = gw
+        .post("/v1/chat/completions", None, &chat_body("internal"))
+        .await;
+    assert_eq!((r.status, b.call_count()), (200, 1), "{}", r.text);
+    for _ in 0..60 {
+        assert_eq!(
+            gw.post("/v1/chat/completions", None, &chat_body("everything"))
+                .await
+                .status,
+            200
+        );
+    }
+    assert!(
+        a.call_count() > 10 && b.call_count() > 10,
+        "{} / {}",
+        a.call_count(),
+        b.call_count()
+    );
+    let listed: Vec<String> = gw.get("/v1/models", None).await.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, ["a", "b", "everything", "gpt-4"]);
+}
