@@ -3,7 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use crate::actors::CachedKey;
+use crate::actors::{CachedKey, Inspect};
 use crate::auth::{authenticate, Caller};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -56,22 +56,37 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
 /// `GET /model/info`.
 pub async fn info(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let allowed = allowed_models(&state, &req).await?;
-    let data: Vec<_> = state
-        .settings
-        .deployments
-        .iter()
-        .filter(|d| match (&allowed, state.catalog.resolve(&d.model_name)) {
+    let mut data = Vec::new();
+    let now = std::time::Instant::now();
+    for d in state.settings.deployments.iter().filter(|d| {
+        match (&allowed, state.catalog.resolve(&d.model_name)) {
             (None, _) => true,
             (Some(models), Some(r)) => state.catalog.key_may_use(models, &d.model_name, r.group),
             (Some(_), None) => false,
-        })
-        .map(|d| {
-            json!({
-                "model_name": d.model_name,
-                "litellm_params": d.public_params,
-                "model_info": d.model_info,
-            })
-        })
-        .collect();
+        }
+    }) {
+        // Each deployment's own actor is the authority on its live state.
+        let live = state.actors().deployments[d.index]
+            .send(Inspect)
+            .await
+            .map_err(|_| ApiError::Internal)?;
+        let cooldown_until = live.cooling_until.map(|until| {
+            let left = until.saturating_duration_since(now);
+            (chrono::Utc::now() + left).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        });
+        data.push(json!({
+            "model_name": d.model_name,
+            "litellm_params": d.public_params,
+            "model_info": d.model_info,
+            "live": {
+                "in_flight": live.in_flight,
+                "rpm_used": live.requests_this_minute,
+                "tpm_used": live.tokens_this_minute,
+                "failures_this_minute": live.failures_this_minute,
+                "cooldown_until": cooldown_until,
+                "latency_ms": live.last_latency.map(|l| l.as_secs_f64() * 1000.0),
+            },
+        }));
+    }
     Ok(HttpResponse::Ok().json(json!({"data": data})))
 }

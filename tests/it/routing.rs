@@ -312,3 +312,37 @@ async fn model_group_alias_routes_names_hides_them_and_spreads_over_groups() {
         .collect();
     assert_eq!(listed, ["a", "b", "everything", "gpt-4"]);
 }
+
+#[actix_rt::test]
+async fn model_info_shows_each_deployments_live_state() {
+    let (bad, good) = (MockUpstream::start().await, MockUpstream::start().await);
+    bad.set(Behavior::Fail(
+        500,
+        r#"{"error":{"message":"boom"}}"#.into(),
+    ));
+    let gw = Gateway::start(&group(
+        &[(&bad.v1(), ", weight: 1000"), (&good.v1(), ", weight: 1")],
+        "litellm_settings: {num_retries: 1}\nrouter_settings: {allowed_fails: 0, cooldown_time: 60}\n",
+    ))
+    .await;
+    assert_eq!(
+        gw.post("/v1/chat/completions", None, &chat_body("g"))
+            .await
+            .status,
+        200
+    );
+    let info = gw.get("/model/info", None).await.json();
+    let (bad_live, good_live) = (&info["data"][0]["live"], &info["data"][1]["live"]);
+    assert!(bad_live["cooldown_until"].is_string(), "{info}");
+    assert_eq!(bad_live["rpm_used"], 1);
+    assert_eq!(good_live["cooldown_until"], serde_json::Value::Null);
+    assert_eq!(
+        (
+            good_live["rpm_used"].as_u64(),
+            good_live["tpm_used"].as_u64()
+        ),
+        (Some(1), Some(10))
+    );
+    assert_eq!(good_live["in_flight"], 0);
+    assert!(good_live["latency_ms"].as_f64().unwrap() >= 0.0);
+}
