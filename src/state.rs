@@ -96,6 +96,7 @@ impl AppState {
             }
         }
         let policy = self.settings.cooldown;
+        let orders: Vec<Option<u32>> = self.settings.deployments.iter().map(|d| d.order).collect();
         let catalog = self.catalog.clone();
         let proxy = self.proxy_budget;
         let for_router = self.spend.clone();
@@ -105,7 +106,7 @@ impl AppState {
             deployments = (0..weights.len())
                 .map(|i| DeploymentActor::new(i, group_size[i] > 1, policy, me.clone()).start())
                 .collect();
-            RouterActor::new(catalog, weights, proxy, Some(for_router))
+            RouterActor::new(catalog, weights, &orders, proxy, Some(for_router))
         });
         Actors {
             router,

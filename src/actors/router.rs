@@ -28,6 +28,8 @@ pub struct ProxyBudget {
 /// Holds every deployment's latest snapshot, each group's members, and the key ledger.
 pub struct RouterActor {
     catalog: Arc<Catalog>,
+    /// Each group's members split into tiers by `order`, lowest first.
+    tiers: Vec<Vec<Vec<usize>>>,
     weights: Vec<f64>,
     snapshots: Vec<DeploymentSnapshot>,
     ledger: KeyLedger,
@@ -42,12 +44,19 @@ impl RouterActor {
     pub fn new(
         catalog: Arc<Catalog>,
         weights: Vec<f64>,
+        orders: &[Option<u32>],
         proxy: ProxyBudget,
         spend: Option<Addr<SpendActor>>,
     ) -> Self {
         let snapshots = vec![DeploymentSnapshot::default(); weights.len()];
+        let tiers = catalog
+            .members()
+            .iter()
+            .map(|members| order_tiers(members, orders))
+            .collect();
         Self {
             catalog,
+            tiers,
             weights,
             snapshots,
             ledger: KeyLedger::default(),
@@ -57,20 +66,29 @@ impl RouterActor {
         }
     }
 
+    /// Picks within the lowest `order` tier that has a free deployment.
     fn choose(&self, group: usize, exclude: &[usize]) -> Result<usize, NoCapacity> {
-        let members = self
-            .catalog
-            .members()
-            .get(group)
-            .map_or(&[][..], Vec::as_slice);
-        choose(
-            members,
-            &self.weights,
-            &self.snapshots,
-            exclude,
-            Instant::now(),
-            fastrand::f64(),
-        )
+        let now = Instant::now();
+        let mut earliest_back: Option<Instant> = None;
+        for tier in self.tiers.get(group).into_iter().flatten() {
+            match choose(
+                tier,
+                &self.weights,
+                &self.snapshots,
+                exclude,
+                now,
+                fastrand::f64(),
+            ) {
+                Ok(index) => return Ok(index),
+                Err(no) => {
+                    earliest_back = match (earliest_back, no.earliest_back) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
+            }
+        }
+        Err(NoCapacity { earliest_back })
     }
 
     fn check_proxy_budget(&mut self, wall: DateTime<Utc>) -> Result<(), PickError> {
@@ -99,6 +117,25 @@ impl RouterActor {
             _ => Ok(()),
         }
     }
+}
+
+/// `members` split by `order`, lowest first; deployments without one come last.
+fn order_tiers(members: &[usize], orders: &[Option<u32>]) -> Vec<Vec<usize>> {
+    let mut keys: Vec<u32> = members
+        .iter()
+        .map(|&m| orders.get(m).copied().flatten().unwrap_or(u32::MAX))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys.iter()
+        .map(|&k| {
+            members
+                .iter()
+                .copied()
+                .filter(|&m| orders.get(m).copied().flatten().unwrap_or(u32::MAX) == k)
+                .collect()
+        })
+        .collect()
 }
 
 impl Actor for RouterActor {
@@ -351,5 +388,20 @@ impl Handler<CachedKey> for RouterActor {
 
     fn handle(&mut self, msg: CachedKey, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.ledger.get(&msg.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deployments_are_tiered_by_order_with_unordered_ones_last() {
+        let orders = [Some(2), None, Some(1), Some(2)];
+        assert_eq!(
+            order_tiers(&[0, 1, 2, 3], &orders),
+            vec![vec![2], vec![0, 3], vec![1]]
+        );
+        assert_eq!(order_tiers(&[1], &orders), vec![vec![1]]);
     }
 }

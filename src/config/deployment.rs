@@ -46,6 +46,8 @@ struct RawParams {
     tpm: Option<u64>,
     #[serde(default, deserialize_with = "de::opt_f64")]
     weight: Option<f64>,
+    #[serde(default, deserialize_with = "de::opt_u32")]
+    order: Option<u32>,
     #[serde(default, deserialize_with = "de::opt_f64")]
     timeout: Option<f64>,
     #[serde(default, deserialize_with = "de::opt_f64")]
@@ -104,6 +106,8 @@ pub struct Deployment {
     pub tpm: Option<u64>,
     /// Share of traffic under `simple-shuffle`.
     pub weight: Option<f64>,
+    /// Lower orders are tried first; higher ones only when no lower one is free.
+    pub order: Option<u32>,
     /// Whole-call timeout for this deployment.
     pub timeout: Option<Duration>,
     /// First-byte timeout for streams to this deployment.
@@ -205,6 +209,7 @@ impl Deployment {
             rpm: params.rpm,
             tpm: params.tpm,
             weight: params.weight,
+            order: params.order,
             timeout: secs(params.timeout, &format!("{params_at}.timeout"))?,
             stream_timeout: secs(
                 params.stream_timeout,
@@ -258,6 +263,7 @@ impl Deployment {
             rpm: None,
             tpm: None,
             weight: None,
+            order: None,
             timeout: None,
             stream_timeout: None,
             mock_response: None,
@@ -359,6 +365,7 @@ impl Deployment {
             rpm: a.rpm,
             tpm: a.tpm,
             weight: a.weight,
+            order: a.order,
             timeout: a.timeout,
             stream_timeout: a.stream_timeout,
             mock_response: a.mock_response,
@@ -422,6 +429,7 @@ struct Assembly<'a> {
     rpm: Option<u64>,
     tpm: Option<u64>,
     weight: Option<f64>,
+    order: Option<u32>,
     timeout: Option<Duration>,
     stream_timeout: Option<Duration>,
     mock_response: Option<String>,

@@ -86,7 +86,7 @@ pub const LITELLM_PARAMS: &[(&str, SettingStatus)] = &[
     ("rpm", Y),
     ("tpm", Y),
     ("weight", Y),
-    ("order", N),
+    ("order", Y),
     ("timeout", Y),
     ("stream_timeout", Y),
     ("max_retries", N),

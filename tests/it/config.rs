@@ -158,7 +158,6 @@ const NOT_IMPLEMENTED: &[&str] = &[
     "general_settings.health_check_interval",
     "general_settings.allowed_ips",
     "general_settings.blocked_ips",
-    "model_list[].litellm_params.order",
     "model_list[].litellm_params.max_retries",
     "model_list[].litellm_params.aws_access_key_id",
     "model_list[].litellm_params.aws_secret_access_key",

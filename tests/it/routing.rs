@@ -346,3 +346,40 @@ async fn model_info_shows_each_deployments_live_state() {
     assert_eq!(good_live["in_flight"], 0);
     assert!(good_live["latency_ms"].as_f64().unwrap() >= 0.0);
 }
+
+#[actix_rt::test]
+async fn lower_order_deployments_take_all_traffic_until_they_are_unavailable() {
+    let (first, second) = (MockUpstream::start().await, MockUpstream::start().await);
+    let gw = Gateway::start(&group(
+        &[(&second.v1(), ", order: 2, weight: 1000"), (&first.v1(), ", order: 1, weight: 1")],
+        "litellm_settings: {num_retries: 1}\nrouter_settings: {allowed_fails: 0, cooldown_time: 60}\n",
+    ))
+    .await;
+    for _ in 0..20 {
+        assert_eq!(
+            gw.post("/v1/chat/completions", None, &chat_body("g"))
+                .await
+                .status,
+            200
+        );
+    }
+    assert_eq!((first.call_count(), second.call_count()), (20, 0));
+    first.set(Behavior::Fail(
+        500,
+        r#"{"error":{"message":"boom"}}"#.into(),
+    ));
+    for _ in 0..10 {
+        assert_eq!(
+            gw.post("/v1/chat/completions", None, &chat_body("g"))
+                .await
+                .status,
+            200
+        );
+    }
+    assert_eq!(
+        first.call_count(),
+        21,
+        "the order-1 deployment cooled after one failure"
+    );
+    assert_eq!(second.call_count(), 10);
+}
