@@ -9,7 +9,7 @@ use serde_yaml::Value;
 
 use super::{de, support, ConfigError, Deployment, DeploymentSource, Env, Secret};
 use crate::catalog::GroupAlias;
-use crate::routing::{CooldownPolicy, FallbackPolicy};
+use crate::routing::{CooldownPolicy, ErrorClass, FallbackPolicy, RetryPolicy};
 
 /// LiteLLM's routing strategies (`router_settings.routing_strategy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +174,8 @@ pub struct Settings {
     pub budget_duration: Option<crate::keys::KeyDuration>,
     /// Fallbacks between groups.
     pub fallbacks: FallbackPolicy,
+    /// `router_settings.retry_policy`.
+    pub retry_policy: RetryPolicy,
     /// `router_settings.model_group_alias`.
     pub model_group_alias: Vec<(String, GroupAlias)>,
     /// Defaults for `/key/generate` (`duration` defaults to 1 hour).
@@ -373,6 +375,10 @@ impl Settings {
         .transpose()?;
         let default_key_params = litellm.default_key_generate_params.unwrap_or_default();
         let fallbacks = fallback_policy(&tree)?;
+        let retry_policy = retry_policy(
+            tree.get("router_settings")
+                .and_then(|r| r.get("retry_policy")),
+        )?;
         let model_group_alias = group_aliases(
             tree.get("router_settings")
                 .and_then(|r| r.get("model_group_alias")),
@@ -409,6 +415,7 @@ impl Settings {
             budget_duration,
             default_key_params,
             fallbacks,
+            retry_policy,
             model_group_alias,
             not_implemented,
             unknown,
@@ -580,4 +587,34 @@ fn group_aliases(value: Option<&Value>) -> Result<Vec<(String, GroupAlias)>, Con
         out.push((name.to_owned(), alias));
     }
     Ok(out)
+}
+
+/// `retry_policy`: `{RateLimitErrorRetries: 3, ...}`.
+fn retry_policy(value: Option<&Value>) -> Result<RetryPolicy, ConfigError> {
+    let path = "router_settings.retry_policy";
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return Ok(RetryPolicy::default());
+    };
+    let map = value.as_mapping().ok_or_else(|| {
+        ConfigError::at(
+            path,
+            "expected a mapping such as {RateLimitErrorRetries: 3}",
+        )
+    })?;
+    let mut policy = RetryPolicy::default();
+    for (k, v) in map {
+        let key = k.as_str().unwrap_or_default();
+        let at = format!("{path}.{key}");
+        let class = ErrorClass::from_policy_key(key)
+            .ok_or_else(|| ConfigError::at(&at, "unknown error class"))?;
+        let count = match v {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| ConfigError::at(&at, "expected a whole number"))?;
+        policy.per_class.insert(class, count);
+    }
+    Ok(policy)
 }

@@ -47,7 +47,7 @@ const ROUTER_SETTINGS: &[(&str, SettingStatus)] = &[
     ("cooldown_time", Y),
     ("disable_cooldowns", Y),
     ("num_retries", Y),
-    ("retry_policy", N),
+    ("retry_policy", Y),
     ("retry_after", N),
     ("timeout", Y),
     ("stream_timeout", Y),

@@ -176,6 +176,25 @@ impl ProviderError {
         }
     }
 
+    /// The `retry_policy` class of this error, if it has one.
+    pub fn class(&self) -> Option<crate::routing::ErrorClass> {
+        use crate::routing::ErrorClass as C;
+        match self.kind {
+            ErrorKind::Timeout => Some(C::Timeout),
+            ErrorKind::Connection => Some(C::InternalServer),
+            ErrorKind::ContentPolicy => Some(C::ContentPolicyViolation),
+            ErrorKind::ContextWindow => Some(C::BadRequest),
+            ErrorKind::Status => match self.status {
+                400 => Some(C::BadRequest),
+                401 => Some(C::Authentication),
+                408 => Some(C::Timeout),
+                429 => Some(C::RateLimit),
+                500..=599 => Some(C::InternalServer),
+                _ => None,
+            },
+        }
+    }
+
     /// Whether another attempt may succeed (408, 409, 429, 5xx, connection failures).
     pub fn is_retryable(&self) -> bool {
         match self.kind {

@@ -432,7 +432,18 @@ async fn route(
         match attempt.run(lease, charge).await {
             Ok(response) => return Ok(response),
             Err(err) => {
-                if err.is_retryable() && retries < max_retries {
+                // A per-request `num_retries` applies to every retryable error; otherwise
+                // `retry_policy` names a count per error class, and `num_retries` covers the rest.
+                let allowed = match request.gateway.num_retries {
+                    Some(n) if err.is_retryable() => n,
+                    Some(_) => 0,
+                    None => state
+                        .settings
+                        .retry_policy
+                        .retries_for(err.class())
+                        .unwrap_or(if err.is_retryable() { max_retries } else { 0 }),
+                };
+                if retries < allowed {
                     retries += 1;
                     exclude.push(index);
                     log::debug!(

@@ -149,7 +149,6 @@ const NOT_IMPLEMENTED: &[&str] = &[
     "router_settings.redis_url",
     "router_settings.enable_pre_call_checks",
     "router_settings.allowed_fails_policy",
-    "router_settings.retry_policy",
     "router_settings.retry_after",
     "router_settings.routing_strategy_args",
     "general_settings.max_parallel_requests",

@@ -383,3 +383,63 @@ async fn lower_order_deployments_take_all_traffic_until_they_are_unavailable() {
     );
     assert_eq!(second.call_count(), 10);
 }
+
+#[actix_rt::test]
+async fn retry_policy_sets_retries_per_error_class() {
+    let (bad, good) = (MockUpstream::start().await, MockUpstream::start().await);
+    bad.set(Behavior::Fail(
+        400,
+        r#"{"error":{"message":"odd request"}}"#.into(),
+    ));
+    let two = [(bad.v1(), ", order: 1"), (good.v1(), ", order: 2")];
+    let pairs: Vec<(&str, &str)> = two.iter().map(|(b, e)| (b.as_str(), *e)).collect();
+    // By default a 400 is the request's fault: no retry.
+    let gw = Gateway::start(&group(&pairs, "litellm_settings: {num_retries: 3}\n")).await;
+    assert_eq!(
+        gw.post("/v1/chat/completions", None, &chat_body("g"))
+            .await
+            .status,
+        400
+    );
+    assert_eq!(good.call_count(), 0);
+    gw.stop().await;
+    // retry_policy can grant 400s a retry (on another deployment)...
+    let gw = Gateway::start(&group(
+        &pairs,
+        "litellm_settings: {num_retries: 3}\nrouter_settings: {retry_policy: {BadRequestErrorRetries: 1}}\n",
+    ))
+    .await;
+    let r = gw.post("/v1/chat/completions", None, &chat_body("g")).await;
+    assert_eq!(
+        (r.status, r.header("x-litellm-attempted-retries")),
+        (200, Some("1")),
+        "{}",
+        r.text
+    );
+    gw.stop().await;
+    // ...and take retries away from a class num_retries would retry.
+    bad.set(Behavior::Fail(
+        503,
+        r#"{"error":{"message":"down"}}"#.into(),
+    ));
+    let before = good.call_count();
+    let gw = Gateway::start(&group(
+        &pairs,
+        "litellm_settings: {num_retries: 3}\nrouter_settings: {retry_policy: {InternalServerErrorRetries: 0}, disable_cooldowns: true}\n",
+    ))
+    .await;
+    assert_eq!(
+        gw.post("/v1/chat/completions", None, &chat_body("g"))
+            .await
+            .status,
+        503
+    );
+    assert_eq!(good.call_count(), before);
+    assert!(llmgate::config::Settings::from_yaml(
+        "router_settings: {retry_policy: {NopeRetries: 1}}\n",
+        &Default::default()
+    )
+    .unwrap_err()
+    .to_string()
+    .starts_with("router_settings.retry_policy.NopeRetries: "));
+}
