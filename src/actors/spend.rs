@@ -84,10 +84,6 @@ impl SpendBuffer {
 
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
-        self.take_view_is_empty()
-    }
-
-    fn take_view_is_empty(&self) -> bool {
         self.rows.is_empty()
             && self.key_deltas.is_empty()
             && self.model_deltas.is_empty()

@@ -255,7 +255,7 @@ impl SseRelay {
                 Reshape::CompletionFromChat => "text_completion",
                 _ => "chat.completion.chunk",
             };
-            let chunk = serde_json::json!({
+            let mut chunk = serde_json::json!({
                 "id": self.chunk_id,
                 "object": object,
                 "created": self.chunk_created,
@@ -263,7 +263,6 @@ impl SseRelay {
                 "choices": [],
                 "usage": usage,
             });
-            let mut chunk = chunk;
             chunk["usage"]["cost"] = Json::from(cost);
             self.push_json(&chunk);
         }
