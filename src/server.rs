@@ -118,6 +118,21 @@ pub async fn flush_spend(state: &AppState) {
     log::error!("spend could not be written before exit");
 }
 
+/// Logs how long the router's picks took over the gateway's life (measured in the process).
+async fn log_pick_times(state: &AppState) {
+    let Some(actors) = state.started_actors() else {
+        return;
+    };
+    if let Ok(t) = actors.router.send(crate::actors::PickStats).await {
+        log::info!(
+            "router: {} picks, mean {:.2} µs, p99 {:.2} µs",
+            t.count,
+            t.mean.as_secs_f64() * 1e6,
+            t.p99.as_secs_f64() * 1e6
+        );
+    }
+}
+
 /// On SIGTERM or SIGINT: stops accepting, lets in-flight requests finish (at most 30 s),
 /// writes the buffered spend, then stops the server.
 pub fn stop_on_signal(server: actix_web::dev::ServerHandle, state: web::Data<AppState>) {
@@ -151,6 +166,7 @@ pub fn stop_on_signal(server: actix_web::dev::ServerHandle, state: web::Data<App
         {
             actix_rt::time::sleep(Duration::from_millis(10)).await;
         }
+        log_pick_times(&state).await;
         flush_spend(&state).await;
         server.stop(true).await;
     });

@@ -10,6 +10,7 @@ use crate::actors::{DeploymentActor, ProxyBudget, RouterActor, SpendActor};
 use crate::catalog::Catalog;
 use crate::config::{Deployment, Settings};
 use crate::db::DbHandle;
+use crate::routing::{Enforce, Profile};
 
 /// Rows buffered before the spend actor writes without waiting for its interval.
 const SPEND_BUFFER_ROWS: usize = 2000;
@@ -34,6 +35,9 @@ pub struct AppState {
     pub db: DbHandle,
     /// Requests admitted and not yet charged (a graceful stop waits for them).
     pub live_requests: Arc<AtomicUsize>,
+    /// Whether requests' tokens are estimated before routing: some deployment has a `tpm` that
+    /// binds, or a context window that pre-call checks compare the prompt with.
+    pub estimate_tokens: bool,
     /// The spend writer, on the database arbiter: it outlives the HTTP workers, so a graceful
     /// stop can write what the last requests recorded.
     spend: Addr<SpendActor>,
@@ -62,12 +66,14 @@ impl AppState {
             .master_key
             .as_ref()
             .map(|k| digest(k.expose().as_bytes()));
+        let estimate_tokens = estimate_tokens(&settings);
         Self {
             settings,
             catalog,
             master_key_digest,
             db,
             live_requests: Arc::new(AtomicUsize::new(0)),
+            estimate_tokens,
             spend,
             proxy_budget,
             actors: OnceLock::new(),
@@ -83,19 +89,21 @@ impl AppState {
     }
 
     fn start_actors(&self) -> Actors {
-        let weights: Vec<f64> = self
+        let profiles: Vec<Profile> = self
             .settings
             .deployments
             .iter()
-            .map(Deployment::shuffle_weight)
+            .map(Deployment::profile)
             .collect();
-        let mut group_size = vec![0usize; weights.len()];
+        let mut group_size = vec![0usize; profiles.len()];
         for members in self.catalog.members() {
             for &m in members {
                 group_size[m] = members.len();
             }
         }
         let policy = self.settings.cooldown;
+        let rules = self.settings.routing;
+        let latency = self.settings.latency_window;
         let orders: Vec<Option<u32>> = self.settings.deployments.iter().map(|d| d.order).collect();
         let catalog = self.catalog.clone();
         let proxy = self.proxy_budget;
@@ -103,15 +111,29 @@ impl AppState {
         let mut deployments = Vec::new();
         let router = RouterActor::create(|ctx| {
             let me = ctx.address();
-            deployments = (0..weights.len())
-                .map(|i| DeploymentActor::new(i, group_size[i] > 1, policy, me.clone()).start())
+            deployments = profiles
+                .iter()
+                .enumerate()
+                .map(|(i, &profile)| {
+                    let enforce = Enforce {
+                        profile,
+                        hard_limits: rules.hard_limits(),
+                        latency,
+                    };
+                    DeploymentActor::new(i, group_size[i] > 1, policy, enforce, me.clone()).start()
+                })
                 .collect();
-            RouterActor::new(catalog, weights, &orders, proxy, Some(for_router))
+            RouterActor::new(catalog, rules, profiles, &orders, proxy, Some(for_router))
         });
         Actors {
             router,
             deployments,
         }
+    }
+
+    /// The actors, if a request has started them.
+    pub fn started_actors(&self) -> Option<&Actors> {
+        self.actors.get()
     }
 
     /// The spend writer.
@@ -123,6 +145,15 @@ impl AppState {
     pub fn deployment(&self, index: usize) -> &Deployment {
         &self.settings.deployments[index]
     }
+}
+
+/// Whether routing needs each request's token estimate (see `AppState::estimate_tokens`).
+fn estimate_tokens(settings: &Settings) -> bool {
+    let rules = settings.routing;
+    settings.deployments.iter().any(|d| {
+        (rules.hard_limits() && d.tpm.is_some())
+            || (rules.pre_call_checks && d.context_window.is_some())
+    })
 }
 
 /// SHA-256 of `bytes`.

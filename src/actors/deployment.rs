@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult};
 
 use super::router::{Publish, RouterActor};
-use crate::routing::{CooldownPolicy, DeploymentSnapshot, DeploymentState, Outcome, Refused};
+use crate::routing::{
+    CooldownPolicy, DeploymentSnapshot, DeploymentState, Enforce, Outcome, Refused, Reservation,
+};
 
 /// Tracks one `model_list` entry and publishes each change to the router.
 pub struct DeploymentActor {
@@ -19,18 +21,19 @@ pub struct DeploymentActor {
 }
 
 impl DeploymentActor {
-    /// An actor for deployment `index`, reporting to `router`.
+    /// An actor for deployment `index` enforcing `enforce`, reporting to `router`.
     pub fn new(
         index: usize,
         group_has_others: bool,
         policy: CooldownPolicy,
+        enforce: Enforce,
         router: Addr<RouterActor>,
     ) -> Self {
         Self {
             index,
             group_has_others,
             policy,
-            state: DeploymentState::default(),
+            state: DeploymentState::new(enforce),
             router,
             published: DeploymentSnapshot::default(),
             publish_pending: false,
@@ -70,26 +73,32 @@ impl Actor for DeploymentActor {
     type Context = Context<Self>;
 }
 
-/// Takes a slot for one request, unless the deployment is cooling down.
+/// Takes a slot for one request and reserves its estimated tokens, unless the deployment is
+/// cooling down or at a limit.
 #[derive(Message)]
-#[rtype(result = "Result<(), Refused>")]
-pub struct Reserve;
+#[rtype(result = "Result<Reservation, Refused>")]
+pub struct Reserve {
+    /// Tokens to reserve against `tpm`.
+    pub tokens: u64,
+}
 
 impl Handler<Reserve> for DeploymentActor {
-    type Result = Result<(), Refused>;
+    type Result = Result<Reservation, Refused>;
 
-    fn handle(&mut self, _: Reserve, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Reserve, ctx: &mut Context<Self>) -> Self::Result {
         let now = Instant::now();
-        let reserved = self.state.reserve(now);
+        let reserved = self.state.reserve(now, msg.tokens);
         self.publish(now, ctx);
         reserved
     }
 }
 
-/// Ends a request: releases its slot and counts its outcome.
+/// Ends a request: releases its slot, reconciles its tokens and counts its outcome.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Report {
+    /// What the request held.
+    pub held: Reservation,
     /// How the attempt ended.
     pub outcome: Outcome,
 }
@@ -99,9 +108,13 @@ impl Handler<Report> for DeploymentActor {
 
     fn handle(&mut self, msg: Report, ctx: &mut Context<Self>) {
         let now = Instant::now();
-        let cooled = self
-            .state
-            .report(now, msg.outcome, &self.policy, self.group_has_others);
+        let cooled = self.state.report(
+            now,
+            msg.held,
+            msg.outcome,
+            &self.policy,
+            self.group_has_others,
+        );
         if cooled {
             log::warn!(
                 "deployment #{} is cooling down for {:?} after failures",

@@ -3,6 +3,7 @@
 pub mod charge;
 pub mod deployment;
 pub mod lease;
+pub mod pick_timer;
 pub mod router;
 pub mod spend;
 
@@ -10,7 +11,7 @@ pub use charge::{Charge, ChargeFor};
 pub use deployment::{DeploymentActor, Inspect, Report, Reserve};
 pub use lease::Lease;
 pub use router::{
-    CacheKey, CachedKey, ForgetKey, Pick, PickError, PickFor, Picked, ProxyBudget, Publish,
-    RouterActor, Settle,
+    CacheKey, CachedKey, ForgetKey, Pick, PickError, PickFor, PickStats, Picked, ProxyBudget,
+    Publish, RouterActor, Settle,
 };
 pub use spend::{Flush, RecordSpend, SpendActor};

@@ -7,10 +7,13 @@ use std::time::Instant;
 use actix::{Actor, Addr, Context, Handler, Message, MessageResult};
 use chrono::{DateTime, Utc};
 
+use super::pick_timer::{PickTimer, PickTimes};
 use super::spend::{RenameKey, ResetKeySpend, ResetProxySpend, SpendActor};
 use crate::catalog::Catalog;
 use crate::keys::{Admission, KeyDuration, KeyLedger, KeyRecord, Rejection};
-use crate::routing::{choose, DeploymentSnapshot, NoCapacity};
+use crate::routing::{
+    choose, Candidate, DeploymentSnapshot, Need, NoCapacity, Pool, Profile, Rules,
+};
 
 /// The proxy-wide budget and what has been spent against it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -30,8 +33,12 @@ pub struct RouterActor {
     catalog: Arc<Catalog>,
     /// Each group's members split into tiers by `order`, lowest first.
     tiers: Vec<Vec<Vec<usize>>>,
-    weights: Vec<f64>,
+    rules: Rules,
+    profiles: Vec<Profile>,
+    /// Each deployment's last published state, plus the picks made since.
     snapshots: Vec<DeploymentSnapshot>,
+    scratch: Vec<Candidate>,
+    pick_timer: PickTimer,
     ledger: KeyLedger,
     proxy: ProxyBudget,
     spend: Option<Addr<SpendActor>>,
@@ -40,15 +47,16 @@ pub struct RouterActor {
 }
 
 impl RouterActor {
-    /// A router over `catalog`, with each deployment's shuffle weight.
+    /// A router over `catalog` picking by `rules`, with each deployment's profile and order.
     pub fn new(
         catalog: Arc<Catalog>,
-        weights: Vec<f64>,
+        rules: Rules,
+        profiles: Vec<Profile>,
         orders: &[Option<u32>],
         proxy: ProxyBudget,
         spend: Option<Addr<SpendActor>>,
     ) -> Self {
-        let snapshots = vec![DeploymentSnapshot::default(); weights.len()];
+        let snapshots = vec![DeploymentSnapshot::default(); profiles.len()];
         let tiers = catalog
             .members()
             .iter()
@@ -57,8 +65,11 @@ impl RouterActor {
         Self {
             catalog,
             tiers,
-            weights,
+            rules,
+            profiles,
             snapshots,
+            scratch: Vec::new(),
+            pick_timer: PickTimer::default(),
             ledger: KeyLedger::default(),
             proxy,
             spend,
@@ -66,29 +77,51 @@ impl RouterActor {
         }
     }
 
-    /// Picks within the lowest `order` tier that has a free deployment.
-    fn choose(&self, group: usize, exclude: &[usize]) -> Result<usize, NoCapacity> {
+    /// Picks within the lowest `order` tier that has a free deployment, and counts the pick
+    /// against it until the deployment's next publication says otherwise.
+    fn choose(&mut self, group: usize, exclude: &[usize], need: Need) -> Result<usize, NoCapacity> {
         let now = Instant::now();
-        let mut earliest_back: Option<Instant> = None;
+        let mut no = NoCapacity::default();
+        let pool = Pool {
+            profiles: &self.profiles,
+            snapshots: &self.snapshots,
+        };
+        let mut picked = None;
         for tier in self.tiers.get(group).into_iter().flatten() {
+            let roll = fastrand::f64();
             match choose(
+                &self.rules,
+                pool,
                 tier,
-                &self.weights,
-                &self.snapshots,
                 exclude,
+                need,
                 now,
-                fastrand::f64(),
+                roll,
+                &mut self.scratch,
             ) {
-                Ok(index) => return Ok(index),
-                Err(no) => {
-                    earliest_back = match (earliest_back, no.earliest_back) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
+                Ok(index) => {
+                    picked = Some(index);
+                    break;
                 }
+                Err(tier_no) => no.merge(tier_no),
             }
         }
-        Err(NoCapacity { earliest_back })
+        let index = picked.ok_or(no)?;
+        // Later picks in this publication interval see this one, so strategies that rank by
+        // load do not all pile onto the deployment that looked idle.
+        let snap = &mut self.snapshots[index];
+        snap.in_flight += 1;
+        snap.requests_this_minute += 1;
+        snap.tokens_this_minute += need.tokens;
+        Ok(index)
+    }
+
+    /// Takes back a pick that was not used (the key was refused after all).
+    fn unpick(&mut self, index: usize, need: Need) {
+        let snap = &mut self.snapshots[index];
+        snap.in_flight = snap.in_flight.saturating_sub(1);
+        snap.requests_this_minute = snap.requests_this_minute.saturating_sub(1);
+        snap.tokens_this_minute = snap.tokens_this_minute.saturating_sub(need.tokens);
     }
 
     fn check_proxy_budget(&mut self, wall: DateTime<Utc>) -> Result<(), PickError> {
@@ -196,16 +229,27 @@ pub struct Pick {
     pub target: PickFor,
     /// Deployments already tried or refused.
     pub exclude: Vec<usize>,
+    /// What the request needs of a deployment.
+    pub need: Need,
 }
 
 impl Handler<Pick> for RouterActor {
     type Result = Result<Picked, PickError>;
 
     fn handle(&mut self, msg: Pick, _: &mut Context<Self>) -> Self::Result {
+        let started = Instant::now();
+        let picked = self.pick(msg);
+        self.pick_timer.record(started.elapsed());
+        picked
+    }
+}
+
+impl RouterActor {
+    fn pick(&mut self, msg: Pick) -> Result<Picked, PickError> {
         let (key, model) = match msg.target {
             PickFor::Retry { group } => {
                 let index = self
-                    .choose(group, &msg.exclude)
+                    .choose(group, &msg.exclude, msg.need)
                     .map_err(|no| PickError::NoCapacity { group, no })?;
                 return Ok(Picked {
                     index,
@@ -243,19 +287,23 @@ impl Handler<Pick> for RouterActor {
                 return Err(PickError::Rejected(Rejection::ModelDenied(asked)));
             }
         }
-        let index =
-            self.choose(resolved.group, &msg.exclude)
-                .map_err(|no| PickError::NoCapacity {
-                    group: resolved.group,
-                    no,
-                })?;
+        let index = self
+            .choose(resolved.group, &msg.exclude, msg.need)
+            .map_err(|no| PickError::NoCapacity {
+                group: resolved.group,
+                no,
+            })?;
         let admission = match &key {
             Some(token) => {
                 let group_name = self.catalog.name(resolved.group).to_owned();
-                let admission = self
-                    .ledger
-                    .admit(token, &group_name, Instant::now(), wall)
-                    .map_err(PickError::Rejected)?;
+                let admitted = self.ledger.admit(token, &group_name, Instant::now(), wall);
+                let admission = match admitted {
+                    Ok(a) => a,
+                    Err(rejection) => {
+                        self.unpick(index, msg.need);
+                        return Err(PickError::Rejected(rejection));
+                    }
+                };
                 if let (Some(next), Some(spend)) = (admission.reset, &self.spend) {
                     spend.do_send(ResetKeySpend {
                         token: token.clone(),
@@ -272,6 +320,19 @@ impl Handler<Pick> for RouterActor {
             wildcard: resolved.wildcard,
             admission,
         })
+    }
+}
+
+/// How long picks have taken so far.
+#[derive(Message)]
+#[rtype(result = "PickTimes")]
+pub struct PickStats;
+
+impl Handler<PickStats> for RouterActor {
+    type Result = MessageResult<PickStats>;
+
+    fn handle(&mut self, _: PickStats, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.pick_timer.summary())
     }
 }
 

@@ -48,6 +48,8 @@ struct RawParams {
     weight: Option<f64>,
     #[serde(default, deserialize_with = "de::opt_u32")]
     order: Option<u32>,
+    #[serde(default, deserialize_with = "de::opt_u32")]
+    max_parallel_requests: Option<u32>,
     #[serde(default, deserialize_with = "de::opt_f64")]
     timeout: Option<f64>,
     #[serde(default, deserialize_with = "de::opt_f64")]
@@ -108,6 +110,11 @@ pub struct Deployment {
     pub weight: Option<f64>,
     /// Lower orders are tried first; higher ones only when no lower one is free.
     pub order: Option<u32>,
+    /// Requests in flight at once (`max_parallel_requests`).
+    pub max_parallel_requests: Option<u32>,
+    /// The most prompt tokens the model takes: `model_info.max_input_tokens`, else the price
+    /// table's.
+    pub context_window: Option<u64>,
     /// Whole-call timeout for this deployment.
     pub timeout: Option<Duration>,
     /// First-byte timeout for streams to this deployment.
@@ -210,6 +217,7 @@ impl Deployment {
             tpm: params.tpm,
             weight: params.weight,
             order: params.order,
+            max_parallel_requests: params.max_parallel_requests,
             timeout: secs(params.timeout, &format!("{params_at}.timeout"))?,
             stream_timeout: secs(
                 params.stream_timeout,
@@ -264,6 +272,7 @@ impl Deployment {
             tpm: None,
             weight: None,
             order: None,
+            max_parallel_requests: None,
             timeout: None,
             stream_timeout: None,
             mock_response: None,
@@ -342,6 +351,11 @@ impl Deployment {
                 None => pricing::lookup(provider.name(), &upstream_model),
             }
         });
+        let context_window = a
+            .model_info
+            .get("max_input_tokens")
+            .and_then(Json::as_u64)
+            .or_else(|| pricing::context_window(provider.name(), &upstream_model));
         let mode = a.model_info.get("mode").and_then(Json::as_str);
         let completions_only = matches!(provider, ProviderKind::TextCompletion(_));
         let native_completions = completions_only
@@ -366,6 +380,8 @@ impl Deployment {
             tpm: a.tpm,
             weight: a.weight,
             order: a.order,
+            max_parallel_requests: a.max_parallel_requests,
+            context_window,
             timeout: a.timeout,
             stream_timeout: a.stream_timeout,
             mock_response: a.mock_response,
@@ -384,6 +400,20 @@ impl Deployment {
             return pricing::lookup(self.provider.name(), upstream_model);
         }
         self.price
+    }
+
+    /// What routing needs to know of this deployment: weight, limits, size and price.
+    pub fn profile(&self) -> crate::routing::Profile {
+        crate::routing::Profile {
+            weight: self.shuffle_weight(),
+            rpm: self.rpm,
+            tpm: self.tpm,
+            max_parallel: self.max_parallel_requests,
+            context_window: self.context_window,
+            cost_per_token: self
+                .price
+                .map(|p| p.input_cost_per_token + p.output_cost_per_token),
+        }
     }
 
     /// The share of traffic `simple-shuffle` gives this deployment.
@@ -430,6 +460,7 @@ struct Assembly<'a> {
     tpm: Option<u64>,
     weight: Option<f64>,
     order: Option<u32>,
+    max_parallel_requests: Option<u32>,
     timeout: Option<Duration>,
     stream_timeout: Option<Duration>,
     mock_response: Option<String>,

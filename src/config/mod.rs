@@ -10,7 +10,7 @@ mod support;
 pub use deployment::{Deployment, DeploymentSource};
 pub use error::ConfigError;
 pub use resolve::Env;
-pub use settings::{CliOverrides, RoutingStrategy, Settings};
+pub use settings::{CliOverrides, Settings};
 pub use support::{unimplemented_settings, SettingStatus};
 
 /// A secret string (provider key, master key) whose `Debug` never shows the value.

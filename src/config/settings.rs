@@ -9,38 +9,9 @@ use serde_yaml::Value;
 
 use super::{de, support, ConfigError, Deployment, DeploymentSource, Env, Secret};
 use crate::catalog::GroupAlias;
-use crate::routing::{CooldownPolicy, ErrorClass, FallbackPolicy, RetryPolicy};
-
-/// LiteLLM's routing strategies (`router_settings.routing_strategy`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RoutingStrategy {
-    /// Weighted random by `weight`, `rpm` or `tpm`.
-    SimpleShuffle,
-    /// Fewest requests in flight.
-    LeastBusy,
-    /// Lowest tokens used this minute.
-    UsageBased,
-    /// The same, with limits kept exactly.
-    UsageBasedV2,
-    /// Lowest recent latency.
-    LatencyBased,
-    /// Cheapest.
-    CostBased,
-}
-
-impl RoutingStrategy {
-    fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "simple-shuffle" => Self::SimpleShuffle,
-            "least-busy" => Self::LeastBusy,
-            "usage-based-routing" => Self::UsageBased,
-            "usage-based-routing-v2" => Self::UsageBasedV2,
-            "latency-based-routing" => Self::LatencyBased,
-            "cost-based-routing" => Self::CostBased,
-            _ => return None,
-        })
-    }
-}
+use crate::routing::{
+    CooldownPolicy, ErrorClass, FallbackPolicy, LatencyWindow, RetryPolicy, RoutingStrategy, Rules,
+};
 
 /// Flags given on the command line that shape the configuration (COMPAT.md section 1).
 #[derive(Debug, Clone, Default)]
@@ -105,6 +76,22 @@ struct RawRouterSettings {
     timeout: Option<f64>,
     #[serde(default, deserialize_with = "de::opt_f64")]
     stream_timeout: Option<f64>,
+    #[serde(default, deserialize_with = "de::opt_bool")]
+    enable_pre_call_checks: Option<bool>,
+    #[serde(default, deserialize_with = "de::opt_f64")]
+    retry_after: Option<f64>,
+    #[serde(default)]
+    routing_strategy_args: Option<RawStrategyArgs>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawStrategyArgs {
+    #[serde(default, deserialize_with = "de::opt_f64")]
+    lowest_latency_buffer: Option<f64>,
+    #[serde(default, deserialize_with = "de::opt_f64")]
+    ttl: Option<f64>,
+    #[serde(default, deserialize_with = "de::opt_u32")]
+    max_latency_list_size: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -148,8 +135,12 @@ pub struct Settings {
     pub stream_timeout: Option<Duration>,
     /// When deployments cool down.
     pub cooldown: CooldownPolicy,
-    /// How a group's deployment is picked.
-    pub routing_strategy: RoutingStrategy,
+    /// How a group's deployment is picked: the strategy and the pre-call checks.
+    pub routing: Rules,
+    /// How latency-based routing averages latencies (`routing_strategy_args`).
+    pub latency_window: LatencyWindow,
+    /// `router_settings.retry_after`: the least wait before retrying the same deployment.
+    pub retry_after: Duration,
     /// Largest accepted request body, in bytes.
     pub max_request_size: usize,
     /// An extra header that may carry the key (lowercase).
@@ -234,12 +225,6 @@ impl Settings {
                 )
             })?,
         };
-        if routing_strategy != RoutingStrategy::SimpleShuffle {
-            let name = router.routing_strategy.as_deref().unwrap_or_default();
-            not_implemented.push(format!(
-                "router_settings.routing_strategy: {name} (simple-shuffle is used)"
-            ));
-        }
 
         let mut deployments = Vec::new();
         let entries = match tree.get("model_list") {
@@ -296,8 +281,31 @@ impl Settings {
                 .allowed_fails
                 .or(litellm.allowed_fails)
                 .unwrap_or(CooldownPolicy::default().allowed_fails),
+            per_class: allowed_fails_policy(
+                tree.get("router_settings")
+                    .and_then(|r| r.get("allowed_fails_policy")),
+            )?,
             cooldown_time,
             disabled: router.disable_cooldowns.unwrap_or(false),
+        };
+        let args = router.routing_strategy_args.unwrap_or_default();
+        let routing = Rules {
+            strategy: routing_strategy,
+            pre_call_checks: router.enable_pre_call_checks.unwrap_or(false),
+            latency_buffer: args.lowest_latency_buffer.unwrap_or(0.0).max(0.0),
+        };
+        let latency_window = LatencyWindow {
+            ttl: match args.ttl {
+                Some(v) => secs("router_settings.routing_strategy_args.ttl", v)?,
+                None => LatencyWindow::default().ttl,
+            },
+            max_samples: args
+                .max_latency_list_size
+                .map_or(LatencyWindow::default().max_samples, |n| n.max(1) as usize),
+        };
+        let retry_after = match router.retry_after {
+            Some(v) => secs("router_settings.retry_after", v)?,
+            None => Duration::ZERO,
         };
         let max_request_size = match general.max_request_size_mb {
             None => 32 * 1024 * 1024,
@@ -399,7 +407,9 @@ impl Settings {
             request_timeout,
             stream_timeout,
             cooldown,
-            routing_strategy,
+            routing,
+            latency_window,
+            retry_after,
             max_request_size,
             key_header_name: general
                 .litellm_key_header_name
@@ -590,6 +600,42 @@ fn group_aliases(value: Option<&Value>) -> Result<Vec<(String, GroupAlias)>, Con
 }
 
 /// `retry_policy`: `{RateLimitErrorRetries: 3, ...}`.
+/// `router_settings.allowed_fails_policy`: failures tolerated per error class.
+fn allowed_fails_policy(
+    value: Option<&Value>,
+) -> Result<[Option<u32>; ErrorClass::COUNT], ConfigError> {
+    let path = "router_settings.allowed_fails_policy";
+    let mut per_class = [None; ErrorClass::COUNT];
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return Ok(per_class);
+    };
+    let map = value.as_mapping().ok_or_else(|| {
+        ConfigError::at(
+            path,
+            "expected a mapping such as {RateLimitErrorAllowedFails: 10}",
+        )
+    })?;
+    for (k, v) in map {
+        let key = k.as_str().unwrap_or_default();
+        let at = format!("{path}.{key}");
+        let class = ErrorClass::from_allowed_fails_key(key)
+            .ok_or_else(|| ConfigError::at(&at, "unknown error class"))?;
+        per_class[class as usize] = Some(whole_number(v, &at)?);
+    }
+    Ok(per_class)
+}
+
+/// A count written as a number or a numeric string.
+fn whole_number(v: &Value, at: &str) -> Result<u32, ConfigError> {
+    match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .and_then(|n| u32::try_from(n).ok())
+    .ok_or_else(|| ConfigError::at(at, "expected a whole number"))
+}
+
 fn retry_policy(value: Option<&Value>) -> Result<RetryPolicy, ConfigError> {
     let path = "router_settings.retry_policy";
     let Some(value) = value.filter(|v| !v.is_null()) else {
@@ -607,14 +653,7 @@ fn retry_policy(value: Option<&Value>) -> Result<RetryPolicy, ConfigError> {
         let at = format!("{path}.{key}");
         let class = ErrorClass::from_policy_key(key)
             .ok_or_else(|| ConfigError::at(&at, "unknown error class"))?;
-        let count = match v {
-            Value::Number(n) => n.as_u64(),
-            Value::String(s) => s.trim().parse().ok(),
-            _ => None,
-        }
-        .and_then(|n| u32::try_from(n).ok())
-        .ok_or_else(|| ConfigError::at(&at, "expected a whole number"))?;
-        policy.per_class.insert(class, count);
+        policy.per_class.insert(class, whole_number(v, &at)?);
     }
     Ok(policy)
 }

@@ -41,20 +41,20 @@ const ROUTER_SETTINGS: &[(&str, SettingStatus)] = &[
     ("redis_port", N),
     ("redis_password", N),
     ("redis_url", N),
-    ("enable_pre_call_checks", N),
+    ("enable_pre_call_checks", Y),
     ("allowed_fails", Y),
-    ("allowed_fails_policy", N),
+    ("allowed_fails_policy", Y),
     ("cooldown_time", Y),
     ("disable_cooldowns", Y),
     ("num_retries", Y),
     ("retry_policy", Y),
-    ("retry_after", N),
+    ("retry_after", Y),
     ("timeout", Y),
     ("stream_timeout", Y),
     ("max_fallbacks", Y),
     ("model_group_alias", Y),
     ("fallbacks", Y),
-    ("routing_strategy_args", N),
+    ("routing_strategy_args", Y),
 ];
 
 const GENERAL_SETTINGS: &[(&str, SettingStatus)] = &[
@@ -87,6 +87,7 @@ pub const LITELLM_PARAMS: &[(&str, SettingStatus)] = &[
     ("tpm", Y),
     ("weight", Y),
     ("order", Y),
+    ("max_parallel_requests", Y),
     ("timeout", Y),
     ("stream_timeout", Y),
     ("max_retries", N),
@@ -126,6 +127,7 @@ const MODEL_INFO: &[(&str, SettingStatus)] = &[
     ("base_model", Y),
     ("input_cost_per_token", Y),
     ("output_cost_per_token", Y),
+    ("max_input_tokens", Y),
 ];
 
 const SECTIONS: &[&str] = &[

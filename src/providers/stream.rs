@@ -164,6 +164,9 @@ impl SseRelay {
             return;
         };
         if self.chunk_id.is_empty() {
+            if let Some(lease) = self.lease.as_mut() {
+                lease.first_token();
+            }
             if let Some(id) = &view.id {
                 self.chunk_id = id.to_string();
             }

@@ -152,7 +152,10 @@ impl Attempt<'_> {
         );
         let whole = self.whole_timeout();
         let first_byte = if stream {
-            d.stream_timeout
+            self.request
+                .gateway
+                .stream_timeout
+                .or(d.stream_timeout)
                 .or(settings.stream_timeout)
                 .unwrap_or(whole)
                 .min(whole)

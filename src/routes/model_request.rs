@@ -18,6 +18,7 @@ const GATEWAY_ONLY: &[&str] = &[
     "num_retries",
     "request_timeout",
     "timeout",
+    "stream_timeout",
     "caching",
     "cache",
     "metadata",
@@ -36,6 +37,8 @@ pub struct GatewayFields {
     pub num_retries: Option<u32>,
     /// `request_timeout` / `timeout`.
     pub timeout: Option<Duration>,
+    /// `stream_timeout`: time allowed until a stream's first byte.
+    pub stream_timeout: Option<Duration>,
     /// `drop_params`: drop what the provider cannot take instead of failing.
     pub drop_params: Option<bool>,
     /// `additional_drop_params`: fields never to forward.
@@ -202,13 +205,17 @@ fn take_gateway_fields(fields: &mut Map<String, Json>) -> Result<GatewayFields, 
                 g.num_retries =
                     Some(n.ok_or_else(|| type_error("num_retries", "a non-negative integer"))?);
             }
-            (name @ ("request_timeout" | "timeout"), v) => {
+            (name @ ("request_timeout" | "timeout" | "stream_timeout"), v) => {
                 let secs = v
                     .as_f64()
                     .and_then(|s| Duration::try_from_secs_f64(s).ok())
                     .filter(|d| !d.is_zero())
                     .ok_or_else(|| type_error(name, "a positive number of seconds"))?;
-                g.timeout = Some(secs);
+                if name == "stream_timeout" {
+                    g.stream_timeout = Some(secs);
+                } else {
+                    g.timeout = Some(secs);
+                }
             }
             (name @ ("fallbacks" | "context_window_fallbacks" | "content_policy_fallbacks"), v) => {
                 let list = fallback_list(name, &v)?;
@@ -244,11 +251,13 @@ mod tests {
 
     #[test]
     fn gateway_fields_are_consumed_and_the_rest_kept() {
-        let body = br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"mock_response":"x","metadata":{"a":1},"timeout":2,"top_p":0.5}"#;
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"mock_response":"x","metadata":{"a":1},"timeout":2,"stream_timeout":0.5,"top_p":0.5}"#;
         let r = ModelRequest::parse(Operation::Chat, body, None).unwrap();
         assert_eq!(r.model, "m");
         assert_eq!(r.gateway.mock_response.as_deref(), Some("x"));
         assert_eq!(r.gateway.timeout, Some(Duration::from_secs(2)));
+        assert_eq!(r.gateway.stream_timeout, Some(Duration::from_millis(500)));
+        assert!(!r.fields.contains_key("stream_timeout"));
         assert_eq!(
             serde_json::to_string(&r.fields).unwrap(),
             r#"{"messages":[{"role":"user","content":"hi"}],"top_p":0.5}"#

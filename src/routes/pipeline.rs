@@ -17,7 +17,7 @@ use crate::auth::{authenticate, Caller};
 use crate::error::ApiError;
 use crate::keys::{Admission, KeyRecord, Rejection};
 use crate::providers::{ErrorKind, Operation, ProviderError};
-use crate::routing::{FallbackCause, NoCapacity};
+use crate::routing::{FallbackCause, Need, NoCapacity, Refused};
 use crate::state::AppState;
 
 /// The version reported in `x-litellm-version` and `/health/readiness`.
@@ -116,6 +116,7 @@ async fn serve(
     let body = read_body(req, payload, state.settings.max_request_size).await?;
     let request = ModelRequest::parse(op, &body, path_model)?;
     drop(body);
+    let need = need_of(state, &request);
     let new_charge = |group: usize| {
         Charge::new(
             state.actors().router.clone(),
@@ -134,7 +135,7 @@ async fn serve(
     };
     let mut charge: Option<Charge> = None;
     let mut admission: Option<Admission> = None;
-    let mut error = match admit(state, &caller, &request.model).await {
+    let mut error = match admit(state, &caller, &request.model, need).await {
         Ok(first) => {
             trace.group = Some(first.group);
             charge = Some(new_charge(first.group));
@@ -146,12 +147,15 @@ async fn serve(
             };
             let routed = route(
                 ctx,
-                op,
-                &request,
+                Routed {
+                    op,
+                    request: &request,
+                    need,
+                    admission: admission.as_ref(),
+                    fallbacks: 0,
+                },
                 target,
-                admission.as_ref(),
                 &mut charge,
-                0,
                 trace,
             );
             match routed.await {
@@ -186,7 +190,7 @@ async fn serve(
             } else {
                 name
             };
-            match admit(state, &caller, asked).await {
+            match admit(state, &caller, asked, need).await {
                 Ok(p) => {
                     trace.group = Some(p.group);
                     charge = Some(new_charge(p.group));
@@ -201,12 +205,15 @@ async fn serve(
         }
         let routed = route(
             ctx,
-            op,
-            &request,
+            Routed {
+                op,
+                request: &request,
+                need,
+                admission: admission.as_ref(),
+                fallbacks: n as u32 + 1,
+            },
             target,
-            admission.as_ref(),
             &mut charge,
-            n as u32 + 1,
             trace,
         );
         match routed.await {
@@ -215,6 +222,24 @@ async fn serve(
         }
     }
     Err(error)
+}
+
+/// What the request needs of a deployment. Its tokens are estimated only when a limit or a
+/// context window will be checked against them.
+fn need_of(state: &AppState, request: &ModelRequest) -> Need {
+    let mut need = Need {
+        stream: request.stream,
+        ..Need::default()
+    };
+    if state.estimate_tokens {
+        need.prompt_tokens = crate::tokens::prompt_tokens(&request.fields);
+        let max_out = ["max_tokens", "max_completion_tokens"]
+            .iter()
+            .find_map(|k| request.fields.get(*k).and_then(serde_json::Value::as_u64))
+            .unwrap_or(0);
+        need.tokens = need.prompt_tokens.saturating_add(max_out);
+    }
+    need
 }
 
 /// Which fallback chain an error calls for, if any: the request's own faults have none.
@@ -287,7 +312,12 @@ pub async fn load_key(state: &AppState, token: &str) -> Result<Option<KeyRecord>
 }
 
 /// The first pick: resolves the name through the key's aliases, admits the key, picks.
-async fn admit(state: &AppState, caller: &Caller, model: &str) -> Result<Picked, ApiError> {
+async fn admit(
+    state: &AppState,
+    caller: &Caller,
+    model: &str,
+    need: Need,
+) -> Result<Picked, ApiError> {
     let router = &state.actors().router;
     let key = caller.token().map(str::to_owned);
     let mut loaded = false;
@@ -299,6 +329,7 @@ async fn admit(state: &AppState, caller: &Caller, model: &str) -> Result<Picked,
                     model: model.to_owned(),
                 },
                 exclude: Vec::new(),
+                need,
             })
             .await
             .map_err(|_| ApiError::Internal)?;
@@ -320,16 +351,51 @@ async fn admit(state: &AppState, caller: &Caller, model: &str) -> Result<Picked,
 
 fn no_deployment(state: &AppState, group: usize, no: NoCapacity) -> ApiError {
     let name = state.catalog.name(group);
+    if no.prompt_too_long() {
+        // Pre-call checks found no deployment whose context window fits the prompt: a
+        // context-window error, so `context_window_fallbacks` apply.
+        return ApiError::Provider(ProviderError {
+            status: 400,
+            kind: ErrorKind::ContextWindow,
+            message: format!(
+                "litellm.ContextWindowExceededError: the prompt is longer than the context window of every deployment of model={name} (pre-call checks)"
+            ),
+            upstream_type: Some("invalid_request_error".into()),
+            param: None,
+            retry_after: None,
+        });
+    }
     let wait = no
         .earliest_back
         .map(|t| t.saturating_duration_since(Instant::now()))
         .unwrap_or(state.settings.cooldown.cooldown_time);
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    let mut why = Vec::new();
+    if no.cooling > 0 {
+        why.push(format!("{} cooling down", no.cooling));
+    }
+    if no.at_limit > 0 {
+        why.push(format!(
+            "{} at its rpm, tpm or max_parallel_requests limit",
+            no.at_limit
+        ));
+    }
+    if no.too_small > 0 {
+        why.push(format!(
+            "{} with a context window smaller than the prompt",
+            no.too_small
+        ));
+    }
+    let why = if why.is_empty() {
+        "every deployment was tried".to_owned()
+    } else {
+        format!("deployments: {}", why.join(", "))
+    };
     ApiError::NoDeployment {
         message: format!(
-            "No deployments available for selected model, Try again in {} seconds. Passed model={name}. Every deployment of the group is cooling down or at its limits.",
-            wait.as_secs().max(1)
+            "No deployments available for selected model, Try again in {secs} seconds. Passed model={name}. {why}; the earliest is back in {secs}s."
         ),
-        retry_after: wait,
+        retry_after: Duration::from_secs(secs),
     }
 }
 
@@ -342,31 +408,35 @@ fn pick_error(state: &AppState, e: PickError) -> ApiError {
 }
 
 /// Exponential backoff for a retry on the same deployment: 0.5 s doubling to 8 s, with jitter,
-/// never shorter than the upstream's `retry-after`.
-fn backoff(retry: u32, retry_after: Option<Duration>) -> Duration {
+/// never shorter than the upstream's `retry-after` nor `router_settings.retry_after`.
+fn backoff(retry: u32, retry_after: Option<Duration>, least: Duration) -> Duration {
     let base = 0.5 * 2f64.powi(retry.saturating_sub(1).min(5) as i32);
     let jittered = base.min(8.0) * (0.75 + fastrand::f64() * 0.5);
-    let wait = Duration::from_secs_f64(jittered);
+    let wait = Duration::from_secs_f64(jittered).max(least);
     retry_after.map_or(wait, |r| r.max(wait))
 }
 
+/// What every attempt of one routing pass shares.
+struct Routed<'a> {
+    op: Operation,
+    request: &'a ModelRequest,
+    need: Need,
+    admission: Option<&'a Admission>,
+    /// Fallbacks taken before this pass.
+    fallbacks: u32,
+}
+
 /// Reserves and tries deployments until one answers or the retries run out.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one request's whole routing context"
-)]
 async fn route(
     ctx: &Call<'_>,
-    op: Operation,
-    request: &ModelRequest,
+    routed: Routed<'_>,
     target: Target,
-    admission: Option<&Admission>,
     charge: &mut Option<Charge>,
-    fallbacks: u32,
     trace: &mut Trace,
 ) -> Result<HttpResponse, ApiError> {
     let state = ctx.state;
     let actors = state.actors();
+    let request = routed.request;
     let max_retries = request
         .gateway
         .num_retries
@@ -378,6 +448,8 @@ async fn route(
     let mut exclude: Vec<usize> = Vec::new();
     let mut last_error: Option<ProviderError> = None;
     let mut backoffs = 0u32;
+    // Deployments that refused a reservation the router's view had allowed.
+    let mut refused = NoCapacity::default();
     loop {
         let index = match next.take() {
             Some(i) => i,
@@ -387,47 +459,60 @@ async fn route(
                     .send(Pick {
                         target: PickFor::Retry { group },
                         exclude: exclude.clone(),
+                        need: routed.need,
                     })
                     .await
                     .map_err(|_| ApiError::Internal)?;
                 match picked {
                     Ok(p) => p.index,
-                    Err(PickError::NoCapacity { no, .. }) => match last_error.take() {
+                    Err(PickError::NoCapacity { mut no, .. }) => match last_error.take() {
                         // Every other deployment was tried: retry the same one, after a backoff.
                         Some(err) if !exclude.is_empty() && backoffs < max_retries => {
                             backoffs += 1;
-                            actix_rt::time::sleep(backoff(retries, err.retry_after)).await;
+                            let wait =
+                                backoff(retries, err.retry_after, state.settings.retry_after);
+                            actix_rt::time::sleep(wait).await;
                             exclude.clear();
                             last_error = Some(err);
                             continue;
                         }
                         Some(err) => return Err(err.into()),
-                        None => return Err(no_deployment(state, group, no)),
+                        None => {
+                            no.merge(refused);
+                            return Err(no_deployment(state, group, no));
+                        }
                     },
                     Err(other) => return Err(pick_error(state, other)),
                 }
             }
         };
         let addr = &actors.deployments[index];
-        match addr.send(Reserve).await.map_err(|_| ApiError::Internal)? {
-            Ok(()) => {}
-            Err(_refused) => {
+        let reserve = Reserve {
+            tokens: routed.need.tokens,
+        };
+        let held = match addr.send(reserve).await.map_err(|_| ApiError::Internal)? {
+            Ok(held) => held,
+            Err(why) => {
+                refused.add(match why {
+                    Refused::Cooling(until) => crate::routing::Blocked::Cooling(until),
+                    Refused::AtLimit(frees) => crate::routing::Blocked::AtLimit(frees),
+                });
                 exclude.push(index);
                 continue;
             }
-        }
-        let lease = Lease::new(index, addr.clone());
+        };
+        let lease = Lease::new(index, addr.clone(), held);
         let deployment = state.deployment(index);
         trace.deployment = Some(index);
         let attempt = Attempt {
             ctx,
-            op,
+            op: routed.op,
             request,
             deployment,
             wildcard: wildcard.as_deref(),
             retries,
-            fallbacks,
-            admission,
+            fallbacks: routed.fallbacks,
+            admission: routed.admission,
         };
         match attempt.run(lease, charge).await {
             Ok(response) => return Ok(response),

@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::rate_window::WINDOW;
+use super::retry::ErrorClass;
 
 /// How a failed attempt counts towards cooldown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,11 +30,14 @@ impl FailureClass {
     }
 }
 
-/// The knobs that decide cooldowns, from `allowed_fails`, `cooldown_time` and `disable_cooldowns`.
+/// The knobs that decide cooldowns, from `allowed_fails`, `allowed_fails_policy`,
+/// `cooldown_time` and `disable_cooldowns`.
 #[derive(Debug, Clone, Copy)]
 pub struct CooldownPolicy {
     /// Failures tolerated in a minute; one more starts a cooldown.
     pub allowed_fails: u32,
+    /// `allowed_fails_policy`: failures tolerated per error class, counted apart.
+    pub per_class: [Option<u32>; ErrorClass::COUNT],
     /// How long a deployment stays out.
     pub cooldown_time: Duration,
     /// Never cool down.
@@ -44,16 +48,35 @@ impl Default for CooldownPolicy {
     fn default() -> Self {
         Self {
             allowed_fails: 3,
+            per_class: [None; ErrorClass::COUNT],
             cooldown_time: Duration::from_secs(5),
             disabled: false,
         }
     }
 }
 
+impl CooldownPolicy {
+    /// The failures `allowed_fails_policy` tolerates for `class`, if it names the class.
+    pub fn allowed_for(&self, class: Option<ErrorClass>) -> Option<u32> {
+        class.and_then(|c| self.per_class[c as usize])
+    }
+}
+
+/// One failure of a deployment; the error class is kept when `allowed_fails_policy` counts it
+/// apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    /// How the failure counts by default.
+    pub class: FailureClass,
+    /// LiteLLM's error class, if known.
+    pub error: Option<ErrorClass>,
+}
+
 /// One deployment's recent failures and its cooldown, if any.
 #[derive(Debug, Default, Clone)]
 pub struct Cooldown {
-    failures: VecDeque<Instant>,
+    /// When each counted failure happened, with its class if the policy counts it apart.
+    failures: VecDeque<(Instant, Option<ErrorClass>)>,
     until: Option<Instant>,
 }
 
@@ -75,7 +98,7 @@ impl Cooldown {
     }
 
     fn evict(&mut self, now: Instant) {
-        while let Some(&at) = self.failures.front() {
+        while let Some(&(at, _)) = self.failures.front() {
             if now.saturating_duration_since(at) >= WINDOW {
                 self.failures.pop_front();
             } else {
@@ -86,23 +109,33 @@ impl Cooldown {
 
     /// Counts one failure at `now`; returns true when it starts a cooldown.
     ///
-    /// `group_has_others` lets a 429 cool the deployment at once, since the group can absorb it;
-    /// `retry_after` from the upstream is honoured as the cooldown's minimum length.
+    /// A class named in `allowed_fails_policy` is counted apart against its own allowance (and
+    /// counts even when it is the request's fault). Otherwise `group_has_others` lets a 429 cool
+    /// the deployment at once, since the group can absorb it. `retry_after` from the upstream is
+    /// honoured as the cooldown's minimum length.
     pub fn record_failure(
         &mut self,
         now: Instant,
-        class: FailureClass,
+        failure: Failure,
         policy: &CooldownPolicy,
         group_has_others: bool,
         retry_after: Option<Duration>,
     ) -> bool {
-        if policy.disabled || class == FailureClass::ClientError {
+        if policy.disabled {
+            return false;
+        }
+        let own_allowance = policy.allowed_for(failure.error);
+        if own_allowance.is_none() && failure.class == FailureClass::ClientError {
             return false;
         }
         self.evict(now);
-        self.failures.push_back(now);
-        let over_limit = self.failures.len() as u64 > u64::from(policy.allowed_fails);
-        let immediate = class == FailureClass::RateLimited && group_has_others;
+        let kind = own_allowance.and(failure.error);
+        self.failures.push_back((now, kind));
+        let counted = self.failures.iter().filter(|(_, k)| *k == kind).count() as u64;
+        let over_limit = counted > u64::from(own_allowance.unwrap_or(policy.allowed_fails));
+        let immediate = own_allowance.is_none()
+            && failure.class == FailureClass::RateLimited
+            && group_has_others;
         if !(over_limit || immediate) {
             return false;
         }
@@ -121,9 +154,43 @@ mod tests {
     fn policy(allowed_fails: u32) -> CooldownPolicy {
         CooldownPolicy {
             allowed_fails,
-            cooldown_time: Duration::from_secs(5),
-            disabled: false,
+            ..CooldownPolicy::default()
         }
+    }
+
+    fn fail(class: FailureClass) -> Failure {
+        Failure { class, error: None }
+    }
+
+    #[test]
+    fn a_class_in_the_policy_is_counted_apart_against_its_own_allowance() {
+        let t0 = Instant::now();
+        let mut p = policy(1);
+        p.per_class[ErrorClass::RateLimit as usize] = Some(3);
+        p.per_class[ErrorClass::BadRequest as usize] = Some(0);
+        let limited = Failure {
+            class: FailureClass::RateLimited,
+            error: Some(ErrorClass::RateLimit),
+        };
+        let mut c = Cooldown::default();
+        // No immediate cooldown on a 429 when the policy names rate limits: three are allowed.
+        for _ in 0..3 {
+            assert!(!c.record_failure(t0, limited, &p, true, None));
+        }
+        // A 500 counts against allowed_fails (1), not with the 429s.
+        let down = Failure {
+            class: FailureClass::Unhealthy,
+            error: Some(ErrorClass::InternalServer),
+        };
+        assert!(!c.record_failure(t0, down, &p, true, None));
+        assert!(c.record_failure(t0, limited, &p, true, None));
+        // A bad request counts when the policy names its class.
+        let bad = Failure {
+            class: FailureClass::ClientError,
+            error: Some(ErrorClass::BadRequest),
+        };
+        let mut d = Cooldown::default();
+        assert!(d.record_failure(t0, bad, &p, true, None));
     }
 
     #[test]
@@ -131,10 +198,10 @@ mod tests {
         let t0 = Instant::now();
         let mut c = Cooldown::default();
         let p = policy(2);
-        assert!(!c.record_failure(t0, FailureClass::Unhealthy, &p, true, None));
-        assert!(!c.record_failure(t0, FailureClass::Connection, &p, true, None));
+        assert!(!c.record_failure(t0, fail(FailureClass::Unhealthy), &p, true, None));
+        assert!(!c.record_failure(t0, fail(FailureClass::Connection), &p, true, None));
         assert!(!c.is_cooling(t0));
-        assert!(c.record_failure(t0, FailureClass::Unhealthy, &p, true, None));
+        assert!(c.record_failure(t0, fail(FailureClass::Unhealthy), &p, true, None));
         assert!(c.is_cooling(t0 + Duration::from_secs(4)));
         assert!(!c.is_cooling(t0 + Duration::from_secs(5)));
     }
@@ -144,9 +211,9 @@ mod tests {
         let t0 = Instant::now();
         let mut c = Cooldown::default();
         let p = policy(1);
-        c.record_failure(t0, FailureClass::Unhealthy, &p, false, None);
+        c.record_failure(t0, fail(FailureClass::Unhealthy), &p, false, None);
         let later = t0 + Duration::from_secs(61);
-        assert!(!c.record_failure(later, FailureClass::Unhealthy, &p, false, None));
+        assert!(!c.record_failure(later, fail(FailureClass::Unhealthy), &p, false, None));
         assert_eq!(c.recent_failures(later), 1);
     }
 
@@ -155,7 +222,7 @@ mod tests {
         let t0 = Instant::now();
         let mut c = Cooldown::default();
         for _ in 0..10 {
-            assert!(!c.record_failure(t0, FailureClass::ClientError, &policy(0), true, None));
+            assert!(!c.record_failure(t0, fail(FailureClass::ClientError), &policy(0), true, None));
         }
         assert_eq!(c.recent_failures(t0), 0);
     }
@@ -165,9 +232,9 @@ mod tests {
         let t0 = Instant::now();
         let p = policy(3);
         let mut alone = Cooldown::default();
-        assert!(!alone.record_failure(t0, FailureClass::RateLimited, &p, false, None));
+        assert!(!alone.record_failure(t0, fail(FailureClass::RateLimited), &p, false, None));
         let mut shared = Cooldown::default();
-        assert!(shared.record_failure(t0, FailureClass::RateLimited, &p, true, None));
+        assert!(shared.record_failure(t0, fail(FailureClass::RateLimited), &p, true, None));
     }
 
     #[test]
@@ -177,7 +244,7 @@ mod tests {
         let mut c = Cooldown::default();
         c.record_failure(
             t0,
-            FailureClass::RateLimited,
+            fail(FailureClass::RateLimited),
             &p,
             true,
             Some(Duration::from_secs(30)),
@@ -186,7 +253,7 @@ mod tests {
         let mut d = Cooldown::default();
         d.record_failure(
             t0,
-            FailureClass::RateLimited,
+            fail(FailureClass::RateLimited),
             &p,
             true,
             Some(Duration::from_secs(1)),
@@ -202,7 +269,7 @@ mod tests {
             ..policy(0)
         };
         let mut c = Cooldown::default();
-        assert!(!c.record_failure(t0, FailureClass::RateLimited, &p, true, None));
+        assert!(!c.record_failure(t0, fail(FailureClass::RateLimited), &p, true, None));
         assert!(!c.is_cooling(t0));
     }
 

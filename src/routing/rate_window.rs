@@ -49,6 +49,35 @@ impl RateWindow {
         }
     }
 
+    /// Replaces `reserved` tokens counted at `at` by the `used` tokens the request really took.
+    /// A reservation that already left the window is not revived: `used` counts from `now`.
+    pub fn reconcile_tokens(&mut self, now: Instant, at: Instant, reserved: u64, used: u64) {
+        self.evict(now);
+        if reserved > 0 {
+            let start = self.tokens.partition_point(|&(t, _)| t < at);
+            let entry = (start..self.tokens.len())
+                .take_while(|&i| self.tokens[i].0 == at)
+                .find(|&i| self.tokens[i].1 >= reserved);
+            if let Some(i) = entry {
+                self.tokens[i].1 = self.tokens[i].1 - reserved + used;
+                self.token_sum = self.token_sum - reserved + used;
+                return;
+            }
+        }
+        self.record_tokens(now, used);
+    }
+
+    /// When the oldest event leaves the window: the earliest a limit can free up.
+    pub fn frees_at(&self) -> Option<Instant> {
+        let oldest = match (self.requests.front(), self.tokens.front()) {
+            (Some(&r), Some(&(t, _))) => r.min(t),
+            (Some(&r), None) => r,
+            (None, Some(&(t, _))) => t,
+            (None, None) => return None,
+        };
+        Some(oldest + WINDOW)
+    }
+
     /// Requests in the window ending at `now`.
     pub fn requests(&mut self, now: Instant) -> u64 {
         self.evict(now);
@@ -57,17 +86,10 @@ impl RateWindow {
 
     /// How long until the oldest event leaves the window (when a slot frees up).
     pub fn next_expiry(&self, now: Instant) -> Option<Duration> {
-        let oldest = match (self.requests.front(), self.tokens.front()) {
-            (Some(&r), Some(&(t, _))) => r.min(t),
-            (Some(&r), None) => r,
-            (None, Some(&(t, _))) => t,
-            (None, None) => return None,
-        };
-        Some(
-            (oldest + WINDOW)
-                .saturating_duration_since(now)
-                .max(Duration::from_secs(1)),
-        )
+        self.frees_at().map(|at| {
+            at.saturating_duration_since(now)
+                .max(Duration::from_secs(1))
+        })
     }
 
     /// Tokens in the window ending at `now`.
@@ -95,6 +117,29 @@ mod tests {
         assert_eq!(w.tokens(t0 + Duration::from_secs(60)), 5);
         assert_eq!(w.requests(t0 + Duration::from_secs(90)), 0);
         assert_eq!(w.tokens(t0 + Duration::from_secs(90)), 0);
+    }
+
+    #[test]
+    fn a_reservation_is_replaced_by_the_real_usage() {
+        let t0 = Instant::now();
+        let mut w = RateWindow::default();
+        w.record_tokens(t0, 500);
+        w.record_tokens(t0 + Duration::from_secs(1), 70);
+        w.reconcile_tokens(t0 + Duration::from_secs(2), t0, 500, 120);
+        assert_eq!(w.tokens(t0 + Duration::from_secs(2)), 190);
+        // The reconciled tokens still leave with the reservation's time.
+        assert_eq!(w.tokens(t0 + Duration::from_secs(60)), 70);
+    }
+
+    #[test]
+    fn an_expired_reservation_counts_the_usage_from_now() {
+        let t0 = Instant::now();
+        let mut w = RateWindow::default();
+        w.record_tokens(t0, 500);
+        let late = t0 + Duration::from_secs(61);
+        w.reconcile_tokens(late, t0, 500, 80);
+        assert_eq!(w.tokens(late), 80);
+        assert_eq!(w.frees_at(), Some(late + WINDOW));
     }
 
     #[test]

@@ -20,6 +20,17 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
+    /// How many classes there are (each `as usize` is below this).
+    pub const COUNT: usize = 6;
+
+    /// The class named by an `allowed_fails_policy` key (`RateLimitErrorAllowedFails`).
+    pub fn from_allowed_fails_key(key: &str) -> Option<Self> {
+        Self::from_policy_key(
+            &key.strip_suffix("AllowedFails")?
+                .replace("Error", "ErrorRetries"),
+        )
+    }
+
     /// The class named by a `retry_policy` key (`RateLimitErrorRetries`).
     pub fn from_policy_key(key: &str) -> Option<Self> {
         Some(match key {
@@ -66,5 +77,13 @@ mod tests {
             Some(ErrorClass::Timeout)
         );
         assert_eq!(ErrorClass::from_policy_key("Nope"), None);
+        assert_eq!(
+            ErrorClass::from_allowed_fails_key("ContentPolicyViolationErrorAllowedFails"),
+            Some(ErrorClass::ContentPolicyViolation)
+        );
+        assert_eq!(
+            ErrorClass::from_allowed_fails_key("RateLimitErrorRetries"),
+            None
+        );
     }
 }

@@ -39,6 +39,7 @@ model_list:
       tpm: 100000
       weight: 2
       order: 1
+      max_parallel_requests: 8
       timeout: 30
       stream_timeout: 10
       max_retries: 1
@@ -147,10 +148,6 @@ const NOT_IMPLEMENTED: &[&str] = &[
     "router_settings.redis_port",
     "router_settings.redis_password",
     "router_settings.redis_url",
-    "router_settings.enable_pre_call_checks",
-    "router_settings.allowed_fails_policy",
-    "router_settings.retry_after",
-    "router_settings.routing_strategy_args",
     "general_settings.max_parallel_requests",
     "general_settings.global_max_parallel_requests",
     "general_settings.background_health_checks",
@@ -201,6 +198,17 @@ fn a_config_with_every_litellm_key_loads() {
     assert_eq!(settings.cooldown.allowed_fails, 5);
     assert_eq!(settings.cooldown.cooldown_time, Duration::from_secs(9));
     assert_eq!(settings.max_request_size, 16 * 1024 * 1024);
+    assert_eq!(d.max_parallel_requests, Some(8));
+    assert_eq!(d.context_window, Some(128_000));
+    assert!(settings.routing.pre_call_checks);
+    assert_eq!(settings.retry_after, Duration::from_secs(1));
+    assert_eq!(settings.latency_window.ttl, Duration::from_secs(60));
+    assert_eq!(
+        settings
+            .cooldown
+            .allowed_for(Some(llmgate::routing::ErrorClass::RateLimit)),
+        Some(10)
+    );
 }
 
 #[test]
@@ -256,17 +264,59 @@ fn keys_litellm_does_not_define_are_named_as_unknown_not_fatal() {
 }
 
 #[test]
-fn a_routing_strategy_other_than_simple_shuffle_is_named_as_not_implemented() {
-    let settings = load("router_settings:\n  routing_strategy: least-busy\n");
+fn every_litellm_routing_strategy_loads_without_a_warning() {
+    use llmgate::routing::RoutingStrategy as S;
+    for (name, strategy) in [
+        ("simple-shuffle", S::SimpleShuffle),
+        ("least-busy", S::LeastBusy),
+        ("usage-based-routing", S::UsageBased),
+        ("usage-based-routing-v2", S::UsageBasedV2),
+        ("latency-based-routing", S::LatencyBased),
+        ("cost-based-routing", S::CostBased),
+    ] {
+        let settings = load(&format!(
+            "router_settings:\n  routing_strategy: {name}\n  routing_strategy_args: {{lowest_latency_buffer: 0.5, max_latency_list_size: 4}}\n"
+        ));
+        assert_eq!(settings.routing.strategy, strategy);
+        assert_eq!(settings.routing.latency_buffer, 0.5);
+        assert_eq!(settings.latency_window.max_samples, 4);
+        assert!(settings.warnings().is_empty(), "{:?}", settings.warnings());
+    }
+}
 
-    assert!(
-        settings
-            .not_implemented
-            .iter()
-            .any(|n| n.starts_with("router_settings.routing_strategy")),
-        "{:?}",
-        settings.not_implemented
-    );
+#[test]
+fn routing_settings_with_the_wrong_shape_name_their_path() {
+    for (yaml, path) in [
+        (
+            "router_settings:\n  routing_strategy: fastest\n",
+            "router_settings.routing_strategy",
+        ),
+        (
+            "router_settings:\n  allowed_fails_policy: {NoSuchErrorAllowedFails: 1}\n",
+            "router_settings.allowed_fails_policy.NoSuchErrorAllowedFails",
+        ),
+        (
+            "router_settings:\n  allowed_fails_policy: {RateLimitErrorAllowedFails: many}\n",
+            "router_settings.allowed_fails_policy.RateLimitErrorAllowedFails",
+        ),
+        (
+            "router_settings:\n  retry_after: -1\n",
+            "router_settings.retry_after",
+        ),
+        (
+            "router_settings:\n  routing_strategy_args: {ttl: soon}\n",
+            "router_settings.routing_strategy_args",
+        ),
+        (
+            "model_list:\n  - model_name: m\n    litellm_params: {model: openai/m, api_base: 'http://x', max_parallel_requests: -2}\n",
+            "model_list[0].litellm_params.max_parallel_requests",
+        ),
+    ] {
+        let err = llmgate::config::Settings::from_yaml(yaml, &Default::default())
+            .expect_err(yaml)
+            .to_string();
+        assert!(err.contains(path), "{yaml}: {err}");
+    }
 }
 
 #[test]
