@@ -76,26 +76,10 @@ command -v sqlite3 >/dev/null && HAVE_SQLITE3=1
 
 # ---------------------------------------------------------------- processes and cleanup
 TMP="$(mktemp -d -t llmgate-keys.XXXXXX)"
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
 MOCK_PID="" GW_PID="" PG_DB=""
 
-alive() { # alive PID: the process exists and is not a zombie
-  local st
-  [[ -n ${1:-} ]] || return 1
-  st="$(sed -n 's/^.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null)"
-  [[ -n $st && $st != Z && $st != X ]]
-}
-stop_pid() { # stop_pid PID [SECONDS]: SIGTERM, wait (the gateway flushes its spend buffer), then SIGKILL
-  local pid="${1:-}" secs="${2:-2}" i
-  alive "$pid" || return 0
-  kill "$pid" 2>/dev/null
-  for ((i = 0; i < secs * 20; i++)); do
-    alive "$pid" || { wait "$pid" 2>/dev/null; return 0; }
-    sleep 0.05
-  done
-  echo "   pid $pid did not stop within ${secs}s of SIGTERM; SIGKILL" >&2
-  kill -9 "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-}
 pg_admin() { # pg_admin SQL: run on the server's postgres database
   psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -XAtq -v ON_ERROR_STOP=1 -c "$1"
 }
@@ -122,9 +106,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "interrupted" >&2; exit 130' INT TERM HUP
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
 now_ns() { date +%s%N; }
 
 # ---------------------------------------------------------------- CPU pinning
@@ -167,13 +148,6 @@ run_wrk() {
   BENCH_AUTH="$4" "${LOAD[@]}" wrk -t1 -c"$2" -d"$3s" --timeout 5s --latency \
     -s "$BENCH/post.lua" "http://127.0.0.1:$GW_PORT$CHAT_PATH" >"$TMP/wrk-$1.txt" 2>&1
 }
-wrk_get() { # wrk_get LABEL KEY -> value from the WRK_RESULT line (empty if missing)
-  grep -m1 '^WRK_RESULT' "$TMP/wrk-$1.txt" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p"
-}
-wrk_num() { local v; v="$(wrk_get "$1" "$2")"; echo "${v:-0}"; }
-wrk_errs() { # socket errors (connect + read + write + timeout)
-  echo $(($(wrk_num "$1" connect_err) + $(wrk_num "$1" read_err) + $(wrk_num "$1" write_err) + $(wrk_num "$1" timeout_err)))
-}
 wrk_line() {
   local l="$1" req dur
   req="$(wrk_get "$l" requests)"
@@ -184,11 +158,6 @@ wrk_line() {
   printf '   [%s] %s requests in %.2f s, %.0f req/s, p50 %s us, p99 %s us, non-2xx %s, socket errors %s\n' \
     "$l" "$req" "$(python3 -c "print($dur / 1e6)")" "$(python3 -c "print($req / ($dur / 1e6))")" \
     "$(wrk_get "$l" p50_us)" "$(wrk_get "$l" p99_us)" "$(wrk_get "$l" non2xx)" "$(wrk_errs "$l")"
-}
-cpu_snap() { # cpu_snap PID -> "gw=TICKS cpu0=BUSY,STEAL,TOTAL cpu1=..." (clock ticks, from /proc)
-  local t
-  t="$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}')"
-  echo "gw=${t:-0} $(awk '/^cpu[0-9]/ {printf "%s=%d,%d,%d ", $1, $2+$3+$4+$7+$8, $9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)"
 }
 
 # db_q SQL -> the result (one row, columns separated by '|'), on the current backend
@@ -502,20 +471,7 @@ PY
 
 # ---------------------------------------------------------------- mock upstream
 echo "-- starting mock upstream"
-"${LOAD[@]}" "$MOCK_BIN" --port 0 --workers 1 >"$TMP/mock.log" 2>&1 &
-MOCK_PID=$!
-MOCK_PORT=""
-for ((i = 0; i < 200; i++)); do
-  MOCK_PORT="$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$TMP/mock.log" | head -1)"
-  [[ -n $MOCK_PORT ]] && break
-  alive "$MOCK_PID" || break
-  sleep 0.025
-done
-if [[ -z $MOCK_PORT ]]; then
-  echo "keys.sh: mock did not start; log:" >&2
-  cat "$TMP/mock.log" >&2
-  exit 1
-fi
+start_mock "$MOCK_BIN" || exit 1
 echo "   mock pid $MOCK_PID on 127.0.0.1:$MOCK_PORT"
 
 # ---------------------------------------------------------------- one backend

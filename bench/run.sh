@@ -61,26 +61,11 @@ done
 
 # ---------------------------------------------------------------- processes and cleanup
 TMP="$(mktemp -d -t llmgate-bench.XXXXXX)"
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
 # Keys and spend go to a SQLite file in the temp dir (spend tracking stays on, as by default).
 export LLMGATE_SQLITE_PATH="$TMP/llmgate.db"
 MOCK_PID="" GW_PID="" SAMPLER_PID=""
-
-alive() { # alive PID: the process exists and is not a zombie (the gateway is not our child)
-  local st
-  [[ -n ${1:-} ]] || return 1
-  st="$(sed -n 's/^.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null)"
-  [[ -n $st && $st != Z && $st != X ]]
-}
-stop_pid() { # stop_pid PID: SIGTERM, wait up to 2 s, then SIGKILL
-  local pid="${1:-}" i
-  alive "$pid" || return 0
-  kill "$pid" 2>/dev/null
-  for ((i = 0; i < 40; i++)); do
-    alive "$pid" || return 0
-    sleep 0.05
-  done
-  kill -9 "$pid" 2>/dev/null
-}
 
 cleanup() {
   stop_pid "$SAMPLER_PID"
@@ -94,10 +79,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'echo "interrupted" >&2; exit 130' INT TERM HUP
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
 
 # ---------------------------------------------------------------- CPU pinning
 NCPU="$(nproc 2>/dev/null || echo 1)"
@@ -145,18 +126,6 @@ run_wrk() {
   BENCH_AUTH="$auth" "${LOAD[@]}" wrk -t1 -c"$conns" -d"${secs}s" --timeout 5s --latency \
     -s "$BENCH/post.lua" "http://127.0.0.1:$port$CHAT_PATH" >"$TMP/wrk-$label.txt" 2>&1
 }
-# wrk_get LABEL KEY -> value from the WRK_RESULT line (empty if missing)
-wrk_get() {
-  grep -m1 '^WRK_RESULT' "$TMP/wrk-$1.txt" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p"
-}
-wrk_num() { # wrk_num LABEL KEY -> the value, or 0 when missing
-  local v
-  v="$(wrk_get "$1" "$2")"
-  echo "${v:-0}"
-}
-wrk_errs() { # wrk_errs LABEL -> socket errors (connect + read + write + timeout)
-  echo $(($(wrk_num "$1" connect_err) + $(wrk_num "$1" read_err) + $(wrk_num "$1" write_err) + $(wrk_num "$1" timeout_err)))
-}
 wrk_line() { # human summary of one wrk run
   local l="$1" req dur n2 errs
   req="$(wrk_get "$l" requests)"
@@ -175,11 +144,6 @@ rss_kb() { # rss_kb PID FIELD -> kB
   while read -r k v _; do
     [[ $k == "$2:" ]] && { echo "$v"; return; }
   done <"/proc/$1/status" 2>/dev/null
-}
-cpu_snap() { # cpu_snap PID -> "gw=TICKS cpu0=BUSY,STEAL,TOTAL cpu1=..." (clock ticks, from /proc)
-  local t
-  t="$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}')"
-  echo "gw=${t:-0} $(awk '/^cpu[0-9]/ {printf "%s=%d,%d,%d ", $1, $2+$3+$4+$7+$8, $9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)"
 }
 run_ttfb() { # run_ttfb LABEL PORT [AUTH]
   "${LOAD[@]}" python3 "$BENCH/ttfb.py" --port "$2" --path "$CHAT_PATH" --auth "${3:-}" \
@@ -348,21 +312,7 @@ PY
 
 # ---------------------------------------------------------------- mock upstream
 echo "-- starting mock upstream"
-"${LOAD[@]}" "$MOCK_BIN" --port 0 --workers 1 --chunks "$CHUNKS" --chunk-delay-ms "$CHUNK_DELAY_MS" \
-  >"$TMP/mock.log" 2>&1 &
-MOCK_PID=$!
-MOCK_PORT=""
-for ((i = 0; i < 200; i++)); do
-  MOCK_PORT="$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$TMP/mock.log" | head -1)"
-  [[ -n $MOCK_PORT ]] && break
-  alive "$MOCK_PID" || break
-  sleep 0.025
-done
-if [[ -z $MOCK_PORT ]]; then
-  echo "run.sh: mock did not start; log:" >&2
-  cat "$TMP/mock.log" >&2
-  exit 1
-fi
+start_mock "$MOCK_BIN" --chunks "$CHUNKS" --chunk-delay-ms "$CHUNK_DELAY_MS" || exit 1
 echo "   mock pid $MOCK_PID on 127.0.0.1:$MOCK_PORT"
 
 echo "-- measuring the mock directly"

@@ -88,7 +88,13 @@ impl Handler<Reserve> for DeploymentActor {
     fn handle(&mut self, msg: Reserve, ctx: &mut Context<Self>) -> Self::Result {
         let now = Instant::now();
         let reserved = self.state.reserve(now, msg.tokens);
-        self.publish(now, ctx);
+        if reserved.is_err() {
+            // The router offered this deployment from a stale view: correct it at once.
+            let snapshot = self.state.snapshot(now);
+            self.send_snapshot(snapshot);
+        } else {
+            self.publish(now, ctx);
+        }
         reserved
     }
 }

@@ -85,6 +85,8 @@ pub async fn info(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
                 "failures_this_minute": live.failures_this_minute,
                 "cooldown_until": cooldown_until,
                 "latency_ms": live.last_latency.map(|l| l.as_secs_f64() * 1000.0),
+                "latency_per_token_ms": live.latency_per_token.map(|s| s * 1000.0),
+                "time_to_first_token_ms": live.first_token_latency.map(|s| s * 1000.0),
             },
         }));
     }

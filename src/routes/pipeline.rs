@@ -365,10 +365,15 @@ fn no_deployment(state: &AppState, group: usize, no: NoCapacity) -> ApiError {
             retry_after: None,
         });
     }
+    // Unknown return: a cooldown's length, or for a full parallel slot, a second.
     let wait = no
         .earliest_back
         .map(|t| t.saturating_duration_since(Instant::now()))
-        .unwrap_or(state.settings.cooldown.cooldown_time);
+        .unwrap_or(if no.cooling > 0 {
+            state.settings.cooldown.cooldown_time
+        } else {
+            Duration::from_secs(1)
+        });
     let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
     let mut why = Vec::new();
     if no.cooling > 0 {

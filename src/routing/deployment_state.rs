@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::limits::{Profile, Usage};
+use super::limits::{Limit, Profile, Usage};
 use super::{Cooldown, CooldownPolicy, Failure, RateWindow};
 
 /// How an attempt on a deployment ended.
@@ -60,7 +60,7 @@ pub struct DeploymentSnapshot {
 pub enum Refused {
     /// It is cooling down until then.
     Cooling(Instant),
-    /// It is at a limit; frees up then, if known.
+    /// It is at a limit; frees up then, if known (a parallel slot frees when a request ends).
     AtLimit(Option<Instant>),
 }
 
@@ -159,12 +159,14 @@ impl DeploymentState {
             requests: self.window.requests(now),
             tokens: self.window.tokens(now),
         };
-        if self
+        match self
             .enforce
             .profile
             .over_limit(usage, tokens, self.enforce.hard_limits)
         {
-            return Err(Refused::AtLimit(self.window.frees_at()));
+            Some(Limit::Parallel) => return Err(Refused::AtLimit(None)),
+            Some(Limit::Rate) => return Err(Refused::AtLimit(self.window.frees_at())),
+            None => {}
         }
         self.in_flight += 1;
         self.window.record_request(now);

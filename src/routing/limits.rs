@@ -57,28 +57,40 @@ pub struct Usage {
     pub tokens: u64,
 }
 
+/// Which limit a request would break.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `max_parallel_requests`: frees when a request ends.
+    Parallel,
+    /// `rpm` or `tpm`: frees as the minute's window moves on.
+    Rate,
+}
+
 /// Why a deployment cannot take a request now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Blocked {
     /// Cooling down until then.
     Cooling(Instant),
-    /// At `rpm`, `tpm` or `max_parallel_requests`; frees up then, if known.
+    /// At `rpm`, `tpm` or `max_parallel_requests`; frees up then, if known (a parallel slot
+    /// frees whenever a request ends).
     AtLimit(Option<Instant>),
     /// Its context window is smaller than the prompt.
     TooSmall,
 }
 
 impl Profile {
-    /// Whether taking one more request with `need_tokens` would break a limit. `rpm` and `tpm`
-    /// count only when `hard`; `max_parallel_requests` always does.
-    pub fn over_limit(&self, usage: Usage, need_tokens: u64, hard: bool) -> bool {
+    /// Which limit taking one more request with `need_tokens` would break, if any. `rpm` and
+    /// `tpm` count only when `hard`; `max_parallel_requests` always does.
+    pub fn over_limit(&self, usage: Usage, need_tokens: u64, hard: bool) -> Option<Limit> {
         if self.max_parallel.is_some_and(|m| usage.in_flight >= m) {
-            return true;
+            return Some(Limit::Parallel);
         }
-        hard && (self.rpm.is_some_and(|rpm| usage.requests >= rpm)
-            || self
-                .tpm
-                .is_some_and(|tpm| usage.tokens.saturating_add(need_tokens) > tpm))
+        let over_rate = hard
+            && (self.rpm.is_some_and(|rpm| usage.requests >= rpm)
+                || self
+                    .tpm
+                    .is_some_and(|tpm| usage.tokens.saturating_add(need_tokens) > tpm));
+        over_rate.then_some(Limit::Rate)
     }
 
     /// Why the deployment in `snap` cannot take a request needing `need`, if it cannot.
@@ -101,7 +113,12 @@ impl Profile {
             tokens: snap.tokens_this_minute,
         };
         self.over_limit(usage, need.tokens, rules.hard_limits())
-            .then_some(Blocked::AtLimit(snap.window_frees_at))
+            .map(|limit| {
+                Blocked::AtLimit(match limit {
+                    Limit::Parallel => None,
+                    Limit::Rate => snap.window_frees_at,
+                })
+            })
     }
 }
 
@@ -122,32 +139,23 @@ mod tests {
             requests: 1,
             tokens: 60,
         };
-        assert!(!p.over_limit(free, 40, true));
-        assert!(p.over_limit(free, 41, true));
-        assert!(p.over_limit(
-            Usage {
-                requests: 2,
-                ..free
-            },
-            0,
-            true
-        ));
-        assert!(p.over_limit(
-            Usage {
-                in_flight: 3,
-                ..free
-            },
-            0,
-            false
-        ));
+        assert_eq!(p.over_limit(free, 40, true), None);
+        assert_eq!(p.over_limit(free, 41, true), Some(Limit::Rate));
+        let at_rpm = Usage {
+            requests: 2,
+            ..free
+        };
+        assert_eq!(p.over_limit(at_rpm, 0, true), Some(Limit::Rate));
+        let at_parallel = Usage {
+            in_flight: 3,
+            ..free
+        };
+        assert_eq!(p.over_limit(at_parallel, 0, false), Some(Limit::Parallel));
         // Without hard limits, rpm and tpm do not bind.
-        assert!(!p.over_limit(
-            Usage {
-                requests: 9,
-                ..free
-            },
-            999,
-            false
-        ));
+        let busy = Usage {
+            requests: 9,
+            ..free
+        };
+        assert_eq!(p.over_limit(busy, 999, false), None);
     }
 }

@@ -14,7 +14,7 @@ pub use deployment_state::{
     DeploymentSnapshot, DeploymentState, Enforce, LatencyWindow, Outcome, Refused, Reservation,
 };
 pub use fallback::{FallbackCause, FallbackPolicy, RequestFallbacks};
-pub use limits::{Blocked, Need, Profile};
+pub use limits::{Blocked, Limit, Need, Profile};
 pub use rate_window::RateWindow;
 pub use retry::{ErrorClass, RetryPolicy};
 pub use strategy::{choose, Candidate, NoCapacity, Pool, RoutingStrategy, Rules};

@@ -199,6 +199,12 @@ pub struct Pool<'a> {
 
 /// Picks among `members` those not excluded, not cooling down, under their limits and large
 /// enough for the prompt, by the strategy in `rules`. `scratch` is reused between picks.
+///
+/// The router's view of usage may be stale (a request that ended, or a minute's window that
+/// moved on, is only seen at the deployment's next publication), so when every deployment looks
+/// at its limit, those are still offered, best first: the deployment, which knows exactly,
+/// refuses the reservation if it really is full. Cooling and too-small deployments are never
+/// offered: those views are exact.
 #[expect(clippy::too_many_arguments, reason = "one pick's whole input")]
 pub fn choose(
     rules: &Rules,
@@ -210,20 +216,34 @@ pub fn choose(
     roll: f64,
     scratch: &mut Vec<Candidate>,
 ) -> Result<usize, NoCapacity> {
-    scratch.clear();
     let mut no = NoCapacity::default();
-    for &index in members {
-        if exclude.contains(&index) {
-            continue;
-        }
-        let (profile, snap) = (&pool.profiles[index], &pool.snapshots[index]);
-        match profile.blocked(snap, need, rules, now) {
-            Some(blocked) => no.add(blocked),
-            None => scratch.push(Candidate {
-                index,
-                score: score(rules, profile, snap, need),
-            }),
-        }
+    gather(
+        rules,
+        pool,
+        members,
+        exclude,
+        need,
+        now,
+        scratch,
+        |blocked| match blocked {
+            None => true,
+            Some(b) => {
+                no.add(b);
+                false
+            }
+        },
+    );
+    if scratch.is_empty() && no.at_limit > 0 {
+        gather(
+            rules,
+            pool,
+            members,
+            exclude,
+            need,
+            now,
+            scratch,
+            |blocked| matches!(blocked, Some(Blocked::AtLimit(_))),
+        );
     }
     let picked = match rules.strategy {
         RoutingStrategy::SimpleShuffle => pick_simple_shuffle(scratch, roll),
@@ -231,6 +251,34 @@ pub fn choose(
         _ => pick_lowest(scratch, 0.0, roll),
     };
     picked.ok_or(no)
+}
+
+/// Fills `scratch` with the scored members that are not excluded and that `take` accepts,
+/// given why each is blocked (if it is).
+#[expect(clippy::too_many_arguments, reason = "one pick's whole input")]
+fn gather(
+    rules: &Rules,
+    pool: Pool<'_>,
+    members: &[usize],
+    exclude: &[usize],
+    need: Need,
+    now: Instant,
+    scratch: &mut Vec<Candidate>,
+    mut take: impl FnMut(Option<Blocked>) -> bool,
+) {
+    scratch.clear();
+    for &index in members {
+        if exclude.contains(&index) {
+            continue;
+        }
+        let (profile, snap) = (&pool.profiles[index], &pool.snapshots[index]);
+        if take(profile.blocked(snap, need, rules, now)) {
+            scratch.push(Candidate {
+                index,
+                score: score(rules, profile, snap, need),
+            });
+        }
+    }
 }
 
 #[cfg(test)]
@@ -450,6 +498,24 @@ mod choose_tests {
     }
 
     #[test]
+    fn when_all_look_full_the_best_is_still_offered_for_the_deployment_to_decide() {
+        let now = Instant::now();
+        let mut g = Group::new(3, RoutingStrategy::UsageBasedV2);
+        for (i, tokens) in [(0, 300), (1, 100), (2, 200)] {
+            g.profiles[i].rpm = Some(1);
+            g.snaps[i].requests_this_minute = 1;
+            g.snaps[i].tokens_this_minute = tokens;
+        }
+        g.snaps[2].cooling_until = Some(now + Duration::from_secs(1));
+        // All look full (the view may be stale); the lowest-usage one not cooling is offered.
+        assert_eq!(g.picks(Need::default(), now), vec![1]);
+        // Once the deployment refused (excluded), the next; cooling ones never.
+        assert_eq!(g.pick(&[1], Need::default(), now, 0.5), Ok(0));
+        let no = g.pick(&[0, 1], Need::default(), now, 0.5).unwrap_err();
+        assert_eq!((no.cooling, no.at_limit), (1, 0));
+    }
+
+    #[test]
     fn limits_are_weights_under_simple_shuffle_but_hard_with_pre_call_checks() {
         let now = Instant::now();
         let mut g = Group::new(2, RoutingStrategy::SimpleShuffle);
@@ -460,6 +526,9 @@ mod choose_tests {
         assert_eq!(g.picks(Need::default(), now), vec![0, 1]);
         g.rules.pre_call_checks = true;
         assert_eq!(g.picks(Need::default(), now), vec![1]);
+        g.snaps[1].requests_this_minute = 5;
+        g.profiles[1].rpm = Some(1);
+        assert_eq!(g.picks(Need::default(), now), vec![0, 1]);
     }
 
     #[test]
@@ -470,8 +539,10 @@ mod choose_tests {
         g.snaps[0].in_flight = 2;
         assert_eq!(g.picks(Need::default(), now), vec![1]);
         g.snaps[1].cooling_until = Some(now + Duration::from_secs(1));
-        let no = g.pick(&[], Need::default(), now, 0.1).unwrap_err();
-        assert_eq!((no.at_limit, no.cooling), (1, 1));
+        // Only the full one is left: offered, for the deployment itself to refuse if still full.
+        assert_eq!(g.picks(Need::default(), now), vec![0]);
+        let no = g.pick(&[0], Need::default(), now, 0.1).unwrap_err();
+        assert_eq!((no.at_limit, no.cooling), (0, 1));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod support;
 
 mod auth;
+mod chaos;
 mod chat;
 mod cli;
 mod config;
@@ -14,4 +15,5 @@ mod mock_response;
 mod providers;
 mod routing;
 mod spend;
+mod strategies;
 mod streaming;

@@ -65,7 +65,8 @@ struct Shared {
     streams_dropped: AtomicUsize,
 }
 
-/// The running mock.
+/// The running mock; a clone controls the same server.
+#[derive(Clone)]
 pub struct MockUpstream {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
