@@ -178,8 +178,9 @@ async fn a_failed_attempt_is_retried_on_another_deployment_and_the_header_says_s
     ));
     let gw = Gateway::start(&group(
         &[
-            (&failing.v1(), ", weight: 1000"),
-            (&healthy.v1(), ", weight: 1"),
+            // `order` makes the failing one the first pick, every time.
+            (&failing.v1(), ", order: 1"),
+            (&healthy.v1(), ", order: 2"),
         ],
         "litellm_settings: {num_retries: 1}\nrouter_settings: {allowed_fails: 100}\n",
     ))
@@ -321,7 +322,7 @@ async fn model_info_shows_each_deployments_live_state() {
         r#"{"error":{"message":"boom"}}"#.into(),
     ));
     let gw = Gateway::start(&group(
-        &[(&bad.v1(), ", weight: 1000"), (&good.v1(), ", weight: 1")],
+        &[(&bad.v1(), ", order: 1"), (&good.v1(), ", order: 2")],
         "litellm_settings: {num_retries: 1}\nrouter_settings: {allowed_fails: 0, cooldown_time: 60}\n",
     ))
     .await;
