@@ -444,3 +444,64 @@ async fn retry_policy_sets_retries_per_error_class() {
     .to_string()
     .starts_with("router_settings.retry_policy.NopeRetries: "));
 }
+
+#[actix_rt::test]
+async fn an_upstream_retry_after_is_the_least_cooldown_and_the_next_429_says_when() {
+    let mock = MockUpstream::start().await;
+    mock.set(Behavior::RateLimited(30));
+    let gw = Gateway::start(&group(
+        &[(&mock.v1(), "")],
+        "litellm_settings: {num_retries: 0}\nrouter_settings: {allowed_fails: 0, cooldown_time: 1}\n",
+    ))
+    .await;
+    let r = gw.post("/v1/chat/completions", None, &chat_body("g")).await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    let sent = std::time::Instant::now();
+    assert!(
+        eventually(Duration::from_secs(2), async || gw
+            .deployment(0)
+            .await
+            .cooling_until
+            .is_some_and(|until| until >= sent + Duration::from_secs(28)))
+        .await,
+        "the cooldown is shorter than the upstream's retry-after: {:?}",
+        gw.deployment(0).await.cooling_until
+    );
+    let r = gw.post("/v1/chat/completions", None, &chat_body("g")).await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    let after: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((28..=30).contains(&after), "retry-after {after}");
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("1 cooling down"));
+    assert_eq!(mock.call_count(), 1);
+}
+
+#[actix_rt::test]
+async fn a_timed_out_attempt_counts_against_its_deployment_and_is_retried_on_another() {
+    let (slow, fast) = (MockUpstream::start().await, MockUpstream::start().await);
+    slow.set(Behavior::Delay(Duration::from_secs(2)));
+    let gw = Gateway::start(&group(
+        &[
+            (&slow.v1(), ", order: 1, timeout: 0.2"),
+            (&fast.v1(), ", order: 2"),
+        ],
+        "litellm_settings: {num_retries: 1}\n",
+    ))
+    .await;
+    let started = std::time::Instant::now();
+    let r = gw.post("/v1/chat/completions", None, &chat_body("g")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(started.elapsed() < Duration::from_millis(1500));
+    assert_eq!(r.header("x-litellm-attempted-retries"), Some("1"));
+    assert_eq!((slow.call_count(), fast.call_count()), (1, 1));
+    assert!(
+        eventually(Duration::from_secs(2), async || gw
+            .deployment(0)
+            .await
+            .failures_this_minute
+            == 1)
+        .await
+    );
+}

@@ -24,6 +24,8 @@ pub enum Behavior {
     },
     /// Answer with this status and body.
     Fail(u16, String),
+    /// Answer 429 with a `retry-after` of this many seconds.
+    RateLimited(u64),
     /// Wait this long before the head of the reply.
     Delay(Duration),
     /// Stream `after` chunks, then break the connection.
@@ -196,6 +198,12 @@ async fn answer(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) -> Htt
                 .insert_header(("x-mock-header", "failed"))
                 .content_type("application/json")
                 .body(body)
+        }
+        Behavior::RateLimited(secs) => {
+            return HttpResponse::TooManyRequests()
+                .insert_header(("retry-after", secs.to_string()))
+                .content_type("application/json")
+                .body(r#"{"error":{"message":"Rate limit reached","type":"requests"}}"#)
         }
         Behavior::Delay(d) => {
             actix_rt::time::sleep(d).await;
