@@ -316,6 +316,7 @@ impl Deployment {
             .map(Secret::new);
         let auth_header = api_key.as_ref().map(|k| match provider {
             ProviderKind::Azure(_) => ("api-key", k.clone()),
+            ProviderKind::Anthropic(_) => ("x-api-key", k.clone()),
             _ => (
                 "authorization",
                 Secret::new(format!("Bearer {}", k.expose())),

@@ -88,6 +88,7 @@ impl ProviderError {
             && (code == "context_length_exceeded"
                 || lowered.contains("maximum context length")
                 || lowered.contains("context length")
+                || lowered.contains("prompt is too long")
                 || lowered.contains("too many tokens"))
         {
             ErrorKind::ContextWindow

@@ -1,6 +1,7 @@
 //! Which provider a `litellm_params.model` names, and where that provider lives by default.
 
-/// An OpenAI-compatible provider: same wire format, its own base URL and key variable.
+/// A provider's defaults: its prefix, name in messages, base URL and key variables. The
+/// OpenAI-compatible family shares OpenAI's wire format; the others have an adapter each.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Flavor {
     /// The model prefix, without the slash (`groq`).
@@ -143,9 +144,17 @@ pub static AZURE: Flavor = Flavor {
     base_env: &["AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"],
 };
 
+/// Anthropic's Messages API: an `x-api-key` header and `anthropic-version`.
+pub static ANTHROPIC: Flavor = Flavor {
+    prefix: "anthropic",
+    display: "Anthropic",
+    default_base: Some("https://api.anthropic.com"),
+    key_env: &["ANTHROPIC_API_KEY"],
+    base_env: &["ANTHROPIC_API_BASE", "ANTHROPIC_BASE_URL"],
+};
+
 /// Providers LiteLLM knows that llmgate does not translate yet.
 pub const NOT_YET: &[&str] = &[
-    "anthropic",
     "gemini",
     "vertex_ai",
     "vertex_ai_beta",
@@ -166,6 +175,8 @@ pub enum ProviderKind {
     TextCompletion(&'static Flavor),
     /// Azure OpenAI.
     Azure(&'static Flavor),
+    /// Anthropic's Messages API.
+    Anthropic(&'static Flavor),
     /// A provider LiteLLM knows and llmgate does not translate yet.
     NotYet(&'static str),
 }
@@ -174,7 +185,9 @@ impl ProviderKind {
     /// The flavor holding this provider's defaults, if it is served.
     pub fn flavor(&self) -> Option<&'static Flavor> {
         match self {
-            Self::OpenAi(f) | Self::TextCompletion(f) | Self::Azure(f) => Some(f),
+            Self::OpenAi(f) | Self::TextCompletion(f) | Self::Azure(f) | Self::Anthropic(f) => {
+                Some(f)
+            }
             Self::NotYet(_) => None,
         }
     }
@@ -182,7 +195,9 @@ impl ProviderKind {
     /// The provider's name as LiteLLM spells it (`openai`, `azure`, `groq` ...).
     pub fn name(&self) -> &'static str {
         match self {
-            Self::OpenAi(f) | Self::TextCompletion(f) | Self::Azure(f) => f.prefix,
+            Self::OpenAi(f) | Self::TextCompletion(f) | Self::Azure(f) | Self::Anthropic(f) => {
+                f.prefix
+            }
             Self::NotYet(name) => name,
         }
     }
@@ -214,7 +229,7 @@ fn bare_provider(model: &str) -> Option<ProviderKind> {
         return Some(ProviderKind::OpenAi(flavor));
     }
     if model.starts_with("claude-") {
-        return Some(ProviderKind::NotYet("anthropic"));
+        return Some(ProviderKind::Anthropic(&ANTHROPIC));
     }
     if model.starts_with("gemini-") {
         return Some(ProviderKind::NotYet("gemini"));
@@ -238,6 +253,9 @@ pub fn parse_model(model: &str) -> Option<(ProviderKind, &str)> {
         }
         if prefix == AZURE.prefix {
             return Some((ProviderKind::Azure(&AZURE), rest));
+        }
+        if prefix == ANTHROPIC.prefix {
+            return Some((ProviderKind::Anthropic(&ANTHROPIC), rest));
         }
         if prefix == TEXT_COMPLETION_OPENAI.prefix {
             return Some((ProviderKind::TextCompletion(&TEXT_COMPLETION_OPENAI), rest));
@@ -274,7 +292,11 @@ mod tests {
         );
         assert!(matches!(
             parse_model("anthropic/claude"),
-            Some((ProviderKind::NotYet("anthropic"), _))
+            Some((ProviderKind::Anthropic(_), "claude"))
+        ));
+        assert!(matches!(
+            parse_model("gemini/gemini-2.0-flash"),
+            Some((ProviderKind::NotYet("gemini"), _))
         ));
         assert!(parse_model("nonsense/x").is_none());
     }
@@ -291,7 +313,7 @@ mod tests {
         ));
         assert!(matches!(
             parse_model("claude-2"),
-            Some((ProviderKind::NotYet("anthropic"), _))
+            Some((ProviderKind::Anthropic(_), _))
         ));
         assert!(parse_model("my-private-model").is_none());
     }

@@ -1,5 +1,6 @@
 //! Provider adapters: how a request reaches each upstream and how its reply comes back.
 
+pub mod anthropic;
 pub mod client;
 mod error;
 pub mod kind;
@@ -69,4 +70,30 @@ pub fn usage_of(body: &[u8]) -> Option<Usage> {
     serde_json::from_slice::<UsageOnly>(body)
         .ok()
         .and_then(|u| u.usage)
+}
+
+/// Seconds since the epoch, for the `created` of translated replies.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A whole reply in the provider's format, as OpenAI's.
+pub fn openai_reply(
+    provider: ProviderKind,
+    body: bytes::Bytes,
+) -> Result<bytes::Bytes, ProviderError> {
+    match provider {
+        ProviderKind::Anthropic(_) => {
+            let message: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+                ProviderError::connection(provider, format!("unreadable reply: {e}"))
+            })?;
+            let reply = anthropic::reply::chat_completion(&message, unix_now());
+            serde_json::to_vec(&reply)
+                .map(bytes::Bytes::from)
+                .map_err(|e| ProviderError::connection(provider, e))
+        }
+        _ => Ok(body),
+    }
 }

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value as Json};
 
-use super::{translate, ErrorKind, Operation, ProviderError, ProviderKind};
+use super::{anthropic, translate, ErrorKind, Operation, ProviderError, ProviderKind};
 use crate::config::Deployment;
 
 /// How the reply must be reshaped for the client.
@@ -133,6 +133,9 @@ pub fn prepare(
             &translated
         }
     };
+    if let ProviderKind::Anthropic(_) = deployment.provider {
+        return anthropic_call(wire_op, deployment, model, fields, stream, drop, reshape);
+    }
     let body = serde_json::to_vec(&Outgoing {
         model,
         fields,
@@ -140,12 +143,7 @@ pub fn prepare(
         force_usage: stream && wire_op != Operation::Embedding,
         skip: drop.always,
     })
-    .map_err(|e| {
-        ProviderError::connection(
-            deployment.provider,
-            format!("cannot encode the request: {e}"),
-        )
-    })?;
+    .map_err(|e| encode_error(deployment, e))?;
     let url = match deployment.provider {
         ProviderKind::Azure(_) => {
             let path = if deployment.api_base.contains("/openai/deployments/") {
@@ -160,12 +158,62 @@ pub fn prepare(
                 None => path,
             }
         }
-        ProviderKind::OpenAi(_) | ProviderKind::TextCompletion(_) | ProviderKind::NotYet(_) => {
-            join(&deployment.api_base, wire_op.route())
-        }
+        ProviderKind::OpenAi(_)
+        | ProviderKind::TextCompletion(_)
+        | ProviderKind::Anthropic(_)
+        | ProviderKind::NotYet(_) => join(&deployment.api_base, wire_op.route()),
     };
     Ok(PreparedCall {
         url,
+        body: Bytes::from(body),
+        reshape,
+    })
+}
+
+fn encode_error(deployment: &Deployment, e: serde_json::Error) -> ProviderError {
+    ProviderError::connection(
+        deployment.provider,
+        format!("cannot encode the request: {e}"),
+    )
+}
+
+/// The Messages API call for a chat request (completions arrive here already as chat).
+fn anthropic_call(
+    op: Operation,
+    deployment: &Deployment,
+    model: &str,
+    fields: &Map<String, Json>,
+    stream: bool,
+    drop: &DropPolicy<'_>,
+    reshape: Reshape,
+) -> Result<PreparedCall, ProviderError> {
+    if op == Operation::Embedding {
+        return Err(ProviderError {
+            status: 400,
+            kind: ErrorKind::Status,
+            message: format!(
+                "litellm.BadRequestError: anthropic does not serve embeddings (model={model})"
+            ),
+            upstream_type: Some("invalid_request_error".into()),
+            param: Some("model".into()),
+            retry_after: None,
+        });
+    }
+    if !drop.unsupported {
+        if let Some(param) = anthropic::first_unsupported(fields, &deployment.defaults, drop.always)
+        {
+            return Err(unsupported_param(deployment, model, param));
+        }
+    }
+    let request = anthropic::chat_request(model, fields, &deployment.defaults, stream, drop.always);
+    let body = serde_json::to_vec(&request).map_err(|e| encode_error(deployment, e))?;
+    let route = if deployment.api_base.ends_with("/v1") {
+        "/messages"
+    } else {
+        "/v1/messages"
+    };
+    Ok(PreparedCall {
+        url: join(&deployment.api_base, route),
         body: Bytes::from(body),
         reshape,
     })
@@ -195,9 +243,11 @@ pub fn deployment_headers(deployment: &Deployment) -> impl Iterator<Item = (&str
     let org = deployment
         .organization
         .as_deref()
-        .filter(|_| !matches!(deployment.provider, ProviderKind::Azure(_)))
+        .filter(|_| matches!(deployment.provider, ProviderKind::OpenAi(_)))
         .map(|org| ("openai-organization", org));
-    auth.into_iter().chain(org).chain(
+    let version = matches!(deployment.provider, ProviderKind::Anthropic(_))
+        .then_some(("anthropic-version", anthropic::API_VERSION));
+    auth.into_iter().chain(org).chain(version).chain(
         deployment
             .headers
             .iter()

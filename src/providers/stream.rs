@@ -13,6 +13,7 @@ use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
+use super::anthropic::stream::{AnthropicStream, Step};
 use super::client::UpstreamBody;
 use super::request::Reshape;
 use super::{translate, ProviderError, ProviderKind, Usage};
@@ -20,6 +21,26 @@ use crate::actors::{Charge, Lease};
 use crate::pricing::{self, Price};
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
+
+/// The event format the upstream streams in.
+pub enum Dialect {
+    /// OpenAI chunks, relayed as they are.
+    OpenAi,
+    /// Anthropic's events, translated into OpenAI chunks.
+    Anthropic(Box<AnthropicStream>),
+}
+
+impl Dialect {
+    /// The dialect `provider` streams in.
+    pub fn of(provider: ProviderKind) -> Self {
+        match provider {
+            ProviderKind::Anthropic(_) => {
+                Self::Anthropic(Box::new(AnthropicStream::new(super::unix_now())))
+            }
+            _ => Self::OpenAi,
+        }
+    }
+}
 
 /// What a relay must know about the request it serves.
 pub struct RelayOptions {
@@ -31,6 +52,8 @@ pub struct RelayOptions {
     pub deadline: Duration,
     /// The provider, for error messages.
     pub provider: ProviderKind,
+    /// How the upstream's events are read.
+    pub dialect: Dialect,
     /// Prompt tokens counted from the request, used when the upstream sends no usage.
     pub prompt_tokens: Box<dyn FnOnce() -> u64>,
     /// Per-token prices, for the cost in the final usage chunk and the charge.
@@ -87,6 +110,7 @@ pub struct SseRelay {
     client_wants_usage: bool,
     reshape: Reshape,
     provider: ProviderKind,
+    dialect: Dialect,
     usage: Option<Usage>,
     saw_finish_reason: bool,
     completion_text: String,
@@ -112,6 +136,7 @@ impl SseRelay {
             client_wants_usage: options.client_wants_usage,
             reshape: options.reshape,
             provider: options.provider,
+            dialect: options.dialect,
             usage: None,
             saw_finish_reason: false,
             completion_text: String::new(),
@@ -150,11 +175,39 @@ impl SseRelay {
             return; // blank separators, comments, `event:` and `id:` fields
         };
         let data = data.strip_prefix(b" ").unwrap_or(data);
-        if data == b"[DONE]" {
-            self.finish();
+        let Dialect::Anthropic(translator) = &mut self.dialect else {
+            if data == b"[DONE]" {
+                self.finish();
+            } else {
+                self.on_chunk(data);
+            }
             return;
+        };
+        let mut chunks = Vec::new();
+        let step = translator.event(data, &mut chunks);
+        for chunk in &chunks {
+            if let Ok(bytes) = serde_json::to_vec(chunk) {
+                self.on_chunk(&bytes);
+            }
         }
-        self.on_chunk(data);
+        match step {
+            Step::More => {}
+            Step::Done => self.finish(),
+            Step::Failed { kind, message } => {
+                let err = ProviderError {
+                    status: if kind == "overloaded_error" { 529 } else { 500 },
+                    kind: super::ErrorKind::Status,
+                    message: format!(
+                        "litellm.APIError: {}Exception - {message}",
+                        self.provider.display()
+                    ),
+                    upstream_type: Some(kind),
+                    param: None,
+                    retry_after: None,
+                };
+                self.fail(err);
+            }
+        }
     }
 
     fn on_chunk(&mut self, data: &[u8]) {

@@ -15,7 +15,7 @@ use crate::config::Deployment;
 use crate::keys::Admission;
 use crate::pricing;
 use crate::providers::request::{prepare, DropPolicy, Reshape};
-use crate::providers::stream::{RelayOptions, SseRelay};
+use crate::providers::stream::{Dialect, RelayOptions, SseRelay};
 use crate::providers::{
     client, mock, translate, usage_of, ErrorKind, Operation, ProviderError, ProviderKind, Usage,
 };
@@ -174,6 +174,7 @@ impl Attempt<'_> {
                 reshape: call.reshape,
                 deadline: whole.saturating_sub(upstream_started.elapsed()),
                 provider: d.provider,
+                dialect: Dialect::of(d.provider),
                 prompt_tokens: Box::new(move || crate::tokens::prompt_tokens(&fields)),
                 price,
                 charge: charge.take(),
@@ -187,6 +188,7 @@ impl Attempt<'_> {
         }
         let remaining = whole.saturating_sub(upstream_started.elapsed());
         let body = client::read_all(&mut reply.body, d.provider, remaining, max_body).await?;
+        let body = crate::providers::openai_reply(d.provider, body)?;
         let usage = usage_of(&body);
         if let Some(lease) = slot.as_mut() {
             lease.succeed(usage);

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod anthropic;
 mod auth;
 mod chaos;
 mod chat;

@@ -5,6 +5,7 @@ pub mod db;
 pub mod gateway;
 pub mod tcp_proxy;
 pub mod upstream;
+pub mod wire;
 
 use std::time::{Duration, Instant};
 
