@@ -76,6 +76,7 @@ def gateway_config(upstream_url: str) -> str:
         + deployment("broken-stream", "openai/fail-503")
         + deployment("limited", "openai/fail-429")
         + deployment("midstream-drop", "openai/drop-midstream")
+        + deployment("claude-test", "anthropic/claude-3-7-sonnet-20250219")
         + "  - model_name: mocked-429\n"
         + "    litellm_params: {model: openai/x, mock_response: \"litellm.RateLimitError\"}\n"
         + "litellm_settings:\n"

@@ -30,6 +30,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Callable
 
 CREATED = 1_700_000_000
@@ -53,6 +54,9 @@ EMBEDDING_PROMPT_TOKENS = 4
 LISTED_MODELS = ["gpt-test", "instruct-test", "embed-test"]
 
 # Sent on every reply; the gateway should pass it on as `llm_provider-x-mock-upstream`.
+# Anthropic's Messages API is answered from the recorded fixtures the Rust tests use too.
+ANTHROPIC_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "anthropic"
+
 MARKER_HEADER = "x-mock-upstream"
 MARKER_VALUE = "yes"
 
@@ -245,10 +249,24 @@ class _Handler(BaseHTTPRequestHandler):
             self._completions(body)
         elif route == "/embeddings":
             self._embeddings(body)
+        elif route == "/messages":
+            self._anthropic_messages(body)
         else:
             self._send_error(404, f"no route POST {self.path}", "invalid_request_error")
 
     # --- endpoints ----------------------------------------------------------------------
+
+    def _anthropic_messages(self, body: dict[str, Any]) -> None:
+        if not body.get("stream"):
+            recorded = json.loads((ANTHROPIC_FIXTURES / "reply_tool_use.json").read_text())
+            self._send_json(200, recorded["anthropic"])
+            return
+        self._start_sse()
+        for event in (ANTHROPIC_FIXTURES / "stream_tool_use.sse").read_text().split("\n\n"):
+            if event.strip():
+                self._write_chunk(event.encode() + b"\n\n")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
     def _chat(self, body: dict[str, Any]) -> None:
         model = body.get("model", "unknown")
