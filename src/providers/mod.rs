@@ -85,15 +85,9 @@ pub fn openai_reply(
     body: bytes::Bytes,
 ) -> Result<bytes::Bytes, ProviderError> {
     match provider {
-        ProviderKind::Anthropic(_) => {
-            let message: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-                ProviderError::connection(provider, format!("unreadable reply: {e}"))
-            })?;
-            let reply = anthropic::reply::chat_completion(&message, unix_now());
-            serde_json::to_vec(&reply)
-                .map(bytes::Bytes::from)
-                .map_err(|e| ProviderError::connection(provider, e))
-        }
+        ProviderKind::Anthropic(_) => anthropic::reply::chat_completion(&body, unix_now())
+            .map(bytes::Bytes::from)
+            .map_err(|e| ProviderError::connection(provider, format!("unreadable reply: {e}"))),
         _ => Ok(body),
     }
 }

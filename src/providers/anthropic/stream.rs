@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
-use super::reply::{finish_reason, usage};
+use super::reply::{finish_reason, TokenCounts};
 
 /// What one event asks of the relay.
 #[derive(Debug, PartialEq)]
@@ -35,7 +35,7 @@ struct Event {
     #[serde(default)]
     delta: Option<Json>,
     #[serde(default)]
-    usage: Option<Json>,
+    usage: Option<TokenCounts>,
     #[serde(default)]
     error: Option<Json>,
 }
@@ -47,7 +47,7 @@ pub struct AnthropicStream {
     model: String,
     created: u64,
     /// `message_start`'s usage, completed by `message_delta`'s.
-    usage: Json,
+    usage: TokenCounts,
     /// The OpenAI tool-call index of each content block that is a tool use.
     tool_of_block: Vec<(usize, usize)>,
 }
@@ -57,7 +57,6 @@ impl AnthropicStream {
     pub fn new(created: u64) -> Self {
         Self {
             created,
-            usage: json!({}),
             ..Self::default()
         }
     }
@@ -82,8 +81,11 @@ impl AnthropicStream {
                 let m = e.message.unwrap_or_default();
                 self.id = m["id"].as_str().unwrap_or_default().to_owned();
                 self.model = m["model"].as_str().unwrap_or_default().to_owned();
-                if let Some(u) = m.get("usage").and_then(Json::as_object) {
-                    self.usage = Json::Object(u.clone());
+                if let Some(u) = m
+                    .get("usage")
+                    .and_then(|u| TokenCounts::deserialize(u).ok())
+                {
+                    self.usage = u;
                 }
                 out.push(self.chunk(json!({"role": "assistant", "content": ""}), None));
             }
@@ -138,12 +140,8 @@ impl AnthropicStream {
                 }
             }
             "message_delta" => {
-                if let (Some(u), Some(total)) = (e.usage, self.usage.as_object_mut()) {
-                    for (k, v) in u.as_object().into_iter().flatten() {
-                        if !v.is_null() {
-                            total.insert(k.clone(), v.clone());
-                        }
-                    }
+                if let Some(u) = e.usage {
+                    self.usage.merge(u);
                 }
                 if let Some(stop) = e.delta.as_ref().and_then(|d| d["stop_reason"].as_str()) {
                     out.push(self.chunk(json!({}), Some(finish_reason(stop))));
@@ -156,7 +154,7 @@ impl AnthropicStream {
                     "created": self.created,
                     "model": self.model,
                     "choices": [],
-                    "usage": usage(&self.usage),
+                    "usage": self.usage.openai(),
                 }));
                 return Step::Done;
             }
