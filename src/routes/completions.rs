@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::pipeline::handle;
+use super::pipeline::{handle, Input};
 use crate::providers::Operation;
 use crate::state::AppState;
 
@@ -11,17 +11,17 @@ type Http = web::Data<awc::Client>;
 
 /// `POST /chat/completions`.
 pub async fn chat(s: State, h: Http, req: HttpRequest, p: web::Payload) -> HttpResponse {
-    handle(&s, &h, &req, p, Operation::Chat, None).await
+    handle(&s, &h, &req, Input::Payload(p), Operation::Chat, None).await
 }
 
 /// `POST /completions`.
 pub async fn completion(s: State, h: Http, req: HttpRequest, p: web::Payload) -> HttpResponse {
-    handle(&s, &h, &req, p, Operation::Completion, None).await
+    handle(&s, &h, &req, Input::Payload(p), Operation::Completion, None).await
 }
 
 /// `POST /embeddings`.
 pub async fn embedding(s: State, h: Http, req: HttpRequest, p: web::Payload) -> HttpResponse {
-    handle(&s, &h, &req, p, Operation::Embedding, None).await
+    handle(&s, &h, &req, Input::Payload(p), Operation::Embedding, None).await
 }
 
 /// `POST /openai/deployments/{model}/chat/completions` and `/engines/{model}/...`.
@@ -32,7 +32,15 @@ pub async fn chat_at(
     m: web::Path<String>,
     p: web::Payload,
 ) -> HttpResponse {
-    handle(&s, &h, &req, p, Operation::Chat, Some(m.into_inner())).await
+    handle(
+        &s,
+        &h,
+        &req,
+        Input::Payload(p),
+        Operation::Chat,
+        Some(m.into_inner()),
+    )
+    .await
 }
 
 /// `POST /openai/deployments/{model}/completions`.
@@ -43,7 +51,15 @@ pub async fn completion_at(
     m: web::Path<String>,
     p: web::Payload,
 ) -> HttpResponse {
-    handle(&s, &h, &req, p, Operation::Completion, Some(m.into_inner())).await
+    handle(
+        &s,
+        &h,
+        &req,
+        Input::Payload(p),
+        Operation::Completion,
+        Some(m.into_inner()),
+    )
+    .await
 }
 
 /// `POST /openai/deployments/{model}/embeddings`.
@@ -54,5 +70,13 @@ pub async fn embedding_at(
     m: web::Path<String>,
     p: web::Payload,
 ) -> HttpResponse {
-    handle(&s, &h, &req, p, Operation::Embedding, Some(m.into_inner())).await
+    handle(
+        &s,
+        &h,
+        &req,
+        Input::Payload(p),
+        Operation::Embedding,
+        Some(m.into_inner()),
+    )
+    .await
 }

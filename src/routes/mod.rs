@@ -5,6 +5,7 @@ mod attempt;
 mod completions;
 mod health;
 mod keys;
+mod messages;
 mod model_request;
 mod models;
 pub mod pipeline;
@@ -30,7 +31,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(completions::embedding),
         )
         .route(&format!("{prefix}/models"), web::get().to(models::list))
-        .route(&format!("{prefix}/model/info"), web::get().to(models::info));
+        .route(&format!("{prefix}/model/info"), web::get().to(models::info))
+        .route(&format!("{prefix}/messages"), web::post().to(messages::messages))
+        .route(
+            &format!("{prefix}/messages/count_tokens"),
+            web::post().to(messages::count_tokens),
+        );
     }
     for prefix in [
         "/openai/deployments/{model}",

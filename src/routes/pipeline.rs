@@ -23,12 +23,20 @@ use crate::state::AppState;
 /// The version reported in `x-litellm-version` and `/health/readiness`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// Where a request's body comes from.
+pub enum Input {
+    /// Read from the client (and refused past `max_request_size`).
+    Payload(web::Payload),
+    /// Already read and translated (the Anthropic-format route).
+    Body(Bytes),
+}
+
 /// Serves one chat, completion or embedding request and leaves its trace for the access log.
 pub async fn handle(
     state: &AppState,
     http: &awc::Client,
     req: &HttpRequest,
-    payload: web::Payload,
+    input: Input,
     op: Operation,
     path_model: Option<String>,
 ) -> HttpResponse {
@@ -47,7 +55,7 @@ pub async fn handle(
         started,
         call_id: &call_id,
     };
-    let mut response = match serve(&ctx, req, payload, op, path_model, &mut trace).await {
+    let mut response = match serve(&ctx, req, input, op, path_model, &mut trace).await {
         Ok(r) => r,
         Err(e) => e.error_response(),
     };
@@ -73,7 +81,7 @@ pub struct Call<'a> {
 }
 
 /// Reads the body, refusing it as soon as it passes `limit` bytes.
-async fn read_body(
+pub async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
@@ -106,14 +114,17 @@ async fn read_body(
 async fn serve(
     ctx: &Call<'_>,
     req: &HttpRequest,
-    payload: web::Payload,
+    input: Input,
     op: Operation,
     path_model: Option<String>,
     trace: &mut Trace,
 ) -> Result<HttpResponse, ApiError> {
     let state = ctx.state;
     let caller = authenticate(state, req)?;
-    let body = read_body(req, payload, state.settings.max_request_size).await?;
+    let body = match input {
+        Input::Payload(payload) => read_body(req, payload, state.settings.max_request_size).await?,
+        Input::Body(body) => body,
+    };
     let request = ModelRequest::parse(op, &body, path_model)?;
     drop(body);
     let need = need_of(state, &request);

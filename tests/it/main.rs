@@ -12,6 +12,7 @@ mod docker;
 mod errors;
 mod fallbacks;
 mod keys;
+mod messages;
 mod mock_response;
 mod providers;
 mod routing;

@@ -1,6 +1,7 @@
 //! Anthropic's Messages API: OpenAI chat requests translated to it (this module), its replies
 //! (`reply`) and its event streams (`stream`) translated back.
 
+pub mod inbound;
 pub mod reply;
 pub mod stream;
 

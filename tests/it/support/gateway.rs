@@ -91,6 +91,22 @@ impl Gateway {
         read(res).await
     }
 
+    /// POSTs `body` as JSON to `path` with these extra headers.
+    pub async fn post_with(&self, path: &str, headers: &[(&str, &str)], body: &Value) -> Reply {
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .insert_header(("content-type", "application/json"));
+        for (name, value) in headers {
+            req = req.insert_header((*name, *value));
+        }
+        let res = req
+            .send_body(serde_json::to_vec(body).unwrap())
+            .await
+            .expect("gateway answers");
+        read(res).await
+    }
+
     /// GETs `path` with the bearer `key`.
     pub async fn get(&self, path: &str, key: Option<&str>) -> Reply {
         let mut req = self.client.get(format!("{}{path}", self.base));
@@ -133,6 +149,10 @@ where
 /// Parses an SSE body into its `data:` payloads.
 pub fn sse_events(text: &str) -> Vec<String> {
     text.split("\n\n")
-        .filter_map(|e| e.trim().strip_prefix("data: ").map(str::to_owned))
+        .filter_map(|e| {
+            e.lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .map(str::to_owned)
+        })
         .collect()
 }
