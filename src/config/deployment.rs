@@ -359,9 +359,14 @@ impl Deployment {
             .or_else(|| pricing::context_window(provider.name(), &upstream_model));
         let mode = a.model_info.get("mode").and_then(Json::as_str);
         let completions_only = matches!(provider, ProviderKind::TextCompletion(_));
+        // Adapters that translate chat take `/completions` as chat too, whatever the model.
+        let translated = matches!(
+            provider,
+            ProviderKind::Anthropic(_) | ProviderKind::Ollama(_)
+        );
         let native_completions = completions_only
-            || mode == Some("completion")
-            || kind::is_text_completion_model(&upstream_model);
+            || (!translated
+                && (mode == Some("completion") || kind::is_text_completion_model(&upstream_model)));
         Ok(Self {
             index: a.index,
             id: a.id,

@@ -240,6 +240,20 @@ mod tests {
     }
 
     #[test]
+    fn a_string_error_is_the_message_and_a_missing_model_stays_a_404() {
+        let ollama = ProviderKind::Ollama(&crate::providers::kind::OLLAMA_CHAT);
+        let body = br#"{"error":"model \"llama9\" not found, try pulling it first"}"#;
+        let e = ProviderError::upstream(ollama, 404, body, None);
+        assert_eq!(e.status, 404);
+        assert_eq!(
+            e.message,
+            "litellm.NotFoundError: Ollama_chatException - model \"llama9\" not found, try pulling it first"
+        );
+        assert_eq!(e.error_type(), "not_found_error");
+        assert!(!e.is_retryable());
+    }
+
+    #[test]
     fn context_length_errors_are_recognised_and_not_retried() {
         let body = br#"{"error":{"message":"This model's maximum context length is 4097 tokens","code":"context_length_exceeded"}}"#;
         let e = ProviderError::upstream(openai(), 400, body, None);

@@ -153,6 +153,24 @@ pub static ANTHROPIC: Flavor = Flavor {
     base_env: &["ANTHROPIC_API_BASE", "ANTHROPIC_BASE_URL"],
 };
 
+/// Ollama's `/api/generate` (`ollama/`): chat is flattened into one prompt.
+pub static OLLAMA: Flavor = Flavor {
+    prefix: "ollama",
+    display: "Ollama",
+    default_base: Some("http://localhost:11434"),
+    key_env: &["OLLAMA_API_KEY"],
+    base_env: &["OLLAMA_API_BASE"],
+};
+
+/// Ollama's `/api/chat` (`ollama_chat/`): messages, images and tools.
+pub static OLLAMA_CHAT: Flavor = Flavor {
+    prefix: "ollama_chat",
+    display: "Ollama_chat",
+    default_base: Some("http://localhost:11434"),
+    key_env: &["OLLAMA_API_KEY"],
+    base_env: &["OLLAMA_API_BASE"],
+};
+
 /// Providers LiteLLM knows that llmgate does not translate yet.
 pub const NOT_YET: &[&str] = &[
     "gemini",
@@ -161,8 +179,6 @@ pub const NOT_YET: &[&str] = &[
     "bedrock",
     "cohere",
     "cohere_chat",
-    "ollama",
-    "ollama_chat",
     "huggingface",
 ];
 
@@ -177,6 +193,8 @@ pub enum ProviderKind {
     Azure(&'static Flavor),
     /// Anthropic's Messages API.
     Anthropic(&'static Flavor),
+    /// Ollama's native API (`/api/chat` or `/api/generate`, and `/api/embed`).
+    Ollama(&'static Flavor),
     /// A provider LiteLLM knows and llmgate does not translate yet.
     NotYet(&'static str),
 }
@@ -185,9 +203,11 @@ impl ProviderKind {
     /// The flavor holding this provider's defaults, if it is served.
     pub fn flavor(&self) -> Option<&'static Flavor> {
         match self {
-            Self::OpenAi(f) | Self::TextCompletion(f) | Self::Azure(f) | Self::Anthropic(f) => {
-                Some(f)
-            }
+            Self::OpenAi(f)
+            | Self::TextCompletion(f)
+            | Self::Azure(f)
+            | Self::Anthropic(f)
+            | Self::Ollama(f) => Some(f),
             Self::NotYet(_) => None,
         }
     }
@@ -195,9 +215,11 @@ impl ProviderKind {
     /// The provider's name as LiteLLM spells it (`openai`, `azure`, `groq` ...).
     pub fn name(&self) -> &'static str {
         match self {
-            Self::OpenAi(f) | Self::TextCompletion(f) | Self::Azure(f) | Self::Anthropic(f) => {
-                f.prefix
-            }
+            Self::OpenAi(f)
+            | Self::TextCompletion(f)
+            | Self::Azure(f)
+            | Self::Anthropic(f)
+            | Self::Ollama(f) => f.prefix,
             Self::NotYet(name) => name,
         }
     }
@@ -257,6 +279,12 @@ pub fn parse_model(model: &str) -> Option<(ProviderKind, &str)> {
         if prefix == ANTHROPIC.prefix {
             return Some((ProviderKind::Anthropic(&ANTHROPIC), rest));
         }
+        if let Some(f) = [&OLLAMA, &OLLAMA_CHAT]
+            .into_iter()
+            .find(|f| f.prefix == prefix)
+        {
+            return Some((ProviderKind::Ollama(f), rest));
+        }
         if prefix == TEXT_COMPLETION_OPENAI.prefix {
             return Some((ProviderKind::TextCompletion(&TEXT_COMPLETION_OPENAI), rest));
         }
@@ -294,6 +322,14 @@ mod tests {
             parse_model("anthropic/claude"),
             Some((ProviderKind::Anthropic(_), "claude"))
         ));
+        assert!(matches!(
+            parse_model("ollama/llama3:8b"),
+            Some((ProviderKind::Ollama(f), "llama3:8b")) if f.prefix == "ollama"
+        ));
+        assert_eq!(
+            parse_model("ollama_chat/llava").map(|(k, m)| (k.name(), k.display(), m)),
+            Some(("ollama_chat", "Ollama_chat", "llava"))
+        );
         assert!(matches!(
             parse_model("gemini/gemini-2.0-flash"),
             Some((ProviderKind::NotYet("gemini"), _))

@@ -3,8 +3,10 @@
 pub mod anthropic;
 pub mod client;
 mod error;
+pub mod gemini;
 pub mod kind;
 pub mod mock;
+pub mod ollama;
 pub mod request;
 pub mod stream;
 pub mod translate;
@@ -88,6 +90,12 @@ pub fn openai_reply(
         ProviderKind::Anthropic(_) => anthropic::reply::chat_completion(&body, unix_now())
             .map(bytes::Bytes::from)
             .map_err(|e| ProviderError::connection(provider, format!("unreadable reply: {e}"))),
+        // One view reads chat, generate and embed replies: which fields are set tells them apart.
+        ProviderKind::Ollama(_) => {
+            ollama::reply::openai(&body, &ollama::completion_id(), unix_now())
+                .map(bytes::Bytes::from)
+                .map_err(|e| ProviderError::connection(provider, format!("unreadable reply: {e}")))
+        }
         _ => Ok(body),
     }
 }

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value as Json};
 
-use super::{anthropic, translate, ErrorKind, Operation, ProviderError, ProviderKind};
+use super::{anthropic, ollama, translate, ErrorKind, Operation, ProviderError, ProviderKind};
 use crate::config::Deployment;
 
 /// How the reply must be reshaped for the client.
@@ -136,6 +136,10 @@ pub fn prepare(
     if let ProviderKind::Anthropic(_) = deployment.provider {
         return anthropic_call(wire_op, deployment, model, fields, stream, drop, reshape);
     }
+    if let ProviderKind::Ollama(flavor) = deployment.provider {
+        let api = ollama::Api::for_call(flavor, wire_op == Operation::Embedding);
+        return ollama_call(api, deployment, model, fields, stream, drop, reshape);
+    }
     let body = serde_json::to_vec(&Outgoing {
         model,
         fields,
@@ -161,6 +165,7 @@ pub fn prepare(
         ProviderKind::OpenAi(_)
         | ProviderKind::TextCompletion(_)
         | ProviderKind::Anthropic(_)
+        | ProviderKind::Ollama(_)
         | ProviderKind::NotYet(_) => join(&deployment.api_base, wire_op.route()),
     };
     Ok(PreparedCall {
@@ -214,6 +219,50 @@ fn anthropic_call(
     };
     Ok(PreparedCall {
         url: join(&deployment.api_base, route),
+        body: Bytes::from(body),
+        reshape,
+    })
+}
+
+/// The Ollama call for a chat (to `/api/chat` or `/api/generate`) or embedding request.
+fn ollama_call(
+    api: ollama::Api,
+    deployment: &Deployment,
+    model: &str,
+    fields: &Map<String, Json>,
+    stream: bool,
+    drop: &DropPolicy<'_>,
+    reshape: Reshape,
+) -> Result<PreparedCall, ProviderError> {
+    if !drop.unsupported {
+        if let Some(param) =
+            ollama::first_unsupported(api, fields, &deployment.defaults, drop.always)
+        {
+            return Err(unsupported_param(deployment, model, param));
+        }
+    }
+    let request = ollama::request(
+        api,
+        model,
+        fields,
+        &deployment.defaults,
+        stream,
+        drop.always,
+    )
+    .map_err(|message| ProviderError {
+        status: 400,
+        kind: ErrorKind::Status,
+        message: format!(
+            "litellm.BadRequestError: {}Exception - {message}",
+            deployment.provider.display()
+        ),
+        upstream_type: Some("invalid_request_error".into()),
+        param: Some("messages".into()),
+        retry_after: None,
+    })?;
+    let body = serde_json::to_vec(&request).map_err(|e| encode_error(deployment, e))?;
+    Ok(PreparedCall {
+        url: join(&deployment.api_base, api.route()),
         body: Bytes::from(body),
         reshape,
     })
@@ -353,6 +402,59 @@ mod tests {
         )
         .unwrap();
         assert_eq!(call.url, "http://h/v1/chat/completions");
+    }
+
+    #[test]
+    fn ollama_chat_goes_to_api_chat_with_a_bearer_key_and_ollama_to_api_generate() {
+        let chat =
+            deployment("{model: ollama_chat/llama3.1, api_base: 'http://h:11434/', api_key: k}");
+        let f = fields(r#"{"messages":[{"role":"user","content":"hi"}],"max_tokens":5}"#);
+        let call = prepare(
+            Operation::Chat,
+            &chat,
+            "llama3.1",
+            &f,
+            false,
+            &DropPolicy::default(),
+        )
+        .unwrap();
+        assert_eq!(call.url, "http://h:11434/api/chat");
+        let body: Json = serde_json::from_slice(&call.body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"model":"llama3.1","messages":[{"role":"user","content":"hi"}],"stream":false,"options":{"num_predict":5}})
+        );
+        assert_eq!(
+            deployment_headers(&chat).collect::<Vec<_>>(),
+            vec![("authorization", "Bearer k")]
+        );
+
+        let generate = deployment("{model: ollama/llama3.1:8b-instruct}");
+        assert_eq!(generate.api_base, "http://localhost:11434");
+        assert!(generate.auth_header.is_none());
+        let call = prepare(
+            Operation::Completion,
+            &generate,
+            "llama3.1",
+            &fields(r#"{"prompt":"hi"}"#),
+            true,
+            &DropPolicy::default(),
+        )
+        .unwrap();
+        assert_eq!(call.url, "http://localhost:11434/api/generate");
+        assert_eq!(call.reshape, Reshape::CompletionFromChat);
+        let body: Json = serde_json::from_slice(&call.body).unwrap();
+        assert_eq!(body["prompt"], "### User:\nhi\n\n");
+        let call = prepare(
+            Operation::Embedding,
+            &generate,
+            "llama3.1",
+            &fields(r#"{"input":"hi"}"#),
+            false,
+            &DropPolicy::default(),
+        )
+        .unwrap();
+        assert_eq!(call.url, "http://localhost:11434/api/embed");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The SSE relay: upstream events forwarded one by one as they arrive, usage captured on the way.
+//! The stream relay: upstream events (SSE, or NDJSON lines) forwarded one by one as OpenAI
+//! chunks as they arrive, usage captured on the way.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -13,8 +14,9 @@ use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::anthropic::stream::{AnthropicStream, Step};
+use super::anthropic::stream::AnthropicStream;
 use super::client::UpstreamBody;
+use super::ollama::stream::OllamaStream;
 use super::request::Reshape;
 use super::{translate, ProviderError, ProviderKind, Usage};
 use crate::actors::{Charge, Lease};
@@ -22,12 +24,30 @@ use crate::pricing::{self, Price};
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
 
+/// What one upstream event asks of the relay, as a stream translator reads it.
+#[derive(Debug, PartialEq)]
+pub enum Step {
+    /// Keep reading.
+    More,
+    /// The reply is complete.
+    Done,
+    /// The upstream reported a failure mid-stream: its error type and message.
+    Failed {
+        /// The upstream's error type (`overloaded_error`, `api_error` ...).
+        kind: String,
+        /// Its message.
+        message: String,
+    },
+}
+
 /// The event format the upstream streams in.
 pub enum Dialect {
     /// OpenAI chunks, relayed as they are.
     OpenAi,
     /// Anthropic's events, translated into OpenAI chunks.
     Anthropic(Box<AnthropicStream>),
+    /// Ollama's newline-delimited JSON, translated into OpenAI chunks.
+    Ollama(Box<OllamaStream>),
 }
 
 impl Dialect {
@@ -37,8 +57,17 @@ impl Dialect {
             ProviderKind::Anthropic(_) => {
                 Self::Anthropic(Box::new(AnthropicStream::new(super::unix_now())))
             }
+            ProviderKind::Ollama(_) => Self::Ollama(Box::new(OllamaStream::new(
+                super::ollama::completion_id(),
+                super::unix_now(),
+            ))),
             _ => Self::OpenAi,
         }
+    }
+
+    /// Whether each line is a whole JSON event (NDJSON) rather than an SSE field.
+    pub fn bare_json_lines(&self) -> bool {
+        matches!(self, Self::Ollama(_))
     }
 }
 
@@ -171,20 +200,30 @@ impl SseRelay {
 
     fn on_line(&mut self, raw: &[u8]) {
         let line = trim_line_end(raw);
-        let Some(data) = line.strip_prefix(b"data:") else {
-            return; // blank separators, comments, `event:` and `id:` fields
-        };
-        let data = data.strip_prefix(b" ").unwrap_or(data);
-        let Dialect::Anthropic(translator) = &mut self.dialect else {
-            if data == b"[DONE]" {
-                self.finish();
-            } else {
-                self.on_chunk(data);
+        let data = if self.dialect.bare_json_lines() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                return;
             }
-            return;
+            line
+        } else {
+            let Some(data) = line.strip_prefix(b"data:") else {
+                return; // blank separators, comments, `event:` and `id:` fields
+            };
+            data.strip_prefix(b" ").unwrap_or(data)
         };
         let mut chunks = Vec::new();
-        let step = translator.event(data, &mut chunks);
+        let step = match &mut self.dialect {
+            Dialect::OpenAi => {
+                if data == b"[DONE]" {
+                    self.finish();
+                } else {
+                    self.on_chunk(data);
+                }
+                return;
+            }
+            Dialect::Anthropic(translator) => translator.event(data, &mut chunks),
+            Dialect::Ollama(translator) => translator.event(data, &mut chunks),
+        };
         for chunk in &chunks {
             if let Ok(bytes) = serde_json::to_vec(chunk) {
                 self.on_chunk(&bytes);

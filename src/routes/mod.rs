@@ -32,7 +32,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route(&format!("{prefix}/models"), web::get().to(models::list))
         .route(&format!("{prefix}/model/info"), web::get().to(models::info))
-        .route(&format!("{prefix}/messages"), web::post().to(messages::messages))
+        .route(
+            &format!("{prefix}/messages"),
+            web::post().to(messages::messages),
+        )
         .route(
             &format!("{prefix}/messages/count_tokens"),
             web::post().to(messages::count_tokens),

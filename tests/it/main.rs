@@ -14,6 +14,7 @@ mod fallbacks;
 mod keys;
 mod messages;
 mod mock_response;
+mod ollama;
 mod providers;
 mod routing;
 mod spend;

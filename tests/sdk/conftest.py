@@ -60,11 +60,14 @@ class Target:
 
 
 def gateway_config(upstream_url: str) -> str:
-    def deployment(name: str, model: str, extra: str = "") -> str:
+    def deployment(name: str, model: str, extra: str = "", base: str = upstream_url) -> str:
         return (
             f"  - model_name: {name}\n"
-            f"    litellm_params: {{model: {model}, api_base: \"{upstream_url}\", api_key: {UPSTREAM_KEY}{extra}}}\n"
+            f"    litellm_params: {{model: {model}, api_base: \"{base}\", api_key: {UPSTREAM_KEY}{extra}}}\n"
         )
+
+    # Ollama's native API lives at the server root (`/api/chat`), not under `/v1`.
+    ollama_base = upstream_url.removesuffix("/v1")
 
     prices = f", input_cost_per_token: {INPUT_COST_PER_TOKEN_YAML}, output_cost_per_token: {OUTPUT_COST_PER_TOKEN_YAML}"
     return (
@@ -77,6 +80,10 @@ def gateway_config(upstream_url: str) -> str:
         + deployment("limited", "openai/fail-429")
         + deployment("midstream-drop", "openai/drop-midstream")
         + deployment("claude-test", "anthropic/claude-3-7-sonnet-20250219")
+        + deployment("ollama-test", "ollama_chat/llama3.1", base=ollama_base)
+        + deployment("ollama-generate-test", "ollama/llama3.2", base=ollama_base)
+        + deployment("ollama-embed-test", "ollama/all-minilm", base=ollama_base)
+        + deployment("ollama-missing", "ollama_chat/missing-model", base=ollama_base)
         + "  - model_name: mocked-429\n"
         + "    litellm_params: {model: openai/x, mock_response: \"litellm.RateLimitError\"}\n"
         + "litellm_settings:\n"

@@ -7,6 +7,9 @@ Routes (each with and without the `/v1` prefix):
 - `POST /completions`: a `text_completion`, streamed the same way when asked.
 - `POST /embeddings`: one vector per input; floats, or base64 of little-endian float32 when
   the request says `encoding_format: "base64"`.
+- `POST /api/chat`, `/api/generate`, `/api/embed`: Ollama's native API, answered from the
+  recorded fixtures in tests/fixtures/ollama (streams as newline-delimited JSON when the body
+  says `"stream": true`, as Ollama does); a model named `missing-...` is Ollama's 404.
 - `GET /models`: the three working test models.
 
 Failure on demand, chosen by the request's `model` (the gateway sends the deployment's model):
@@ -56,6 +59,9 @@ LISTED_MODELS = ["gpt-test", "instruct-test", "embed-test"]
 # Sent on every reply; the gateway should pass it on as `llm_provider-x-mock-upstream`.
 # Anthropic's Messages API is answered from the recorded fixtures the Rust tests use too.
 ANTHROPIC_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "anthropic"
+
+# Ollama's native API is answered from the recorded fixtures too.
+OLLAMA_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ollama"
 
 MARKER_HEADER = "x-mock-upstream"
 MARKER_VALUE = "yes"
@@ -251,6 +257,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._embeddings(body)
         elif route == "/messages":
             self._anthropic_messages(body)
+        elif route in OLLAMA_ROUTES:
+            self._ollama(route, body)
         else:
             self._send_error(404, f"no route POST {self.path}", "invalid_request_error")
 
@@ -265,6 +273,27 @@ class _Handler(BaseHTTPRequestHandler):
         for event in (ANTHROPIC_FIXTURES / "stream_tool_use.sse").read_text().split("\n\n"):
             if event.strip():
                 self._write_chunk(event.encode() + b"\n\n")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _ollama(self, route: str, body: dict[str, Any]) -> None:
+        model = str(body.get("model", ""))
+        if model.startswith("missing"):
+            self._send_json(404, {"error": f'model "{model}" not found, try pulling it first'})
+            return
+        reply, stream = OLLAMA_ROUTES[route]
+        # Ollama streams unless told not to.
+        if stream is None or body.get("stream") is False:
+            self._send_json(200, json.loads((OLLAMA_FIXTURES / reply).read_text())["ollama"])
+            return
+        self.send_response(200)
+        self.send_header("content-type", "application/x-ndjson")
+        self.send_header("transfer-encoding", "chunked")
+        self.send_header(MARKER_HEADER, MARKER_VALUE)
+        self.end_headers()
+        for line in (OLLAMA_FIXTURES / stream).read_text().splitlines(keepends=True):
+            if line.strip():
+                self._write_chunk(line.encode())
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
@@ -377,6 +406,14 @@ class _Handler(BaseHTTPRequestHandler):
             "model": body.get("model", "unknown"),
             "usage": {"prompt_tokens": EMBEDDING_PROMPT_TOKENS, "total_tokens": EMBEDDING_PROMPT_TOKENS},
         })
+
+
+# Ollama route -> (reply fixture, NDJSON stream fixture or None when it never streams).
+OLLAMA_ROUTES: dict[str, tuple[str, str | None]] = {
+    "/api/chat": ("reply_chat_tool_call.json", "stream_chat_tool_call.ndjson"),
+    "/api/generate": ("reply_generate.json", "stream_generate.ndjson"),
+    "/api/embed": ("reply_embed.json", None),
+}
 
 
 def _lowercase(headers: Any) -> dict[str, str]:

@@ -5,22 +5,7 @@ use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
 use super::reply::{finish_reason, TokenCounts};
-
-/// What one event asks of the relay.
-#[derive(Debug, PartialEq)]
-pub enum Step {
-    /// Keep reading.
-    More,
-    /// The message is complete (`message_stop`).
-    Done,
-    /// The upstream sent an `error` event: its type and message.
-    Failed {
-        /// Anthropic's error type (`overloaded_error` ...).
-        kind: String,
-        /// Its message.
-        message: String,
-    },
-}
+pub use crate::providers::stream::Step;
 
 #[derive(Deserialize)]
 struct Event {

@@ -1,7 +1,8 @@
 //! A mock upstream that speaks a provider's own wire format from recorded fixtures: it answers
-//! every POST with the scripted reply (a JSON body, or an SSE stream when the request asks to
-//! stream) and records each call.
+//! every POST with the scripted reply (a JSON body, or an SSE or NDJSON stream when the request
+//! asks to stream) and records each call.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
@@ -16,7 +17,8 @@ pub struct Script {
     pub status: u16,
     /// The body of a non-streamed reply.
     pub body: String,
-    /// The SSE text sent, line by line, when the request has `"stream": true`.
+    /// The stream sent when the request has `"stream": true`: SSE text, one event per write
+    /// (or NDJSON, one line per write, from a mock started with [`WireMock::start_ndjson`]).
     pub sse: String,
 }
 
@@ -24,6 +26,8 @@ pub struct Script {
 struct Shared {
     script: Mutex<Option<Script>>,
     calls: Mutex<Vec<Recorded>>,
+    /// Streams are newline-delimited JSON (Ollama's) rather than SSE.
+    ndjson: AtomicBool,
 }
 
 /// The running mock.
@@ -65,6 +69,14 @@ impl WireMock {
         }
     }
 
+    /// Starts a mock whose streams are newline-delimited JSON: `script.sse` is sent one line
+    /// per write, as `application/x-ndjson`.
+    pub async fn start_ndjson(script: Script) -> Self {
+        let mock = Self::start(script).await;
+        mock.shared.ndjson.store(true, Ordering::Relaxed);
+        mock
+    }
+
     /// Replaces the script.
     pub fn set(&self, script: Script) {
         *self.shared.script.lock().unwrap() = Some(script);
@@ -91,13 +103,18 @@ async fn answer(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) -> Htt
     });
     let script = shared.script.lock().unwrap().clone().expect("no script");
     if parsed["stream"] == true && script.status == 200 {
+        let (separator, content_type) = if shared.ndjson.load(Ordering::Relaxed) {
+            ("\n", "application/x-ndjson")
+        } else {
+            ("\n\n", "text/event-stream")
+        };
         let events: Vec<Result<Bytes, actix_web::Error>> = script
             .sse
-            .split_inclusive("\n\n")
+            .split_inclusive(separator)
             .map(|e| Ok(Bytes::from(e.to_owned())))
             .collect();
         return HttpResponse::Ok()
-            .content_type("text/event-stream")
+            .content_type(content_type)
             .streaming(futures_util::stream::iter(events));
     }
     HttpResponse::build(actix_web::http::StatusCode::from_u16(script.status).unwrap())
