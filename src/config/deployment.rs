@@ -317,6 +317,7 @@ impl Deployment {
         let auth_header = api_key.as_ref().map(|k| match provider {
             ProviderKind::Azure(_) => ("api-key", k.clone()),
             ProviderKind::Anthropic(_) => ("x-api-key", k.clone()),
+            ProviderKind::Gemini(_) => ("x-goog-api-key", k.clone()),
             _ => (
                 "authorization",
                 Secret::new(format!("Bearer {}", k.expose())),
@@ -362,7 +363,7 @@ impl Deployment {
         // Adapters that translate chat take `/completions` as chat too, whatever the model.
         let translated = matches!(
             provider,
-            ProviderKind::Anthropic(_) | ProviderKind::Ollama(_)
+            ProviderKind::Anthropic(_) | ProviderKind::Ollama(_) | ProviderKind::Gemini(_)
         );
         let native_completions = completions_only
             || (!translated

@@ -89,6 +89,7 @@ impl ProviderError {
                 || lowered.contains("maximum context length")
                 || lowered.contains("context length")
                 || lowered.contains("prompt is too long")
+                || lowered.contains("exceeds the maximum number of tokens")
                 || lowered.contains("too many tokens"))
         {
             ErrorKind::ContextWindow

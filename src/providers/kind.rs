@@ -153,6 +153,15 @@ pub static ANTHROPIC: Flavor = Flavor {
     base_env: &["ANTHROPIC_API_BASE", "ANTHROPIC_BASE_URL"],
 };
 
+/// Google AI Studio's Gemini API: `generateContent`, the key in `x-goog-api-key`.
+pub static GEMINI: Flavor = Flavor {
+    prefix: "gemini",
+    display: "Gemini",
+    default_base: Some("https://generativelanguage.googleapis.com"),
+    key_env: &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
+    base_env: &["GEMINI_API_BASE"],
+};
+
 /// Ollama's `/api/generate` (`ollama/`): chat is flattened into one prompt.
 pub static OLLAMA: Flavor = Flavor {
     prefix: "ollama",
@@ -173,7 +182,6 @@ pub static OLLAMA_CHAT: Flavor = Flavor {
 
 /// Providers LiteLLM knows that llmgate does not translate yet.
 pub const NOT_YET: &[&str] = &[
-    "gemini",
     "vertex_ai",
     "vertex_ai_beta",
     "bedrock",
@@ -195,6 +203,8 @@ pub enum ProviderKind {
     Anthropic(&'static Flavor),
     /// Ollama's native API (`/api/chat` or `/api/generate`, and `/api/embed`).
     Ollama(&'static Flavor),
+    /// Google AI Studio's Gemini API.
+    Gemini(&'static Flavor),
     /// A provider LiteLLM knows and llmgate does not translate yet.
     NotYet(&'static str),
 }
@@ -207,7 +217,8 @@ impl ProviderKind {
             | Self::TextCompletion(f)
             | Self::Azure(f)
             | Self::Anthropic(f)
-            | Self::Ollama(f) => Some(f),
+            | Self::Ollama(f)
+            | Self::Gemini(f) => Some(f),
             Self::NotYet(_) => None,
         }
     }
@@ -219,7 +230,8 @@ impl ProviderKind {
             | Self::TextCompletion(f)
             | Self::Azure(f)
             | Self::Anthropic(f)
-            | Self::Ollama(f) => f.prefix,
+            | Self::Ollama(f)
+            | Self::Gemini(f) => f.prefix,
             Self::NotYet(name) => name,
         }
     }
@@ -254,7 +266,7 @@ fn bare_provider(model: &str) -> Option<ProviderKind> {
         return Some(ProviderKind::Anthropic(&ANTHROPIC));
     }
     if model.starts_with("gemini-") {
-        return Some(ProviderKind::NotYet("gemini"));
+        return Some(ProviderKind::Gemini(&GEMINI));
     }
     if model.starts_with("command-r") || model.starts_with("command-a") {
         return Some(ProviderKind::NotYet("cohere_chat"));
@@ -278,6 +290,9 @@ pub fn parse_model(model: &str) -> Option<(ProviderKind, &str)> {
         }
         if prefix == ANTHROPIC.prefix {
             return Some((ProviderKind::Anthropic(&ANTHROPIC), rest));
+        }
+        if prefix == GEMINI.prefix {
+            return Some((ProviderKind::Gemini(&GEMINI), rest));
         }
         if let Some(f) = [&OLLAMA, &OLLAMA_CHAT]
             .into_iter()
@@ -332,7 +347,11 @@ mod tests {
         );
         assert!(matches!(
             parse_model("gemini/gemini-2.0-flash"),
-            Some((ProviderKind::NotYet("gemini"), _))
+            Some((ProviderKind::Gemini(_), "gemini-2.0-flash"))
+        ));
+        assert!(matches!(
+            parse_model("vertex_ai/gemini-2.0-flash"),
+            Some((ProviderKind::NotYet("vertex_ai"), _))
         ));
         assert!(parse_model("nonsense/x").is_none());
     }

@@ -81,20 +81,55 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// What a reply's translation needs to know of the call it answers.
+pub struct ReplyOf<'a> {
+    /// Chat, completion (already chat on the wire) or embedding.
+    pub op: Operation,
+    /// The model the deployment called.
+    pub model: &'a str,
+    /// The request's fields, for what the provider does not report (embedding tokens).
+    pub fields: &'a serde_json::Map<String, serde_json::Value>,
+}
+
 /// A whole reply in the provider's format, as OpenAI's.
 pub fn openai_reply(
     provider: ProviderKind,
+    of: &ReplyOf<'_>,
     body: bytes::Bytes,
 ) -> Result<bytes::Bytes, ProviderError> {
+    let unreadable = |e: serde_json::Error| {
+        ProviderError::connection(provider, format!("unreadable reply: {e}"))
+    };
     match provider {
         ProviderKind::Anthropic(_) => anthropic::reply::chat_completion(&body, unix_now())
             .map(bytes::Bytes::from)
-            .map_err(|e| ProviderError::connection(provider, format!("unreadable reply: {e}"))),
+            .map_err(unreadable),
         // One view reads chat, generate and embed replies: which fields are set tells them apart.
         ProviderKind::Ollama(_) => {
             ollama::reply::openai(&body, &ollama::completion_id(), unix_now())
                 .map(bytes::Bytes::from)
-                .map_err(|e| ProviderError::connection(provider, format!("unreadable reply: {e}")))
+                .map_err(unreadable)
+        }
+        ProviderKind::Gemini(_) => {
+            let reply = if of.op == Operation::Embedding {
+                // Gemini reports no tokens for embeddings: they are counted here.
+                let tokens = match of.fields.get("input") {
+                    Some(serde_json::Value::String(s)) => crate::tokens::count(s),
+                    Some(serde_json::Value::Array(items)) => items
+                        .iter()
+                        .filter_map(serde_json::Value::as_str)
+                        .map(crate::tokens::count)
+                        .sum(),
+                    _ => 0,
+                };
+                gemini::reply::embeddings(&body, of.model, tokens)
+            } else {
+                gemini::reply::chat_completion(&body, of.model, unix_now())
+            };
+            reply
+                .and_then(|v| serde_json::to_vec(&v))
+                .map(bytes::Bytes::from)
+                .map_err(unreadable)
         }
         _ => Ok(body),
     }

@@ -4,7 +4,9 @@ use bytes::Bytes;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value as Json};
 
-use super::{anthropic, ollama, translate, ErrorKind, Operation, ProviderError, ProviderKind};
+use super::{
+    anthropic, gemini, ollama, translate, ErrorKind, Operation, ProviderError, ProviderKind,
+};
 use crate::config::Deployment;
 
 /// How the reply must be reshaped for the client.
@@ -136,6 +138,9 @@ pub fn prepare(
     if let ProviderKind::Anthropic(_) = deployment.provider {
         return anthropic_call(wire_op, deployment, model, fields, stream, drop, reshape);
     }
+    if let ProviderKind::Gemini(_) = deployment.provider {
+        return gemini_call(wire_op, deployment, model, fields, stream, drop, reshape);
+    }
     if let ProviderKind::Ollama(flavor) = deployment.provider {
         let api = ollama::Api::for_call(flavor, wire_op == Operation::Embedding);
         return ollama_call(api, deployment, model, fields, stream, drop, reshape);
@@ -166,6 +171,7 @@ pub fn prepare(
         | ProviderKind::TextCompletion(_)
         | ProviderKind::Anthropic(_)
         | ProviderKind::Ollama(_)
+        | ProviderKind::Gemini(_)
         | ProviderKind::NotYet(_) => join(&deployment.api_base, wire_op.route()),
     };
     Ok(PreparedCall {
@@ -219,6 +225,51 @@ fn anthropic_call(
     };
     Ok(PreparedCall {
         url: join(&deployment.api_base, route),
+        body: Bytes::from(body),
+        reshape,
+    })
+}
+
+/// The Gemini call: `generateContent`, `streamGenerateContent?alt=sse` or
+/// `batchEmbedContents` on the model, under `/v1beta` unless the base names a version.
+fn gemini_call(
+    op: Operation,
+    deployment: &Deployment,
+    model: &str,
+    fields: &Map<String, Json>,
+    stream: bool,
+    drop: &DropPolicy<'_>,
+    reshape: Reshape,
+) -> Result<PreparedCall, ProviderError> {
+    let (method, request) = if op == Operation::Embedding {
+        ("batchEmbedContents", gemini::embed_request(model, fields))
+    } else {
+        if !drop.unsupported {
+            if let Some(param) =
+                gemini::first_unsupported(fields, &deployment.defaults, drop.always)
+            {
+                return Err(unsupported_param(deployment, model, param));
+            }
+        }
+        let method = if stream {
+            "streamGenerateContent?alt=sse"
+        } else {
+            "generateContent"
+        };
+        (
+            method,
+            gemini::chat_request(fields, &deployment.defaults, drop.always),
+        )
+    };
+    let base = deployment.api_base.trim_end_matches('/');
+    let versioned = base.ends_with("/v1beta") || base.ends_with("/v1");
+    let url = format!(
+        "{base}{}/models/{model}:{method}",
+        if versioned { "" } else { "/v1beta" }
+    );
+    let body = serde_json::to_vec(&request).map_err(|e| encode_error(deployment, e))?;
+    Ok(PreparedCall {
+        url,
         body: Bytes::from(body),
         reshape,
     })

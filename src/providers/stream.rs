@@ -16,6 +16,7 @@ use serde_json::Value as Json;
 
 use super::anthropic::stream::AnthropicStream;
 use super::client::UpstreamBody;
+use super::gemini::stream::GeminiStream;
 use super::ollama::stream::OllamaStream;
 use super::request::Reshape;
 use super::{translate, ProviderError, ProviderKind, Usage};
@@ -48,12 +49,17 @@ pub enum Dialect {
     Anthropic(Box<AnthropicStream>),
     /// Ollama's newline-delimited JSON, translated into OpenAI chunks.
     Ollama(Box<OllamaStream>),
+    /// Gemini's SSE chunks, translated into OpenAI chunks.
+    Gemini(Box<GeminiStream>),
 }
 
 impl Dialect {
-    /// The dialect `provider` streams in.
-    pub fn of(provider: ProviderKind) -> Self {
+    /// The dialect `provider` streams `model`'s reply in.
+    pub fn of(provider: ProviderKind, model: &str) -> Self {
         match provider {
+            ProviderKind::Gemini(_) => {
+                Self::Gemini(Box::new(GeminiStream::new(model, super::unix_now())))
+            }
             ProviderKind::Anthropic(_) => {
                 Self::Anthropic(Box::new(AnthropicStream::new(super::unix_now())))
             }
@@ -223,6 +229,7 @@ impl SseRelay {
             }
             Dialect::Anthropic(translator) => translator.event(data, &mut chunks),
             Dialect::Ollama(translator) => translator.event(data, &mut chunks),
+            Dialect::Gemini(translator) => translator.event(data, &mut chunks),
         };
         for chunk in &chunks {
             if let Ok(bytes) = serde_json::to_vec(chunk) {

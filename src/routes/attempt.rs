@@ -174,7 +174,7 @@ impl Attempt<'_> {
                 reshape: call.reshape,
                 deadline: whole.saturating_sub(upstream_started.elapsed()),
                 provider: d.provider,
-                dialect: Dialect::of(d.provider),
+                dialect: Dialect::of(d.provider, &model),
                 prompt_tokens: Box::new(move || crate::tokens::prompt_tokens(&fields)),
                 price,
                 charge: charge.take(),
@@ -188,7 +188,12 @@ impl Attempt<'_> {
         }
         let remaining = whole.saturating_sub(upstream_started.elapsed());
         let body = client::read_all(&mut reply.body, d.provider, remaining, max_body).await?;
-        let body = crate::providers::openai_reply(d.provider, body)?;
+        let of = crate::providers::ReplyOf {
+            op: self.op,
+            model: &model,
+            fields: &self.request.fields,
+        };
+        let body = crate::providers::openai_reply(d.provider, &of, body)?;
         let usage = usage_of(&body);
         if let Some(lease) = slot.as_mut() {
             lease.succeed(usage);

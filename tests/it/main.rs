@@ -11,6 +11,7 @@ mod config;
 mod docker;
 mod errors;
 mod fallbacks;
+mod gemini;
 mod keys;
 mod messages;
 mod mock_response;

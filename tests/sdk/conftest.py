@@ -80,6 +80,7 @@ def gateway_config(upstream_url: str) -> str:
         + deployment("limited", "openai/fail-429")
         + deployment("midstream-drop", "openai/drop-midstream")
         + deployment("claude-test", "anthropic/claude-3-7-sonnet-20250219")
+        + deployment("gemini-test", "gemini/gemini-2.5-flash", base=ollama_base)
         + deployment("ollama-test", "ollama_chat/llama3.1", base=ollama_base)
         + deployment("ollama-generate-test", "ollama/llama3.2", base=ollama_base)
         + deployment("ollama-embed-test", "ollama/all-minilm", base=ollama_base)

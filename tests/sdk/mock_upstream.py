@@ -59,6 +59,7 @@ LISTED_MODELS = ["gpt-test", "instruct-test", "embed-test"]
 # Sent on every reply; the gateway should pass it on as `llm_provider-x-mock-upstream`.
 # Anthropic's Messages API is answered from the recorded fixtures the Rust tests use too.
 ANTHROPIC_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "anthropic"
+GEMINI_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gemini"
 
 # Ollama's native API is answered from the recorded fixtures too.
 OLLAMA_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ollama"
@@ -249,6 +250,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         route = self._route()
+        if ":generateContent" in route or ":streamGenerateContent" in route:
+            self._gemini(route)
+            return
         if route == "/chat/completions":
             self._chat(body)
         elif route == "/completions":
@@ -263,6 +267,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(404, f"no route POST {self.path}", "invalid_request_error")
 
     # --- endpoints ----------------------------------------------------------------------
+
+    def _gemini(self, route: str) -> None:
+        if ":generateContent" in route:
+            recorded = json.loads((GEMINI_FIXTURES / "reply_function_call.json").read_text())
+            self._send_json(200, recorded["gemini"])
+            return
+        self._start_sse()
+        for event in (GEMINI_FIXTURES / "stream_function_call.sse").read_text().split("\n\n"):
+            if event.strip():
+                self._write_chunk(event.encode() + b"\n\n")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
     def _anthropic_messages(self, body: dict[str, Any]) -> None:
         if not body.get("stream"):

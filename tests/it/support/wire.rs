@@ -1,6 +1,7 @@
 //! A mock upstream that speaks a provider's own wire format from recorded fixtures: it answers
 //! every POST with the scripted reply (a JSON body, or an SSE or NDJSON stream when the request
-//! asks to stream) and records each call.
+//! asks to stream: `"stream": true` in the body, or `alt=sse` in the query as Gemini asks) and
+//! records each call.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -102,7 +103,8 @@ async fn answer(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) -> Htt
         body: parsed.clone(),
     });
     let script = shared.script.lock().unwrap().clone().expect("no script");
-    if parsed["stream"] == true && script.status == 200 {
+    let streamed = parsed["stream"] == true || req.query_string().contains("alt=sse");
+    if streamed && script.status == 200 {
         let (separator, content_type) = if shared.ndjson.load(Ordering::Relaxed) {
             ("\n", "application/x-ndjson")
         } else {
