@@ -587,7 +587,8 @@ fn well_known_bare_names_load_with_their_provider() {
     assert_eq!(settings.deployments[2].provider.name(), "cohere_chat");
     assert_eq!(settings.warnings().len(), 1, "{:?}", settings.warnings());
     assert!(
-        settings.warnings()[0].contains("model_list[2].litellm_params.model: the gemini provider"),
+        settings.warnings()[0]
+            .contains("model_list[2].litellm_params.model: the cohere_chat provider"),
         "a provider not translated yet is named in the startup warning: {:?}",
         settings.warnings()
     );
