@@ -1,23 +1,21 @@
-//! Translation cost for the Anthropic adapter, on the recorded fixtures: per request (the
-//! OpenAI request to the Messages API and the reply back, each to and from bytes) and per
-//! streamed event (an Anthropic event to its OpenAI chunk bytes). Prints PASS or FAIL against
-//! the targets (under 20 µs per request, under 2 µs per chunk).
+//! Translation cost of the Anthropic and Gemini adapters, on the recorded fixtures: per request
+//! (the OpenAI request to the provider's, and the provider's reply back, each to and from
+//! bytes) and per streamed event (a provider event to its OpenAI chunk bytes). Prints PASS or
+//! FAIL against the targets (under 20 µs per request, under 2 µs per chunk).
 //!
 //!   cargo run --release --example bench_translate
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use llmgate::providers::anthropic::{chat_request, reply, stream::AnthropicStream};
+use llmgate::providers::stream::Step;
+use llmgate::providers::{anthropic, gemini};
 use serde_json::{Map, Value as Json};
 
 const ROUNDS: usize = 20_000;
 
-fn fixture(name: &str) -> String {
-    let path = format!(
-        "{}/tests/fixtures/anthropic/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+fn fixture(path: &str) -> String {
+    let path = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(path).expect("fixture")
 }
 
@@ -41,35 +39,88 @@ fn verdict(took: Duration, limit: Duration) -> &'static str {
     }
 }
 
-fn main() {
-    let request: Json = serde_json::from_str(&fixture("request_tools_images.json")).unwrap();
-    let fields: Map<String, Json> = request["openai"].as_object().unwrap().clone();
-    let defaults = Map::new();
-    let reply_case: Json = serde_json::from_str(&fixture("reply_tool_use.json")).unwrap();
-    let reply_bytes = serde_json::to_vec(&reply_case["anthropic"]).unwrap();
-    let sse = fixture("stream_tool_use.sse");
-    let events: Vec<&str> = sse
-        .lines()
+/// The recorded stream's `data:` payloads.
+fn events(sse: &str) -> Vec<&str> {
+    sse.lines()
         .filter_map(|l| l.strip_prefix("data: "))
-        .collect();
+        .collect()
+}
 
+/// Times one provider and prints its rows.
+fn report(
+    name: &str,
+    to_wire: Duration,
+    from_wire: Duration,
+    per_stream: Duration,
+    stream_events: usize,
+) {
+    let per_request = to_wire + from_wire;
+    let per_event = per_stream / stream_events as u32;
+    println!("{name}:");
+    println!("  OpenAI request to the provider's: {to_wire:?}");
+    println!("  provider's reply to chat.completion: {from_wire:?}");
+    println!(
+        "  per request, both ways: {per_request:?} (target < 20 µs) {}",
+        verdict(per_request, Duration::from_micros(20))
+    );
+    println!(
+        "  per streamed event: {per_event:?} over {stream_events} events (target < 2 µs) {}",
+        verdict(per_event, Duration::from_micros(2))
+    );
+}
+
+fn openai_fields(case: &str) -> Map<String, Json> {
+    let request: Json = serde_json::from_str(&fixture(case)).unwrap();
+    request["openai"].as_object().unwrap().clone()
+}
+
+fn main() {
+    let none = Map::new();
+    println!("mean of {ROUNDS} runs on the recorded fixtures (tests/fixtures/)");
+
+    let fields = openai_fields("anthropic/request_tools_images.json");
+    let reply: Json = serde_json::from_str(&fixture("anthropic/reply_tool_use.json")).unwrap();
+    let reply = serde_json::to_vec(&reply["anthropic"]).unwrap();
+    let sse = fixture("anthropic/stream_tool_use.sse");
+    let stream = events(&sse);
     let to_wire = mean(|| {
-        let body = chat_request(
-            "claude-3-7-sonnet-20250219",
-            black_box(&fields),
-            &defaults,
-            false,
-            &[],
-        );
+        let body = anthropic::chat_request("claude", black_box(&fields), &none, false, &[]);
         black_box(serde_json::to_vec(&body).unwrap());
     });
     let from_wire = mean(|| {
-        black_box(reply::chat_completion(black_box(&reply_bytes), 1).unwrap());
+        black_box(anthropic::reply::chat_completion(black_box(&reply), 1).unwrap());
     });
     let per_stream = mean(|| {
-        let mut t = AnthropicStream::new(1);
+        let mut t = anthropic::stream::AnthropicStream::new(1);
         let mut chunks = Vec::new();
-        for e in &events {
+        for e in &stream {
+            chunks.clear();
+            let step = t.event(black_box(e.as_bytes()), &mut chunks);
+            for c in &chunks {
+                black_box(serde_json::to_vec(c).unwrap());
+            }
+            black_box(step == Step::Done);
+        }
+    });
+    report("anthropic", to_wire, from_wire, per_stream, stream.len());
+
+    let fields = openai_fields("gemini/request_tools_images.json");
+    let reply: Json = serde_json::from_str(&fixture("gemini/reply_function_call.json")).unwrap();
+    let reply = serde_json::to_vec(&reply["gemini"]).unwrap();
+    let sse = fixture("gemini/stream_function_call.sse");
+    let stream = events(&sse);
+    let to_wire = mean(|| {
+        let body = gemini::chat_request(black_box(&fields), &none, &[]);
+        black_box(serde_json::to_vec(&body).unwrap());
+    });
+    let from_wire = mean(|| {
+        let out = gemini::reply::chat_completion(black_box(&reply), "gemini", 1).unwrap();
+        black_box(serde_json::to_vec(&out).unwrap());
+    });
+    let per_stream = mean(|| {
+        let mut t = gemini::stream::GeminiStream::new("gemini", 1);
+        let mut chunks = Vec::new();
+        for e in &stream {
             chunks.clear();
             t.event(black_box(e.as_bytes()), &mut chunks);
             for c in &chunks {
@@ -77,18 +128,5 @@ fn main() {
             }
         }
     });
-    let per_event = per_stream / events.len() as u32;
-    let per_request = to_wire + from_wire;
-    println!("anthropic translation, mean of {ROUNDS} runs on the recorded fixtures:");
-    println!("  request to the Messages API (6 messages, tools, images) {to_wire:?}");
-    println!("  reply to chat.completion (thinking, text, tool call)     {from_wire:?}");
-    println!(
-        "  per request, both ways: {per_request:?} (target < 20 µs) {}",
-        verdict(per_request, Duration::from_micros(20))
-    );
-    println!(
-        "  per streamed event: {per_event:?} over {} events (target < 2 µs) {}",
-        events.len(),
-        verdict(per_event, Duration::from_micros(2))
-    );
+    report("gemini", to_wire, from_wire, per_stream, stream.len());
 }

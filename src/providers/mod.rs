@@ -74,6 +74,12 @@ pub fn usage_of(body: &[u8]) -> Option<Usage> {
         .and_then(|u| u.usage)
 }
 
+/// A random (version 4) UUID from the process's fast generator: ids for translated replies and
+/// tool calls, made without a system call.
+pub fn random_uuid() -> uuid::Uuid {
+    uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid()
+}
+
 /// Seconds since the epoch, for the `created` of translated replies.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()

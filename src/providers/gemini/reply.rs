@@ -128,7 +128,7 @@ pub(super) fn tool_call(call: &FunctionCall<'_>, index: usize) -> Json {
     let arguments = call.args.map_or("{}", RawValue::get);
     json!({
         "index": index,
-        "id": format!("call_{}", uuid::Uuid::new_v4().simple()),
+        "id": format!("call_{}", crate::providers::random_uuid().simple()),
         "type": "function",
         "function": {"name": call.name, "arguments": arguments},
     })
@@ -179,7 +179,7 @@ pub fn chat_completion(body: &[u8], model: &str, created: u64) -> serde_json::Re
         choices.push(json!({"index": 0, "message": {"role": "assistant", "content": null}, "finish_reason": "content_filter"}));
     }
     let id = r.response_id.as_deref().map_or_else(
-        || format!("chatcmpl-{}", uuid::Uuid::new_v4()),
+        || format!("chatcmpl-{}", crate::providers::random_uuid()),
         str::to_owned,
     );
     Ok(json!({

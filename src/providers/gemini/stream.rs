@@ -21,7 +21,7 @@ impl GeminiStream {
     /// A translator for `model`'s stream, stamping its chunks `created`.
     pub fn new(model: &str, created: u64) -> Self {
         Self {
-            id: format!("chatcmpl-{}", uuid::Uuid::new_v4()),
+            id: format!("chatcmpl-{}", crate::providers::random_uuid()),
             model: model.to_owned(),
             created,
             ..Self::default()
@@ -53,7 +53,7 @@ impl GeminiStream {
                     .to_owned(),
             };
         }
-        if let Some(v) = r.model_version.as_deref() {
+        if let Some(v) = r.model_version.as_deref().filter(|v| *v != self.model) {
             self.model = v.to_owned();
         }
         if !self.started {
