@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 use super::support::{is_known_param, SECRET_PARAMS};
 use super::{de, CliOverrides, ConfigError, Env, Secret};
 use crate::pricing::{self, Price};
-use crate::providers::kind::{self, ProviderKind};
+use crate::providers::huggingface::prompt::Template as PromptTemplate;
+use crate::providers::kind::{self, HuggingFaceApi, ProviderKind};
 
 /// Where a deployment was declared.
 #[derive(Debug, Clone)]
@@ -125,6 +126,9 @@ pub struct Deployment {
     pub native_completions: bool,
     /// Whether only `/completions` is served (chat is translated to it).
     pub completions_only: bool,
+    /// The chat template from `litellm_params` (`roles`, `initial_prompt_value` ...): a
+    /// Hugging Face deployment that has one writes its own prompt for TGI's `generate`.
+    pub prompt_template: Option<PromptTemplate>,
     /// `litellm_params` with every secret removed, for `/model/info`.
     pub public_params: Json,
     /// `model_info` with `id` filled in.
@@ -294,19 +298,42 @@ impl Deployment {
             )
         })?;
         let upstream_model = upstream_model.to_owned();
+        let prompt_template =
+            PromptTemplate::from_params(&a.public_params).map_err(|(key, message)| {
+                ConfigError::at(a.model_path.replace(".model", &format!(".{key}")), message)
+            })?;
+        // Hugging Face speaks chat unless the deployment writes its own prompt (raw TGI).
+        let provider = match provider {
+            ProviderKind::HuggingFace(f, _) => {
+                let mode = a.model_info.get("mode").and_then(Json::as_str);
+                let api = HuggingFaceApi::for_deployment(prompt_template.is_some(), mode);
+                ProviderKind::HuggingFace(f, api)
+            }
+            other => other,
+        };
         let flavor = provider.flavor();
         let api_base = a
             .api_base
             .filter(|b| !b.is_empty())
             .or_else(|| flavor.and_then(|f| f.base_env.iter().find_map(|v| a.env.get(v))))
-            .or_else(|| flavor.and_then(|f| f.default_base.map(str::to_owned)))
+            .or_else(|| provider.default_base().map(str::to_owned))
             .unwrap_or_default();
         let api_base = api_base.trim_end_matches('/').to_owned();
-        let needs_base = matches!(provider, ProviderKind::OpenAi(_) | ProviderKind::Azure(_));
+        let raw_tgi = matches!(
+            provider,
+            ProviderKind::HuggingFace(_, HuggingFaceApi::Generate)
+        );
+        let needs_base =
+            raw_tgi || matches!(provider, ProviderKind::OpenAi(_) | ProviderKind::Azure(_));
         if api_base.is_empty() && needs_base && a.mock_response.is_none() {
+            let which = if raw_tgi {
+                "huggingface deployments on TGI's `generate` API (a prompt template, or `model_info.mode: completion`) need an api_base: the TGI server's URL".to_owned()
+            } else {
+                format!("{} deployments need an api_base", provider.name())
+            };
             return Err(ConfigError::at(
                 a.model_path.replace(".model", ".api_base"),
-                format!("{} deployments need an api_base", provider.name()),
+                which,
             ));
         }
         let api_key = a
@@ -363,7 +390,11 @@ impl Deployment {
         // Adapters that translate chat take `/completions` as chat too, whatever the model.
         let translated = matches!(
             provider,
-            ProviderKind::Anthropic(_) | ProviderKind::Ollama(_) | ProviderKind::Gemini(_)
+            ProviderKind::Anthropic(_)
+                | ProviderKind::Ollama(_)
+                | ProviderKind::Gemini(_)
+                | ProviderKind::Cohere(_)
+                | ProviderKind::HuggingFace(..)
         );
         let native_completions = completions_only
             || (!translated
@@ -394,6 +425,7 @@ impl Deployment {
             mock_response: a.mock_response,
             native_completions,
             completions_only,
+            prompt_template,
             public_params,
             model_info: a.model_info,
             price,
@@ -572,6 +604,47 @@ mod tests {
         );
         let table = only("    litellm_params: {model: openai/gpt-4o-mini, api_base: 'http://h'}\n");
         assert_eq!(table.price, pricing::lookup("openai", "gpt-4o-mini"));
+    }
+
+    #[test]
+    fn a_huggingface_template_or_completion_mode_picks_raw_generate_which_needs_an_api_base() {
+        let chat =
+            only("    litellm_params: {model: huggingface/meta-llama/Llama-3.1-8B-Instruct}\n");
+        assert_eq!(
+            chat.provider,
+            ProviderKind::HuggingFace(&kind::HUGGINGFACE, HuggingFaceApi::Chat)
+        );
+        assert!(chat.prompt_template.is_none());
+        let templated = only("    litellm_params: {model: huggingface/m, api_base: 'http://tgi', bos_token: '<s>', temperature: 0.1}\n");
+        assert!(matches!(
+            templated.provider,
+            ProviderKind::HuggingFace(_, HuggingFaceApi::Generate)
+        ));
+        assert!(!templated.defaults.contains_key("bos_token"));
+        assert_eq!(templated.defaults["temperature"], 0.1);
+        assert_eq!(templated.prompt_template.unwrap().bos_token, "<s>");
+        let completion = only("    litellm_params: {model: huggingface/bigcode/starcoder, api_base: 'http://tgi'}\n    model_info: {mode: completion}\n");
+        assert!(matches!(
+            completion.provider,
+            ProviderKind::HuggingFace(_, HuggingFaceApi::Generate)
+        ));
+
+        let refused = |params: &str| {
+            let text = format!("model_list:\n  - model_name: m\n    litellm_params: {params}\n");
+            crate::config::Settings::from_yaml(&text, &CliOverrides::default())
+                .unwrap_err()
+                .to_string()
+        };
+        let err = refused("{model: huggingface/m, roles: {user: {pre_message: 'U: '}}}");
+        assert!(
+            err.starts_with("model_list[0].litellm_params.api_base: huggingface deployments on TGI's `generate` API"),
+            "{err}"
+        );
+        let err = refused("{model: huggingface/m, api_base: 'http://tgi', roles: [user]}");
+        assert!(
+            err.starts_with("model_list[0].litellm_params.roles: "),
+            "{err}"
+        );
     }
 
     #[test]

@@ -95,6 +95,12 @@ pub const LITELLM_PARAMS: &[(&str, SettingStatus)] = &[
     ("input_cost_per_token", Y),
     ("output_cost_per_token", Y),
     ("mock_response", Y),
+    // A custom chat template (LiteLLM's `custom_prompt`): read by Hugging Face's raw `generate`.
+    ("initial_prompt_value", Y),
+    ("roles", Y),
+    ("final_prompt_value", Y),
+    ("bos_token", Y),
+    ("eos_token", Y),
     ("aws_access_key_id", N),
     ("aws_secret_access_key", N),
     ("aws_session_token", N),

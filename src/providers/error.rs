@@ -84,13 +84,16 @@ impl ProviderError {
             });
         let lowered = upstream_message.to_ascii_lowercase();
         let code = text("code").unwrap_or_default();
-        let kind = if status == 400
+        // TGI refuses an over-long prompt with a 422 (`Input validation error: ...`).
+        let kind = if (status == 400 || status == 422)
             && (code == "context_length_exceeded"
                 || lowered.contains("maximum context length")
                 || lowered.contains("context length")
                 || lowered.contains("prompt is too long")
                 || lowered.contains("exceeds the maximum number of tokens")
-                || lowered.contains("too many tokens"))
+                || lowered.contains("too many tokens")
+                || lowered.contains("`inputs` tokens + `max_new_tokens` must be <=")
+                || lowered.contains("`inputs` must have less than"))
         {
             ErrorKind::ContextWindow
         } else if status == 400 && (code == "content_filter" || code == "content_policy_violation")
@@ -105,7 +108,12 @@ impl ProviderError {
             _ => exception_name(status),
         };
         Self {
-            status,
+            // LiteLLM's `ContextWindowExceededError` is a 400, whatever the upstream sent.
+            status: if kind == ErrorKind::ContextWindow {
+                400
+            } else {
+                status
+            },
             kind,
             message: format!(
                 "litellm.{exception}: {}Exception - {upstream_message}",
@@ -261,5 +269,43 @@ mod tests {
         assert_eq!(e.kind, ErrorKind::ContextWindow);
         assert!(!e.is_retryable());
         assert_eq!(e.failure_class(), FailureClass::ClientError);
+    }
+
+    #[test]
+    fn tgi_error_bodies_keep_their_message_and_its_token_limit_is_a_context_window_error() {
+        use crate::providers::kind::{HuggingFaceApi, HUGGINGFACE};
+        let hf = ProviderKind::HuggingFace(&HUGGINGFACE, HuggingFaceApi::Generate);
+        let body = br#"{"error":"Model is overloaded","error_type":"overloaded"}"#;
+        let e = ProviderError::upstream(hf, 429, body, None);
+        assert_eq!(
+            e.message,
+            "litellm.RateLimitError: HuggingfaceException - Model is overloaded"
+        );
+        assert!(e.is_retryable());
+        let body = br#"{"error":"Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096. Given: 4000 `inputs` tokens and 200 `max_new_tokens`","error_type":"validation"}"#;
+        let e = ProviderError::upstream(hf, 422, body, None);
+        assert_eq!((e.kind, e.status), (ErrorKind::ContextWindow, 400));
+        assert_eq!(e.message, "litellm.ContextWindowExceededError: HuggingfaceException - Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096. Given: 4000 `inputs` tokens and 200 `max_new_tokens`");
+        let other = br#"{"error":"Input validation error: `temperature` must be strictly positive","error_type":"validation"}"#;
+        let e = ProviderError::upstream(hf, 422, other, None);
+        assert_eq!((e.kind, e.status), (ErrorKind::Status, 422));
+        assert_eq!(e.error_type(), "invalid_request_error");
+    }
+
+    #[test]
+    fn cohere_top_level_messages_are_kept_and_its_token_limit_is_a_context_window_error() {
+        let cohere = ProviderKind::Cohere(&crate::providers::kind::COHERE_CHAT);
+        let e = ProviderError::upstream(cohere, 401, br#"{"message":"invalid api token"}"#, None);
+        assert_eq!(
+            e.message,
+            "litellm.AuthenticationError: CohereException - invalid api token"
+        );
+        assert_eq!(e.error_type(), "authentication_error");
+        let body = br#"{"id":"3a0e1f2b","message":"too many tokens: total number of tokens (prompt and prediction) cannot exceed 4096 - received 5120. Try using a shorter prompt or a smaller max_tokens value."}"#;
+        let e = ProviderError::upstream(cohere, 400, body, None);
+        assert_eq!(e.kind, ErrorKind::ContextWindow);
+        assert!(e
+            .message
+            .starts_with("litellm.ContextWindowExceededError: CohereException - too many tokens"));
     }
 }

@@ -1,5 +1,7 @@
 //! Which provider a `litellm_params.model` names, and where that provider lives by default.
 
+pub use super::huggingface::Api as HuggingFaceApi;
+
 /// A provider's defaults: its prefix, name in messages, base URL and key variables. The
 /// OpenAI-compatible family shares OpenAI's wire format; the others have an adapter each.
 #[derive(Debug, PartialEq, Eq)]
@@ -180,15 +182,36 @@ pub static OLLAMA_CHAT: Flavor = Flavor {
     base_env: &["OLLAMA_API_BASE"],
 };
 
+/// Cohere's v2 API (`cohere/`): `/v2/chat` and `/v2/embed`, a `Bearer` key.
+pub static COHERE: Flavor = Flavor {
+    prefix: "cohere",
+    display: "Cohere",
+    default_base: Some("https://api.cohere.com"),
+    key_env: &["COHERE_API_KEY", "CO_API_KEY"],
+    base_env: &["COHERE_API_BASE"],
+};
+
+/// Cohere's chat models (`cohere_chat/`): the same v2 API as `cohere/`.
+pub static COHERE_CHAT: Flavor = Flavor {
+    prefix: "cohere_chat",
+    display: "Cohere",
+    default_base: Some("https://api.cohere.com"),
+    key_env: &["COHERE_API_KEY", "CO_API_KEY"],
+    base_env: &["COHERE_API_BASE"],
+};
+
+/// Hugging Face (`huggingface/`): TGI, Inference Endpoints and the serverless router, a
+/// `Bearer` token. The router's base serves chat only: raw `generate` needs an `api_base`.
+pub static HUGGINGFACE: Flavor = Flavor {
+    prefix: "huggingface",
+    display: "Huggingface",
+    default_base: Some("https://router.huggingface.co/v1"),
+    key_env: &["HF_TOKEN", "HUGGINGFACE_API_KEY"],
+    base_env: &["HF_API_BASE", "HUGGINGFACE_API_BASE"],
+};
+
 /// Providers LiteLLM knows that llmgate does not translate yet.
-pub const NOT_YET: &[&str] = &[
-    "vertex_ai",
-    "vertex_ai_beta",
-    "bedrock",
-    "cohere",
-    "cohere_chat",
-    "huggingface",
-];
+pub const NOT_YET: &[&str] = &["vertex_ai", "vertex_ai_beta", "bedrock"];
 
 /// The wire protocol a deployment speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,6 +228,11 @@ pub enum ProviderKind {
     Ollama(&'static Flavor),
     /// Google AI Studio's Gemini API.
     Gemini(&'static Flavor),
+    /// Cohere's v2 API (`cohere/` and `cohere_chat/`).
+    Cohere(&'static Flavor),
+    /// Hugging Face: OpenAI's chat API, or TGI's raw `generate` with a prompt the gateway
+    /// writes (chosen per deployment).
+    HuggingFace(&'static Flavor, HuggingFaceApi),
     /// A provider LiteLLM knows and llmgate does not translate yet.
     NotYet(&'static str),
 }
@@ -218,7 +246,9 @@ impl ProviderKind {
             | Self::Azure(f)
             | Self::Anthropic(f)
             | Self::Ollama(f)
-            | Self::Gemini(f) => Some(f),
+            | Self::Gemini(f)
+            | Self::Cohere(f)
+            | Self::HuggingFace(f, _) => Some(f),
             Self::NotYet(_) => None,
         }
     }
@@ -231,7 +261,9 @@ impl ProviderKind {
             | Self::Azure(f)
             | Self::Anthropic(f)
             | Self::Ollama(f)
-            | Self::Gemini(f) => f.prefix,
+            | Self::Gemini(f)
+            | Self::Cohere(f)
+            | Self::HuggingFace(f, _) => f.prefix,
             Self::NotYet(name) => name,
         }
     }
@@ -239,6 +271,15 @@ impl ProviderKind {
     /// The `XException` name LiteLLM puts in upstream error messages.
     pub fn display(&self) -> &'static str {
         self.flavor().map_or("Unknown", |f| f.display)
+    }
+
+    /// The base URL used when neither the config nor the environment gives one: none for
+    /// TGI's raw `generate` (the router serves chat only).
+    pub fn default_base(&self) -> Option<&'static str> {
+        match self {
+            Self::HuggingFace(_, HuggingFaceApi::Generate) => None,
+            _ => self.flavor().and_then(|f| f.default_base),
+        }
     }
 }
 
@@ -269,7 +310,7 @@ fn bare_provider(model: &str) -> Option<ProviderKind> {
         return Some(ProviderKind::Gemini(&GEMINI));
     }
     if model.starts_with("command-r") || model.starts_with("command-a") {
-        return Some(ProviderKind::NotYet("cohere_chat"));
+        return Some(ProviderKind::Cohere(&COHERE_CHAT));
     }
     None
 }
@@ -299,6 +340,19 @@ pub fn parse_model(model: &str) -> Option<(ProviderKind, &str)> {
             .find(|f| f.prefix == prefix)
         {
             return Some((ProviderKind::Ollama(f), rest));
+        }
+        if let Some(f) = [&COHERE, &COHERE_CHAT]
+            .into_iter()
+            .find(|f| f.prefix == prefix)
+        {
+            return Some((ProviderKind::Cohere(f), rest));
+        }
+        // Chat until the deployment's config asks for raw `generate` (`Deployment`).
+        if prefix == HUGGINGFACE.prefix {
+            return Some((
+                ProviderKind::HuggingFace(&HUGGINGFACE, HuggingFaceApi::Chat),
+                rest,
+            ));
         }
         if prefix == TEXT_COMPLETION_OPENAI.prefix {
             return Some((ProviderKind::TextCompletion(&TEXT_COMPLETION_OPENAI), rest));
@@ -357,6 +411,26 @@ mod tests {
     }
 
     #[test]
+    fn huggingface_names_its_model_and_speaks_chat_until_configured_raw() {
+        let (kind, model) = parse_model("huggingface/meta-llama/Llama-3.1-8B-Instruct").unwrap();
+        assert_eq!(
+            (kind.name(), kind.display(), model),
+            (
+                "huggingface",
+                "Huggingface",
+                "meta-llama/Llama-3.1-8B-Instruct"
+            )
+        );
+        assert_eq!(
+            kind.default_base(),
+            Some("https://router.huggingface.co/v1")
+        );
+        let raw = ProviderKind::HuggingFace(&HUGGINGFACE, HuggingFaceApi::Generate);
+        assert_eq!(raw.default_base(), None);
+        assert!(!NOT_YET.contains(&"huggingface"));
+    }
+
+    #[test]
     fn well_known_bare_names_resolve_and_unknown_ones_do_not() {
         assert_eq!(
             parse_model("gpt-4").map(|(k, m)| (k.name(), m)),
@@ -371,5 +445,23 @@ mod tests {
             Some((ProviderKind::Anthropic(_), _))
         ));
         assert!(parse_model("my-private-model").is_none());
+    }
+
+    #[test]
+    fn cohere_prefixes_and_bare_command_names_select_cohere() {
+        assert_eq!(
+            parse_model("cohere/embed-english-v3.0").map(|(k, m)| (k.name(), k.display(), m)),
+            Some(("cohere", "Cohere", "embed-english-v3.0"))
+        );
+        assert!(matches!(
+            parse_model("cohere_chat/command-r-plus"),
+            Some((ProviderKind::Cohere(f), "command-r-plus")) if f.prefix == "cohere_chat"
+        ));
+        for bare in ["command-r-plus", "command-a-03-2025", "command-r7b-12-2024"] {
+            assert_eq!(
+                parse_model(bare).map(|(k, m)| (k.name(), m)),
+                Some(("cohere_chat", bare))
+            );
+        }
     }
 }

@@ -82,7 +82,7 @@ fn now_secs() -> u64 {
 }
 
 fn call_id(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+    format!("{prefix}-{}", crate::providers::random_uuid().simple())
 }
 
 /// A full (non-streamed) mock reply for `op`.

@@ -2,8 +2,10 @@
 
 pub mod anthropic;
 pub mod client;
+pub mod cohere;
 mod error;
 pub mod gemini;
+pub mod huggingface;
 pub mod kind;
 pub mod mock;
 pub mod ollama;
@@ -95,6 +97,8 @@ pub struct ReplyOf<'a> {
     pub model: &'a str,
     /// The request's fields, for what the provider does not report (embedding tokens).
     pub fields: &'a serde_json::Map<String, serde_json::Value>,
+    /// The prompt's tokens when the gateway wrote the prompt (TGI's `generate` reports none).
+    pub prompt_tokens: Option<u64>,
 }
 
 /// A whole reply in the provider's format, as OpenAI's.
@@ -134,6 +138,22 @@ pub fn openai_reply(
             };
             reply
                 .and_then(|v| serde_json::to_vec(&v))
+                .map(bytes::Bytes::from)
+                .map_err(unreadable)
+        }
+        ProviderKind::Cohere(_) => if of.op == Operation::Embedding {
+            cohere::reply::embeddings(&body, of.model, of.fields)
+        } else {
+            cohere::reply::chat_completion(&body, of.model, unix_now())
+        }
+        .map(bytes::Bytes::from)
+        .map_err(unreadable),
+        ProviderKind::HuggingFace(_, huggingface::Api::Generate) => {
+            let prompt_tokens = of
+                .prompt_tokens
+                .unwrap_or_else(|| crate::tokens::prompt_tokens(of.fields));
+            let id = huggingface::completion_id();
+            huggingface::reply::openai(&body, &id, of.model, unix_now(), prompt_tokens)
                 .map(bytes::Bytes::from)
                 .map_err(unreadable)
         }

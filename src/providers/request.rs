@@ -5,7 +5,8 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value as Json};
 
 use super::{
-    anthropic, gemini, ollama, translate, ErrorKind, Operation, ProviderError, ProviderKind,
+    anthropic, cohere, gemini, huggingface, ollama, translate, ErrorKind, Operation, ProviderError,
+    ProviderKind,
 };
 use crate::config::Deployment;
 
@@ -29,6 +30,9 @@ pub struct PreparedCall {
     pub body: Bytes,
     /// How to reshape the reply.
     pub reshape: Reshape,
+    /// The prompt's tokens when the gateway wrote the prompt (Hugging Face's `generate`), for
+    /// the usage the upstream does not report.
+    pub prompt_tokens: Option<u64>,
 }
 
 /// What to do with request fields a provider cannot take.
@@ -141,6 +145,12 @@ pub fn prepare(
     if let ProviderKind::Gemini(_) = deployment.provider {
         return gemini_call(wire_op, deployment, model, fields, stream, drop, reshape);
     }
+    if let ProviderKind::Cohere(_) = deployment.provider {
+        return cohere_call(wire_op, deployment, model, fields, stream, drop, reshape);
+    }
+    if let ProviderKind::HuggingFace(_, huggingface::Api::Generate) = deployment.provider {
+        return huggingface_call(wire_op, deployment, model, fields, stream, drop, reshape);
+    }
     if let ProviderKind::Ollama(flavor) = deployment.provider {
         let api = ollama::Api::for_call(flavor, wire_op == Operation::Embedding);
         return ollama_call(api, deployment, model, fields, stream, drop, reshape);
@@ -172,12 +182,23 @@ pub fn prepare(
         | ProviderKind::Anthropic(_)
         | ProviderKind::Ollama(_)
         | ProviderKind::Gemini(_)
+        | ProviderKind::Cohere(_)
         | ProviderKind::NotYet(_) => join(&deployment.api_base, wire_op.route()),
+        // TGI and Inference Endpoints serve OpenAI's API under `/v1` of the server's root.
+        ProviderKind::HuggingFace(..) => {
+            let path = deployment.api_base.split('?').next().unwrap_or_default();
+            if path.ends_with("/v1") || path.ends_with(wire_op.route()) {
+                join(&deployment.api_base, wire_op.route())
+            } else {
+                join(&deployment.api_base, &format!("/v1{}", wire_op.route()))
+            }
+        }
     };
     Ok(PreparedCall {
         url,
         body: Bytes::from(body),
         reshape,
+        prompt_tokens: None,
     })
 }
 
@@ -227,6 +248,7 @@ fn anthropic_call(
         url: join(&deployment.api_base, route),
         body: Bytes::from(body),
         reshape,
+        prompt_tokens: None,
     })
 }
 
@@ -272,6 +294,104 @@ fn gemini_call(
         url,
         body: Bytes::from(body),
         reshape,
+        prompt_tokens: None,
+    })
+}
+
+/// The Cohere call: `/v2/chat` for chat (completions arrive here already as chat), `/v2/embed`
+/// for embeddings; a base that already ends in `/v2` gets no second one.
+fn cohere_call(
+    op: Operation,
+    deployment: &Deployment,
+    model: &str,
+    fields: &Map<String, Json>,
+    stream: bool,
+    drop: &DropPolicy<'_>,
+    reshape: Reshape,
+) -> Result<PreparedCall, ProviderError> {
+    let (route, request) = if op == Operation::Embedding {
+        let request = cohere::embed_request(model, fields, &deployment.defaults, drop.always);
+        ("/embed", request)
+    } else {
+        if !drop.unsupported {
+            if let Some(param) =
+                cohere::first_unsupported(fields, &deployment.defaults, drop.always)
+            {
+                return Err(unsupported_param(deployment, model, param));
+            }
+        }
+        let request =
+            cohere::chat_request(model, fields, &deployment.defaults, stream, drop.always);
+        ("/chat", request)
+    };
+    let versioned = deployment
+        .api_base
+        .split('?')
+        .next()
+        .is_some_and(|path| path.trim_end_matches('/').ends_with("/v2"));
+    let route = if versioned {
+        route.to_owned()
+    } else {
+        format!("/v2{route}")
+    };
+    let body = serde_json::to_vec(&request).map_err(|e| encode_error(deployment, e))?;
+    Ok(PreparedCall {
+        url: join(&deployment.api_base, &route),
+        body: Bytes::from(body),
+        reshape,
+        prompt_tokens: None,
+    })
+}
+
+/// TGI's raw `generate` call (`generate_stream` when streaming) at the server's root: chat
+/// written into one prompt with the deployment's template, counted for the usage.
+fn huggingface_call(
+    op: Operation,
+    deployment: &Deployment,
+    model: &str,
+    fields: &Map<String, Json>,
+    stream: bool,
+    drop: &DropPolicy<'_>,
+    reshape: Reshape,
+) -> Result<PreparedCall, ProviderError> {
+    if op == Operation::Embedding {
+        return Err(ProviderError {
+            status: 400,
+            kind: ErrorKind::Status,
+            message: format!(
+                "litellm.BadRequestError: huggingface serves no embeddings through TGI's `generate` API (model={model}); use a deployment without a prompt template"
+            ),
+            upstream_type: Some("invalid_request_error".into()),
+            param: Some("model".into()),
+            retry_after: None,
+        });
+    }
+    if !drop.unsupported {
+        if let Some(param) =
+            huggingface::first_unsupported(fields, &deployment.defaults, drop.always)
+        {
+            return Err(unsupported_param(deployment, model, param));
+        }
+    }
+    let messages = fields
+        .get("messages")
+        .or_else(|| deployment.defaults.get("messages"))
+        .and_then(Json::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let prompt = huggingface::prompt::write(deployment.prompt_template.as_ref(), model, messages);
+    let request =
+        huggingface::generate_request(&prompt, fields, &deployment.defaults, stream, drop.always);
+    let body = serde_json::to_vec(&request).map_err(|e| encode_error(deployment, e))?;
+    let root = deployment
+        .api_base
+        .strip_suffix("/v1")
+        .unwrap_or(&deployment.api_base);
+    Ok(PreparedCall {
+        url: join(root, huggingface::Api::generate_route(stream)),
+        body: Bytes::from(body),
+        reshape,
+        prompt_tokens: Some(crate::tokens::count(&prompt)),
     })
 }
 
@@ -316,6 +436,7 @@ fn ollama_call(
         url: join(&deployment.api_base, api.route()),
         body: Bytes::from(body),
         reshape,
+        prompt_tokens: None,
     })
 }
 
@@ -433,6 +554,65 @@ mod tests {
     }
 
     #[test]
+    fn huggingface_speaks_chat_under_v1_unless_a_template_makes_it_raw_generate() {
+        let model = "meta-llama/Llama-3.1-8B-Instruct";
+        let f = fields(r#"{"messages":[{"role":"user","content":"hi"}],"max_tokens":5}"#);
+        let none = DropPolicy::default();
+        let endpoint = deployment(&format!(
+            "{{model: huggingface/{model}, api_base: 'https://ep.endpoints.huggingface.cloud/', api_key: hf}}"
+        ));
+        let call = prepare(Operation::Chat, &endpoint, model, &f, false, &none).unwrap();
+        assert_eq!(
+            call.url,
+            "https://ep.endpoints.huggingface.cloud/v1/chat/completions"
+        );
+        let body: Json = serde_json::from_slice(&call.body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5})
+        );
+        assert_eq!(call.prompt_tokens, None);
+        assert_eq!(
+            deployment_headers(&endpoint).collect::<Vec<_>>(),
+            vec![("authorization", "Bearer hf")]
+        );
+        let router = deployment(&format!("{{model: huggingface/{model}}}"));
+        let call = prepare(Operation::Chat, &router, model, &f, false, &none).unwrap();
+        assert_eq!(
+            call.url,
+            "https://router.huggingface.co/v1/chat/completions"
+        );
+
+        let raw = deployment(
+            "{model: huggingface/my-org/m, api_base: 'http://tgi:8080/v1', roles: {user: {pre_message: 'U: ', post_message: ' | '}}, final_prompt_value: 'A: '}",
+        );
+        let call = prepare(Operation::Chat, &raw, "my-org/m", &f, true, &none).unwrap();
+        assert_eq!(call.url, "http://tgi:8080/generate_stream");
+        let body: Json = serde_json::from_slice(&call.body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "inputs": "U: hi | A: ",
+                "parameters": {"details": true, "return_full_text": false, "max_new_tokens": 5},
+                "stream": true,
+            })
+        );
+        assert_eq!(
+            call.prompt_tokens,
+            Some(crate::tokens::count("U: hi | A: "))
+        );
+        let call = prepare(Operation::Chat, &raw, "my-org/m", &f, false, &none).unwrap();
+        assert_eq!(call.url, "http://tgi:8080/generate");
+        let input = fields(r#"{"input":"hi"}"#);
+        let err =
+            prepare(Operation::Embedding, &raw, "my-org/m", &input, false, &none).unwrap_err();
+        assert_eq!((err.status, err.param.as_deref()), (400, Some("model")));
+        let tools = fields(r#"{"messages":[],"tools":[]}"#);
+        let err = prepare(Operation::Chat, &raw, "my-org/m", &tools, false, &none).unwrap_err();
+        assert_eq!((err.status, err.param.as_deref()), (400, Some("tools")));
+    }
+
+    #[test]
     fn a_query_on_the_base_stays_at_the_end() {
         assert_eq!(
             join("http://h/v1?x=1", "/embeddings"),
@@ -527,6 +707,37 @@ mod tests {
             body["messages"],
             serde_json::json!([{"role":"user","content":"hi"}])
         );
+    }
+
+    #[test]
+    fn cohere_goes_to_v2_chat_and_embed_with_a_bearer_key() {
+        let d = deployment("{model: cohere_chat/command-r-plus, api_key: k}");
+        assert_eq!(d.api_base, "https://api.cohere.com");
+        let chat = fields(r#"{"messages":[{"role":"user","content":"hi"}]}"#);
+        let none = DropPolicy::default();
+        let call = prepare(Operation::Chat, &d, "command-r-plus", &chat, true, &none).unwrap();
+        assert_eq!(call.url, "https://api.cohere.com/v2/chat");
+        let body: Json = serde_json::from_slice(&call.body).unwrap();
+        assert_eq!(
+            (&body["model"], &body["stream"]),
+            (&"command-r-plus".into(), &true.into())
+        );
+        assert_eq!(
+            deployment_headers(&d).collect::<Vec<_>>(),
+            vec![("authorization", "Bearer k")]
+        );
+        let completion = fields(r#"{"prompt":"hi"}"#);
+        let call = prepare(Operation::Completion, &d, "c", &completion, false, &none).unwrap();
+        assert_eq!(call.reshape, Reshape::CompletionFromChat);
+
+        let versioned = deployment("{model: cohere/embed-english-v3.0, api_base: 'http://h/v2/'}");
+        let input = fields(r#"{"input":["a"]}"#);
+        let call = prepare(Operation::Embedding, &versioned, "e", &input, false, &none).unwrap();
+        assert_eq!(call.url, "http://h/v2/embed");
+
+        let n = fields(r#"{"messages":[],"n":2}"#);
+        let err = prepare(Operation::Chat, &d, "command-r-plus", &n, false, &none).unwrap_err();
+        assert_eq!((err.status, err.param.as_deref()), (400, Some("n")));
     }
 }
 

@@ -16,7 +16,9 @@ use serde_json::Value as Json;
 
 use super::anthropic::stream::AnthropicStream;
 use super::client::UpstreamBody;
+use super::cohere::stream::CohereStream;
 use super::gemini::stream::GeminiStream;
+use super::huggingface::{self, stream::HuggingFaceStream};
 use super::ollama::stream::OllamaStream;
 use super::request::Reshape;
 use super::{translate, ProviderError, ProviderKind, Usage};
@@ -51,14 +53,30 @@ pub enum Dialect {
     Ollama(Box<OllamaStream>),
     /// Gemini's SSE chunks, translated into OpenAI chunks.
     Gemini(Box<GeminiStream>),
+    /// Cohere's v2 SSE events, translated into OpenAI chunks.
+    Cohere(Box<CohereStream>),
+    /// TGI's `generate_stream` events, translated into OpenAI chunks.
+    HuggingFace(Box<HuggingFaceStream>),
 }
 
 impl Dialect {
-    /// The dialect `provider` streams `model`'s reply in.
-    pub fn of(provider: ProviderKind, model: &str) -> Self {
+    /// The dialect `provider` streams `model`'s reply in; `prompt_tokens` counts the prompt
+    /// when the gateway wrote it, for an upstream that may not report it.
+    pub fn of(provider: ProviderKind, model: &str, prompt_tokens: Option<u64>) -> Self {
         match provider {
+            ProviderKind::HuggingFace(_, huggingface::Api::Generate) => {
+                Self::HuggingFace(Box::new(HuggingFaceStream::new(
+                    huggingface::completion_id(),
+                    model,
+                    super::unix_now(),
+                    prompt_tokens,
+                )))
+            }
             ProviderKind::Gemini(_) => {
                 Self::Gemini(Box::new(GeminiStream::new(model, super::unix_now())))
+            }
+            ProviderKind::Cohere(_) => {
+                Self::Cohere(Box::new(CohereStream::new(model, super::unix_now())))
             }
             ProviderKind::Anthropic(_) => {
                 Self::Anthropic(Box::new(AnthropicStream::new(super::unix_now())))
@@ -230,6 +248,8 @@ impl SseRelay {
             Dialect::Anthropic(translator) => translator.event(data, &mut chunks),
             Dialect::Ollama(translator) => translator.event(data, &mut chunks),
             Dialect::Gemini(translator) => translator.event(data, &mut chunks),
+            Dialect::Cohere(translator) => translator.event(data, &mut chunks),
+            Dialect::HuggingFace(translator) => translator.event(data, &mut chunks),
         };
         for chunk in &chunks {
             if let Ok(bytes) = serde_json::to_vec(chunk) {

@@ -168,14 +168,17 @@ impl Attempt<'_> {
         let mut builder = self.response_builder(StatusCode::OK, &reply.provider_headers);
         if stream {
             let fields = self.request.fields.clone();
+            let counted = call.prompt_tokens;
             let price = d.price_for(&model);
             let options = RelayOptions {
                 client_wants_usage: self.client_wants_usage(),
                 reshape: call.reshape,
                 deadline: whole.saturating_sub(upstream_started.elapsed()),
                 provider: d.provider,
-                dialect: Dialect::of(d.provider, &model),
-                prompt_tokens: Box::new(move || crate::tokens::prompt_tokens(&fields)),
+                dialect: Dialect::of(d.provider, &model, call.prompt_tokens),
+                prompt_tokens: Box::new(move || {
+                    counted.unwrap_or_else(|| crate::tokens::prompt_tokens(&fields))
+                }),
                 price,
                 charge: charge.take(),
             };
@@ -192,6 +195,7 @@ impl Attempt<'_> {
             op: self.op,
             model: &model,
             fields: &self.request.fields,
+            prompt_tokens: call.prompt_tokens,
         };
         let body = crate::providers::openai_reply(d.provider, &of, body)?;
         let usage = usage_of(&body);

@@ -577,7 +577,7 @@ fn an_unknown_provider_prefix_is_an_error_naming_its_path() {
 #[test]
 fn well_known_bare_names_load_with_their_provider() {
     let settings = load(
-        "model_list:\n  - {model_name: g, litellm_params: {model: gpt-4, api_key: k}}\n  - {model_name: c, litellm_params: {model: claude-2, api_key: k}}\n  - {model_name: m, litellm_params: {model: command-r-plus, api_key: k}}\n",
+        "model_list:\n  - {model_name: g, litellm_params: {model: gpt-4, api_key: k}}\n  - {model_name: c, litellm_params: {model: claude-2, api_key: k}}\n  - {model_name: m, litellm_params: {model: command-r-plus, api_key: k}}\n  - {model_name: b, litellm_params: {model: bedrock/anthropic.claude-3-haiku, api_key: k}}\n",
     );
 
     let gpt = &settings.deployments[0];
@@ -585,10 +585,11 @@ fn well_known_bare_names_load_with_their_provider() {
     assert_eq!(gpt.upstream_model, "gpt-4");
     assert_eq!(settings.deployments[1].provider.name(), "anthropic");
     assert_eq!(settings.deployments[2].provider.name(), "cohere_chat");
+    assert_eq!(settings.deployments[2].upstream_model, "command-r-plus");
+    assert_eq!(settings.deployments[3].provider.name(), "bedrock");
     assert_eq!(settings.warnings().len(), 1, "{:?}", settings.warnings());
     assert!(
-        settings.warnings()[0]
-            .contains("model_list[2].litellm_params.model: the cohere_chat provider"),
+        settings.warnings()[0].contains("model_list[3].litellm_params.model: the bedrock provider"),
         "a provider not translated yet is named in the startup warning: {:?}",
         settings.warnings()
     );

@@ -8,6 +8,7 @@ Environment:
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -37,6 +38,9 @@ INPUT_COST_PER_TOKEN_YAML = "0.000001"
 OUTPUT_COST_PER_TOKEN_YAML = "0.000002"
 INPUT_COST_PER_TOKEN = float(INPUT_COST_PER_TOKEN_YAML)
 OUTPUT_COST_PER_TOKEN = float(OUTPUT_COST_PER_TOKEN_YAML)
+
+# The custom-template case the `hf-raw-test` deployment is configured from.
+HF_TEMPLATE_CASE = json.loads((REPO_ROOT / "tests" / "fixtures" / "huggingface" / "template_custom.json").read_text())
 
 DIRECT_TO_MOCK = os.environ.get("LLMGATE_SDK_TARGET", "").lower() == "mock"
 
@@ -68,6 +72,9 @@ def gateway_config(upstream_url: str) -> str:
 
     # Ollama's native API lives at the server root (`/api/chat`), not under `/v1`.
     ollama_base = upstream_url.removesuffix("/v1")
+    # A raw Hugging Face deployment (TGI's `generate`, at the root too): the recorded case's
+    # custom prompt template, written as YAML flow (JSON values are YAML).
+    hf_template = "".join(f", {k}: {json.dumps(v)}" for k, v in HF_TEMPLATE_CASE["litellm_params"].items() if k != "model")
 
     prices = f", input_cost_per_token: {INPUT_COST_PER_TOKEN_YAML}, output_cost_per_token: {OUTPUT_COST_PER_TOKEN_YAML}"
     return (
@@ -81,6 +88,9 @@ def gateway_config(upstream_url: str) -> str:
         + deployment("midstream-drop", "openai/drop-midstream")
         + deployment("claude-test", "anthropic/claude-3-7-sonnet-20250219")
         + deployment("gemini-test", "gemini/gemini-2.5-flash", base=ollama_base)
+        + deployment("hf-raw-test", "huggingface/my-org/vicuna-style-13b", hf_template, base=ollama_base)
+        + deployment("cohere-test", "cohere_chat/command-r-plus", base=ollama_base)
+        + deployment("cohere-embed-test", "cohere/embed-english-v3.0", base=ollama_base)
         + deployment("ollama-test", "ollama_chat/llama3.1", base=ollama_base)
         + deployment("ollama-generate-test", "ollama/llama3.2", base=ollama_base)
         + deployment("ollama-embed-test", "ollama/all-minilm", base=ollama_base)

@@ -10,6 +10,10 @@ Routes (each with and without the `/v1` prefix):
 - `POST /api/chat`, `/api/generate`, `/api/embed`: Ollama's native API, answered from the
   recorded fixtures in tests/fixtures/ollama (streams as newline-delimited JSON when the body
   says `"stream": true`, as Ollama does); a model named `missing-...` is Ollama's 404.
+- `POST /v2/chat`, `/v2/embed`: Cohere's v2 API, answered from the recorded fixtures in
+  tests/fixtures/cohere (an SSE stream when the body says `"stream": true`).
+- `POST /generate`, `/generate_stream`: TGI's raw API (Hugging Face), answered from the
+  recorded fixtures in tests/fixtures/huggingface (`/generate_stream` as SSE).
 - `GET /models`: the three working test models.
 
 Failure on demand, chosen by the request's `model` (the gateway sends the deployment's model):
@@ -60,6 +64,8 @@ LISTED_MODELS = ["gpt-test", "instruct-test", "embed-test"]
 # Anthropic's Messages API is answered from the recorded fixtures the Rust tests use too.
 ANTHROPIC_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "anthropic"
 GEMINI_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gemini"
+HUGGINGFACE_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "huggingface"
+COHERE_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cohere"
 
 # Ollama's native API is answered from the recorded fixtures too.
 OLLAMA_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ollama"
@@ -261,8 +267,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._embeddings(body)
         elif route == "/messages":
             self._anthropic_messages(body)
+        elif route in ("/v2/chat", "/v2/embed"):
+            self._cohere(route, body)
         elif route in OLLAMA_ROUTES:
             self._ollama(route, body)
+        elif route in ("/generate", "/generate_stream"):
+            self._tgi(route)
         else:
             self._send_error(404, f"no route POST {self.path}", "invalid_request_error")
 
@@ -275,6 +285,31 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._start_sse()
         for event in (GEMINI_FIXTURES / "stream_function_call.sse").read_text().split("\n\n"):
+            if event.strip():
+                self._write_chunk(event.encode() + b"\n\n")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _cohere(self, route: str, body: dict[str, Any]) -> None:
+        if route == "/v2/embed":
+            self._send_json(200, json.loads((COHERE_FIXTURES / "reply_embed.json").read_text())["cohere"])
+            return
+        if not body.get("stream"):
+            self._send_json(200, json.loads((COHERE_FIXTURES / "reply_tool_call.json").read_text())["cohere"])
+            return
+        self._start_sse()
+        for event in (COHERE_FIXTURES / "stream_tool_call.sse").read_text().split("\n\n"):
+            if event.strip():
+                self._write_chunk(event.encode() + b"\n\n")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _tgi(self, route: str) -> None:
+        if route == "/generate":
+            self._send_json(200, json.loads((HUGGINGFACE_FIXTURES / "reply_generate.json").read_text())["tgi"])
+            return
+        self._start_sse()
+        for event in (HUGGINGFACE_FIXTURES / "stream_generate.sse").read_text().split("\n\n"):
             if event.strip():
                 self._write_chunk(event.encode() + b"\n\n")
         self.wfile.write(b"0\r\n\r\n")

@@ -43,7 +43,7 @@ impl Api {
 
 /// A new OpenAI completion id (`chatcmpl-<uuid>`): Ollama's replies carry none.
 pub fn completion_id() -> String {
-    format!("chatcmpl-{}", uuid::Uuid::new_v4().simple())
+    format!("chatcmpl-{}", crate::providers::random_uuid().simple())
 }
 
 /// The id of the `n`-th tool call of the reply `reply_id`: Ollama gives tool calls no id, and
