@@ -10,6 +10,7 @@ use crate::actors::{DeploymentActor, ProxyBudget, RouterActor, SpendActor};
 use crate::catalog::Catalog;
 use crate::config::{Deployment, Settings};
 use crate::db::DbHandle;
+use crate::providers::vertex_ai::token::TokenCache;
 use crate::routing::{Enforce, Profile};
 
 /// Rows buffered before the spend actor writes without waiting for its interval.
@@ -38,6 +39,8 @@ pub struct AppState {
     /// Whether requests' tokens are estimated before routing: some deployment has a `tpm` that
     /// binds, or a context window that pre-call checks compare the prompt with.
     pub estimate_tokens: bool,
+    /// Vertex AI's OAuth access tokens, by service account, shared by every worker.
+    pub vertex_tokens: TokenCache,
     /// The spend writer, on the database arbiter: it outlives the HTTP workers, so a graceful
     /// stop can write what the last requests recorded.
     spend: Addr<SpendActor>,
@@ -74,6 +77,7 @@ impl AppState {
             db,
             live_requests: Arc::new(AtomicUsize::new(0)),
             estimate_tokens,
+            vertex_tokens: TokenCache::default(),
             spend,
             proxy_budget,
             actors: OnceLock::new(),

@@ -12,6 +12,15 @@ use super::{de, CliOverrides, ConfigError, Env, Secret};
 use crate::pricing::{self, Price};
 use crate::providers::huggingface::prompt::Template as PromptTemplate;
 use crate::providers::kind::{self, HuggingFaceApi, ProviderKind};
+use crate::providers::vertex_ai;
+
+/// The `vertex_*` keys of `litellm_params`, read for `vertex_ai/` deployments.
+#[derive(Debug, Default)]
+struct VertexParams {
+    project: Option<String>,
+    location: Option<String>,
+    credentials: Option<String>,
+}
 
 /// Where a deployment was declared.
 #[derive(Debug, Clone)]
@@ -51,6 +60,10 @@ struct RawParams {
     order: Option<u32>,
     #[serde(default, deserialize_with = "de::opt_u32")]
     max_parallel_requests: Option<u32>,
+    #[serde(default, deserialize_with = "de::opt_bool")]
+    drop_params: Option<bool>,
+    #[serde(default)]
+    additional_drop_params: Option<Vec<String>>,
     #[serde(default, deserialize_with = "de::opt_f64")]
     timeout: Option<f64>,
     #[serde(default, deserialize_with = "de::opt_f64")]
@@ -59,6 +72,12 @@ struct RawParams {
     headers: Option<std::collections::BTreeMap<String, StringLike>>,
     #[serde(default, deserialize_with = "de::opt_string")]
     mock_response: Option<String>,
+    #[serde(default, deserialize_with = "de::opt_string")]
+    vertex_project: Option<String>,
+    #[serde(default, deserialize_with = "de::opt_string")]
+    vertex_location: Option<String>,
+    #[serde(default)]
+    vertex_credentials: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,6 +132,10 @@ pub struct Deployment {
     pub order: Option<u32>,
     /// Requests in flight at once (`max_parallel_requests`).
     pub max_parallel_requests: Option<u32>,
+    /// `drop_params` for this deployment (the request's own setting wins).
+    pub drop_params: Option<bool>,
+    /// `additional_drop_params`: fields never sent to this deployment.
+    pub additional_drop_params: Vec<String>,
     /// The most prompt tokens the model takes: `model_info.max_input_tokens`, else the price
     /// table's.
     pub context_window: Option<u64>,
@@ -137,6 +160,11 @@ pub struct Deployment {
     pub is_wildcard: bool,
     /// Per-token prices: the config's, else the price table's (Azure through `base_model`).
     pub price: Option<Price>,
+    /// Vertex AI's project, region and service account (`vertex_ai/` deployments only).
+    pub vertex: Option<vertex_ai::Settings>,
+    /// Bedrock's AWS credentials and region, for SigV4 (`bedrock/` deployments without an
+    /// API key only).
+    pub aws: Option<crate::providers::bedrock::sign::AwsAuth>,
 }
 
 impl Deployment {
@@ -205,7 +233,7 @@ impl Deployment {
             .into_iter()
             .filter_map(|(k, v)| v.0.map(|v| (k, v)))
             .collect();
-        Self::assemble(Assembly {
+        let mut deployment = Self::assemble(Assembly {
             index,
             id,
             model_name,
@@ -232,7 +260,27 @@ impl Deployment {
             model_info: Json::Object(model_info),
             env,
             cli,
-        })
+        })?;
+        deployment.drop_params = params.drop_params;
+        deployment.additional_drop_params = params.additional_drop_params.unwrap_or_default();
+        crate::providers::bedrock::configure(&mut deployment, &params_json, env);
+        let credentials = match params.vertex_credentials {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s),
+            Some(v @ Value::Mapping(_)) => Some(to_json(&v).to_string()),
+            Some(_) => {
+                return Err(ConfigError::at(
+                    format!("{params_at}.vertex_credentials"),
+                    "expected the key's JSON (text or a mapping) or a file path",
+                ))
+            }
+        };
+        let vertex = VertexParams {
+            project: params.vertex_project,
+            location: params.vertex_location,
+            credentials,
+        };
+        deployment.with_vertex(vertex, env, Some(&params_at))
     }
 
     /// Builds the deployment `--model` asks for.
@@ -260,7 +308,7 @@ impl Deployment {
         let id = stable_id(&model_name, &public);
         let mut info = Map::new();
         info.insert("id".into(), Json::String(id.clone()));
-        Self::assemble(Assembly {
+        let mut deployment = Self::assemble(Assembly {
             index,
             id,
             model_name,
@@ -284,7 +332,39 @@ impl Deployment {
             model_info: Json::Object(info),
             env,
             cli,
-        })
+        })?;
+        crate::providers::bedrock::configure(&mut deployment, &Json::Null, env);
+        deployment.with_vertex(VertexParams::default(), env, None)
+    }
+
+    /// Reads a `vertex_ai/` deployment's project, region and service account, and its
+    /// regional endpoint when no `api_base` is set; `at` is where its `litellm_params` are.
+    /// A mock deployment may go without.
+    fn with_vertex(
+        mut self,
+        params: VertexParams,
+        env: &Env,
+        at: Option<&str>,
+    ) -> Result<Self, ConfigError> {
+        if !matches!(self.provider, ProviderKind::VertexAi(_)) {
+            return Ok(self);
+        }
+        match vertex_ai::Settings::resolve(params.project, params.location, params.credentials, env)
+        {
+            Ok(settings) => {
+                if self.api_base.is_empty() {
+                    self.api_base = settings.default_base();
+                    self.public_api_base = public_base(&self.api_base);
+                }
+                self.vertex = Some(settings);
+            }
+            Err(_) if self.mock_response.is_some() => {}
+            Err((key, message)) => {
+                let path = at.map_or_else(|| "--model".to_owned(), |a| format!("{a}.{key}"));
+                return Err(ConfigError::at(path, message));
+            }
+        }
+        Ok(self)
     }
 
     fn assemble(a: Assembly<'_>) -> Result<Self, ConfigError> {
@@ -395,6 +475,8 @@ impl Deployment {
                 | ProviderKind::Gemini(_)
                 | ProviderKind::Cohere(_)
                 | ProviderKind::HuggingFace(..)
+                | ProviderKind::VertexAi(_)
+                | ProviderKind::Bedrock(_)
         );
         let native_completions = completions_only
             || (!translated
@@ -419,6 +501,8 @@ impl Deployment {
             weight: a.weight,
             order: a.order,
             max_parallel_requests: a.max_parallel_requests,
+            drop_params: None,
+            additional_drop_params: Vec::new(),
             context_window,
             timeout: a.timeout,
             stream_timeout: a.stream_timeout,
@@ -429,6 +513,8 @@ impl Deployment {
             public_params,
             model_info: a.model_info,
             price,
+            vertex: None,
+            aws: None,
         })
     }
 

@@ -62,13 +62,40 @@ pub async fn send(
     wait: Duration,
     max_body: usize,
 ) -> Result<UpstreamReply, ProviderError> {
+    send_with(client, deployment, call, &[], wait, max_body).await
+}
+
+/// As [`send`], with `extra` headers worked out for this call (an OAuth token) set last.
+pub async fn send_with(
+    client: &awc::Client,
+    deployment: &Deployment,
+    call: &PreparedCall,
+    extra: &[(&str, &str)],
+    wait: Duration,
+    max_body: usize,
+) -> Result<UpstreamReply, ProviderError> {
     let provider = deployment.provider;
     let mut req = client
         .post(&call.url)
         .timeout(wait)
         .insert_header(("content-type", "application/json"));
-    for (name, value) in deployment_headers(deployment) {
+    for (name, value) in deployment_headers(deployment).chain(extra.iter().copied()) {
         req = req.insert_header((name, value));
+    }
+    // Bedrock's SigV4 covers this very body, signed now (each retry is signed afresh).
+    if let Some(auth) = &deployment.aws {
+        let signed = super::bedrock::sign::signed_headers(
+            auth,
+            &call.url,
+            &call.body,
+            std::time::SystemTime::now(),
+        )
+        .map_err(|e| {
+            ProviderError::connection(provider, format!("cannot sign the request: {e}"))
+        })?;
+        for (name, value) in signed {
+            req = req.insert_header((name, value));
+        }
     }
     let mut res = req
         .send_body(call.body.clone())

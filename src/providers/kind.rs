@@ -210,8 +210,38 @@ pub static HUGGINGFACE: Flavor = Flavor {
     base_env: &["HF_API_BASE", "HUGGINGFACE_API_BASE"],
 };
 
+/// AWS Bedrock (`bedrock/`, `bedrock/converse/`): the Converse API for chat, InvokeModel for
+/// embeddings, SigV4-signed (or an API key as `Bearer`). The base is the region's runtime
+/// endpoint, worked out per deployment.
+pub static BEDROCK: Flavor = Flavor {
+    prefix: "bedrock",
+    display: "Bedrock",
+    default_base: None,
+    key_env: &["AWS_BEARER_TOKEN_BEDROCK"],
+    base_env: &["AWS_BEDROCK_RUNTIME_ENDPOINT"],
+};
+
+/// Google Vertex AI (`vertex_ai/`): Gemini models, and Anthropic's through `rawPredict`, with
+/// a service account's OAuth token. The base is the region's endpoint, worked out per deployment.
+pub static VERTEX_AI: Flavor = Flavor {
+    prefix: "vertex_ai",
+    display: "VertexAI",
+    default_base: None,
+    key_env: &[],
+    base_env: &["VERTEXAI_API_BASE"],
+};
+
+/// Vertex AI's beta API (`vertex_ai_beta/`): as `vertex_ai/`, under `v1beta1`.
+pub static VERTEX_AI_BETA: Flavor = Flavor {
+    prefix: "vertex_ai_beta",
+    display: "VertexAI",
+    default_base: None,
+    key_env: &[],
+    base_env: &["VERTEXAI_API_BASE"],
+};
+
 /// Providers LiteLLM knows that llmgate does not translate yet.
-pub const NOT_YET: &[&str] = &["vertex_ai", "vertex_ai_beta", "bedrock"];
+pub const NOT_YET: &[&str] = &[];
 
 /// The wire protocol a deployment speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,6 +263,10 @@ pub enum ProviderKind {
     /// Hugging Face: OpenAI's chat API, or TGI's raw `generate` with a prompt the gateway
     /// writes (chosen per deployment).
     HuggingFace(&'static Flavor, HuggingFaceApi),
+    /// AWS Bedrock: Converse for chat, InvokeModel for embeddings.
+    Bedrock(&'static Flavor),
+    /// Google Vertex AI: Gemini's or Anthropic's format, by the model's name.
+    VertexAi(&'static Flavor),
     /// A provider LiteLLM knows and llmgate does not translate yet.
     NotYet(&'static str),
 }
@@ -248,7 +282,9 @@ impl ProviderKind {
             | Self::Ollama(f)
             | Self::Gemini(f)
             | Self::Cohere(f)
-            | Self::HuggingFace(f, _) => Some(f),
+            | Self::HuggingFace(f, _)
+            | Self::Bedrock(f)
+            | Self::VertexAi(f) => Some(f),
             Self::NotYet(_) => None,
         }
     }
@@ -263,7 +299,9 @@ impl ProviderKind {
             | Self::Ollama(f)
             | Self::Gemini(f)
             | Self::Cohere(f)
-            | Self::HuggingFace(f, _) => f.prefix,
+            | Self::HuggingFace(f, _)
+            | Self::Bedrock(f)
+            | Self::VertexAi(f) => f.prefix,
             Self::NotYet(name) => name,
         }
     }
@@ -354,8 +392,19 @@ pub fn parse_model(model: &str) -> Option<(ProviderKind, &str)> {
                 rest,
             ));
         }
+        // `bedrock/converse/<model>` names the API LiteLLM would call: it is Converse anyway.
+        if prefix == BEDROCK.prefix {
+            let model = rest.strip_prefix("converse/").unwrap_or(rest);
+            return Some((ProviderKind::Bedrock(&BEDROCK), model));
+        }
         if prefix == TEXT_COMPLETION_OPENAI.prefix {
             return Some((ProviderKind::TextCompletion(&TEXT_COMPLETION_OPENAI), rest));
+        }
+        if let Some(f) = [&VERTEX_AI, &VERTEX_AI_BETA]
+            .into_iter()
+            .find(|f| f.prefix == prefix)
+        {
+            return Some((ProviderKind::VertexAi(f), rest));
         }
         if let Some(name) = NOT_YET.iter().find(|n| **n == prefix) {
             return Some((ProviderKind::NotYet(name), rest));
@@ -405,8 +454,13 @@ mod tests {
         ));
         assert!(matches!(
             parse_model("vertex_ai/gemini-2.0-flash"),
-            Some((ProviderKind::NotYet("vertex_ai"), _))
+            Some((ProviderKind::VertexAi(f), "gemini-2.0-flash")) if f.prefix == "vertex_ai"
         ));
+        assert_eq!(
+            parse_model("vertex_ai_beta/claude-sonnet-4@20250514").map(|(k, m)| (k.name(), m)),
+            Some(("vertex_ai_beta", "claude-sonnet-4@20250514"))
+        );
+        assert!(!NOT_YET.contains(&"vertex_ai"));
         assert!(parse_model("nonsense/x").is_none());
     }
 
@@ -445,6 +499,24 @@ mod tests {
             Some((ProviderKind::Anthropic(_), _))
         ));
         assert!(parse_model("my-private-model").is_none());
+    }
+
+    #[test]
+    fn bedrock_and_bedrock_converse_select_bedrock_with_the_model_id() {
+        for model in [
+            "bedrock/anthropic.claude-3-haiku-20240307-v1:0",
+            "bedrock/converse/anthropic.claude-3-haiku-20240307-v1:0",
+        ] {
+            assert_eq!(
+                parse_model(model).map(|(k, m)| (k.name(), k.display(), m)),
+                Some((
+                    "bedrock",
+                    "Bedrock",
+                    "anthropic.claude-3-haiku-20240307-v1:0"
+                ))
+            );
+        }
+        assert!(!NOT_YET.contains(&"bedrock"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Provider adapters: how a request reaches each upstream and how its reply comes back.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod client;
 pub mod cohere;
 mod error;
@@ -12,6 +13,7 @@ pub mod ollama;
 pub mod request;
 pub mod stream;
 pub mod translate;
+pub mod vertex_ai;
 
 use serde::{Deserialize, Serialize};
 
@@ -148,6 +150,17 @@ pub fn openai_reply(
         }
         .map(bytes::Bytes::from)
         .map_err(unreadable),
+        ProviderKind::Bedrock(_) => if of.op == Operation::Embedding {
+            bedrock::reply::embeddings(&body, of.model, of.fields)
+        } else {
+            bedrock::reply::chat_completion(&body, of.model, unix_now())
+        }
+        .and_then(|v| serde_json::to_vec(&v))
+        .map(bytes::Bytes::from)
+        .map_err(unreadable),
+        ProviderKind::VertexAi(_) => vertex_ai::openai_reply(of.op, of.model, &body)
+            .map(bytes::Bytes::from)
+            .map_err(unreadable),
         ProviderKind::HuggingFace(_, huggingface::Api::Generate) => {
             let prompt_tokens = of
                 .prompt_tokens

@@ -5,8 +5,8 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value as Json};
 
 use super::{
-    anthropic, cohere, gemini, huggingface, ollama, translate, ErrorKind, Operation, ProviderError,
-    ProviderKind,
+    anthropic, bedrock, cohere, gemini, huggingface, ollama, translate, vertex_ai, ErrorKind,
+    Operation, ProviderError, ProviderKind,
 };
 use crate::config::Deployment;
 
@@ -148,6 +148,12 @@ pub fn prepare(
     if let ProviderKind::Cohere(_) = deployment.provider {
         return cohere_call(wire_op, deployment, model, fields, stream, drop, reshape);
     }
+    if let ProviderKind::Bedrock(_) = deployment.provider {
+        return bedrock_call(wire_op, deployment, model, fields, stream, drop, reshape);
+    }
+    if let ProviderKind::VertexAi(_) = deployment.provider {
+        return vertex_ai::call(wire_op, deployment, model, fields, stream, drop, reshape);
+    }
     if let ProviderKind::HuggingFace(_, huggingface::Api::Generate) = deployment.provider {
         return huggingface_call(wire_op, deployment, model, fields, stream, drop, reshape);
     }
@@ -183,6 +189,8 @@ pub fn prepare(
         | ProviderKind::Ollama(_)
         | ProviderKind::Gemini(_)
         | ProviderKind::Cohere(_)
+        | ProviderKind::VertexAi(_)
+        | ProviderKind::Bedrock(_)
         | ProviderKind::NotYet(_) => join(&deployment.api_base, wire_op.route()),
         // TGI and Inference Endpoints serve OpenAI's API under `/v1` of the server's root.
         ProviderKind::HuggingFace(..) => {
@@ -334,6 +342,59 @@ fn cohere_call(
     } else {
         format!("/v2{route}")
     };
+    let body = serde_json::to_vec(&request).map_err(|e| encode_error(deployment, e))?;
+    Ok(PreparedCall {
+        url: join(&deployment.api_base, &route),
+        body: Bytes::from(body),
+        reshape,
+        prompt_tokens: None,
+    })
+}
+
+/// The Bedrock call: Converse (`/model/{id}/converse`, `/converse-stream` when streaming) for
+/// chat (completions arrive here already as chat), InvokeModel (`/model/{id}/invoke`) for
+/// Titan and Cohere embeddings. SigV4 headers are added when it is sent (`client::send`).
+fn bedrock_call(
+    op: Operation,
+    deployment: &Deployment,
+    model: &str,
+    fields: &Map<String, Json>,
+    stream: bool,
+    drop: &DropPolicy<'_>,
+    reshape: Reshape,
+) -> Result<PreparedCall, ProviderError> {
+    let (action, request) = if op == Operation::Embedding {
+        let request =
+            bedrock::embed_request(model, fields, &deployment.defaults).map_err(|message| {
+                ProviderError {
+                    status: 400,
+                    kind: ErrorKind::Status,
+                    message: format!("litellm.BadRequestError: BedrockException - {message}"),
+                    upstream_type: Some("invalid_request_error".into()),
+                    param: Some("input".into()),
+                    retry_after: None,
+                }
+            })?;
+        ("invoke", request)
+    } else {
+        if !drop.unsupported {
+            if let Some(param) =
+                bedrock::first_unsupported(fields, &deployment.defaults, drop.always)
+            {
+                return Err(unsupported_param(deployment, model, param));
+            }
+        }
+        let action = if stream {
+            "converse-stream"
+        } else {
+            "converse"
+        };
+        (
+            action,
+            bedrock::chat_request(fields, &deployment.defaults, drop.always),
+        )
+    };
+    let route = format!("/model/{}/{action}", bedrock::encode_model_id(model));
     let body = serde_json::to_vec(&request).map_err(|e| encode_error(deployment, e))?;
     Ok(PreparedCall {
         url: join(&deployment.api_base, &route),

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::Value as Json;
 
 use super::anthropic::stream::AnthropicStream;
+use super::bedrock::stream::BedrockStream;
 use super::client::UpstreamBody;
 use super::cohere::stream::CohereStream;
 use super::gemini::stream::GeminiStream;
@@ -53,6 +54,8 @@ pub enum Dialect {
     Ollama(Box<OllamaStream>),
     /// Gemini's SSE chunks, translated into OpenAI chunks.
     Gemini(Box<GeminiStream>),
+    /// Bedrock's binary ConverseStream frames, decoded and translated into OpenAI chunks.
+    Bedrock(Box<BedrockStream>),
     /// Cohere's v2 SSE events, translated into OpenAI chunks.
     Cohere(Box<CohereStream>),
     /// TGI's `generate_stream` events, translated into OpenAI chunks.
@@ -75,8 +78,19 @@ impl Dialect {
             ProviderKind::Gemini(_) => {
                 Self::Gemini(Box::new(GeminiStream::new(model, super::unix_now())))
             }
+            ProviderKind::VertexAi(_) => match super::vertex_ai::Family::of(model) {
+                super::vertex_ai::Family::Gemini => {
+                    Self::Gemini(Box::new(GeminiStream::new(model, super::unix_now())))
+                }
+                super::vertex_ai::Family::Anthropic => {
+                    Self::Anthropic(Box::new(AnthropicStream::new(super::unix_now())))
+                }
+            },
             ProviderKind::Cohere(_) => {
                 Self::Cohere(Box::new(CohereStream::new(model, super::unix_now())))
+            }
+            ProviderKind::Bedrock(_) => {
+                Self::Bedrock(Box::new(BedrockStream::new(model, super::unix_now())))
             }
             ProviderKind::Anthropic(_) => {
                 Self::Anthropic(Box::new(AnthropicStream::new(super::unix_now())))
@@ -204,6 +218,13 @@ impl SseRelay {
     }
 
     fn feed(&mut self, bytes: &[u8]) {
+        // Bedrock's event stream is binary frames, not lines: its translator frames them.
+        if let Dialect::Bedrock(translator) = &mut self.dialect {
+            let mut chunks = Vec::new();
+            let step = translator.feed(bytes, &mut chunks);
+            self.on_translated(&chunks, step);
+            return;
+        }
         let mut rest = bytes;
         while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
             let (head, tail) = rest.split_at(pos + 1);
@@ -250,8 +271,14 @@ impl SseRelay {
             Dialect::Gemini(translator) => translator.event(data, &mut chunks),
             Dialect::Cohere(translator) => translator.event(data, &mut chunks),
             Dialect::HuggingFace(translator) => translator.event(data, &mut chunks),
+            Dialect::Bedrock(_) => return, // framed in `feed`
         };
-        for chunk in &chunks {
+        self.on_translated(&chunks, step);
+    }
+
+    /// Relays a translator's chunks, then does what its `step` asks.
+    fn on_translated(&mut self, chunks: &[Json], step: Step) {
+        for chunk in chunks {
             if let Ok(bytes) = serde_json::to_vec(chunk) {
                 self.on_chunk(&bytes);
             }

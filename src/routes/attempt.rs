@@ -134,13 +134,24 @@ impl Attempt<'_> {
         }
         let stream = self.request.stream;
         let settings = &self.ctx.state.settings;
+        // The request's `drop_params` wins over the deployment's, which wins over the global one;
+        // `additional_drop_params` from both are never sent.
+        let mut never: Vec<String>;
+        let always = if d.additional_drop_params.is_empty() {
+            &self.request.gateway.additional_drop_params
+        } else {
+            never = d.additional_drop_params.clone();
+            never.extend(self.request.gateway.additional_drop_params.iter().cloned());
+            &never
+        };
         let drop = DropPolicy {
             unsupported: self
                 .request
                 .gateway
                 .drop_params
+                .or(d.drop_params)
                 .unwrap_or(settings.drop_params),
-            always: &self.request.gateway.additional_drop_params,
+            always,
         };
         let call = prepare(self.op, d, &model, &self.request.fields, stream, &drop)?;
         log::debug!(
@@ -164,7 +175,26 @@ impl Attempt<'_> {
         };
         let max_body = settings.max_request_size.max(32 * 1024 * 1024);
         let upstream_started = Instant::now();
-        let mut reply = client::send(self.ctx.http, d, &call, first_byte, max_body).await?;
+        // Vertex AI takes a service account's OAuth token, fetched (or cached) before the call.
+        let bearer = match &d.vertex {
+            Some(vertex) => {
+                let token = self.ctx.state.vertex_tokens.access_token(
+                    self.ctx.http,
+                    &vertex.account,
+                    d.provider,
+                    first_byte,
+                );
+                Some(format!("Bearer {}", token.await?.expose()))
+            }
+            None => None,
+        };
+        let extra: Vec<(&str, &str)> = bearer
+            .as_deref()
+            .map(|b| ("authorization", b))
+            .into_iter()
+            .collect();
+        let mut reply =
+            client::send_with(self.ctx.http, d, &call, &extra, first_byte, max_body).await?;
         let mut builder = self.response_builder(StatusCode::OK, &reply.provider_headers);
         if stream {
             let fields = self.request.fields.clone();
@@ -190,7 +220,16 @@ impl Attempt<'_> {
             return Ok(builder.content_type("text/event-stream").streaming(relay));
         }
         let remaining = whole.saturating_sub(upstream_started.elapsed());
-        let body = client::read_all(&mut reply.body, d.provider, remaining, max_body).await?;
+        let mut body = client::read_all(&mut reply.body, d.provider, remaining, max_body).await?;
+        // Bedrock's Titan embeds one text per call: the other inputs follow one by one.
+        let fields = &self.request.fields;
+        for more in crate::providers::bedrock::titan_follow_ups(d, &model, fields, &call) {
+            let remaining = whole.saturating_sub(upstream_started.elapsed());
+            let mut next =
+                client::send_with(self.ctx.http, d, &more, &extra, remaining, max_body).await?;
+            let next = client::read_all(&mut next.body, d.provider, remaining, max_body).await?;
+            body = crate::providers::bedrock::merge_titan(&body, &next);
+        }
         let of = crate::providers::ReplyOf {
             op: self.op,
             model: &model,

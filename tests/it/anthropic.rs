@@ -214,3 +214,45 @@ async fn the_key_comes_from_anthropic_api_key_and_completions_are_served_through
         json!([{"role": "user", "content": [{"type": "text", "text": "Say hi"}]}])
     );
 }
+
+#[actix_rt::test]
+async fn drop_params_and_additional_drop_params_may_be_set_per_deployment() {
+    let mock = anthropic_mock().await;
+    let openai = MockUpstream::start().await;
+    let yaml = format!(
+        "{}  - model_name: gpt\n    litellm_params: {{model: openai/gpt-x, api_base: '{}', additional_drop_params: [user]}}\n",
+        config(&mock.base, ", drop_params: true"),
+        openai.v1()
+    );
+    let gw = Gateway::start(&yaml).await;
+    let mut body = weather_request();
+    body["seed"] = json!(7);
+
+    // The deployment drops what Anthropic cannot take; neither setting travels upstream.
+    let r = gw.post("/v1/chat/completions", None, &body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let sent = &mock.calls()[0].body;
+    assert!(
+        sent.get("seed").is_none() && sent.get("drop_params").is_none(),
+        "{sent}"
+    );
+
+    // The request's own setting still wins.
+    body["drop_params"] = json!(false);
+    let r = gw.post("/v1/chat/completions", None, &body).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            None,
+            &json!({"model": "gpt", "messages": [{"role": "user", "content": "hi"}], "user": "u-1"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let sent = openai.last().body;
+    assert!(
+        sent.get("user").is_none() && sent.get("additional_drop_params").is_none(),
+        "{sent}"
+    );
+}

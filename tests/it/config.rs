@@ -155,16 +155,8 @@ const NOT_IMPLEMENTED: &[&str] = &[
     "general_settings.allowed_ips",
     "general_settings.blocked_ips",
     "model_list[].litellm_params.max_retries",
-    "model_list[].litellm_params.aws_access_key_id",
-    "model_list[].litellm_params.aws_secret_access_key",
-    "model_list[].litellm_params.aws_session_token",
-    "model_list[].litellm_params.aws_region_name",
     "model_list[].litellm_params.aws_profile_name",
     "model_list[].litellm_params.aws_role_name",
-    "model_list[].litellm_params.aws_bedrock_runtime_endpoint",
-    "model_list[].litellm_params.vertex_project",
-    "model_list[].litellm_params.vertex_location",
-    "model_list[].litellm_params.vertex_credentials",
     "model_list[].litellm_params.azure_ad_token",
     "model_list[].litellm_params.tenant_id",
     "model_list[].litellm_params.client_id",
@@ -587,12 +579,11 @@ fn well_known_bare_names_load_with_their_provider() {
     assert_eq!(settings.deployments[2].provider.name(), "cohere_chat");
     assert_eq!(settings.deployments[2].upstream_model, "command-r-plus");
     assert_eq!(settings.deployments[3].provider.name(), "bedrock");
-    assert_eq!(settings.warnings().len(), 1, "{:?}", settings.warnings());
-    assert!(
-        settings.warnings()[0].contains("model_list[3].litellm_params.model: the bedrock provider"),
-        "a provider not translated yet is named in the startup warning: {:?}",
-        settings.warnings()
+    assert_eq!(
+        settings.deployments[3].upstream_model,
+        "anthropic.claude-3-haiku"
     );
+    assert!(settings.warnings().is_empty(), "{:?}", settings.warnings());
 }
 
 #[actix_rt::test]

@@ -4,6 +4,7 @@ mod support;
 
 mod anthropic;
 mod auth;
+mod bedrock;
 mod chaos;
 mod chat;
 mod cli;
@@ -23,3 +24,4 @@ mod routing;
 mod spend;
 mod strategies;
 mod streaming;
+mod vertex;

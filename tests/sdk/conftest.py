@@ -90,6 +90,7 @@ def gateway_config(upstream_url: str) -> str:
         + deployment("gemini-test", "gemini/gemini-2.5-flash", base=ollama_base)
         + deployment("hf-raw-test", "huggingface/my-org/vicuna-style-13b", hf_template, base=ollama_base)
         + deployment("cohere-test", "cohere_chat/command-r-plus", base=ollama_base)
+        + deployment("bedrock-test", "bedrock/converse/anthropic.claude-3-haiku-20240307-v1:0", base=ollama_base)
         + deployment("cohere-embed-test", "cohere/embed-english-v3.0", base=ollama_base)
         + deployment("ollama-test", "ollama_chat/llama3.1", base=ollama_base)
         + deployment("ollama-generate-test", "ollama/llama3.2", base=ollama_base)

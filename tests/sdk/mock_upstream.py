@@ -14,6 +14,9 @@ Routes (each with and without the `/v1` prefix):
   tests/fixtures/cohere (an SSE stream when the body says `"stream": true`).
 - `POST /generate`, `/generate_stream`: TGI's raw API (Hugging Face), answered from the
   recorded fixtures in tests/fixtures/huggingface (`/generate_stream` as SSE).
+- `POST /model/{id}/converse`, `/model/{id}/converse-stream`: AWS Bedrock's Converse API,
+  answered from the recorded fixtures in tests/fixtures/bedrock (the stream as binary
+  `application/vnd.amazon.eventstream` frames).
 - `GET /models`: the three working test models.
 
 Failure on demand, chosen by the request's `model` (the gateway sends the deployment's model):
@@ -35,12 +38,25 @@ import struct
 import sys
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
 
 CREATED = 1_700_000_000
+
+
+def event_stream_frame(event_type: str, payload: Any) -> bytes:
+    """One AWS event-stream message: prelude (lengths, CRC), string headers, JSON payload, CRC."""
+    headers = b""
+    for name, value in ((":event-type", event_type), (":content-type", "application/json"), (":message-type", "event")):
+        n, v = name.encode(), value.encode()
+        headers += bytes([len(n)]) + n + b"\x07" + struct.pack(">H", len(v)) + v
+    body = json.dumps(payload).encode()
+    prelude = struct.pack(">II", 12 + len(headers) + len(body) + 4, len(headers))
+    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + headers + body
+    return message + struct.pack(">I", zlib.crc32(message))
 
 CHAT_REPLY_CHUNKS = ["Hello", " from", " the", " mock", " upstream."]
 CHAT_REPLY = "".join(CHAT_REPLY_CHUNKS)
@@ -66,6 +82,7 @@ ANTHROPIC_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "anthrop
 GEMINI_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gemini"
 HUGGINGFACE_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "huggingface"
 COHERE_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cohere"
+BEDROCK_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bedrock"
 
 # Ollama's native API is answered from the recorded fixtures too.
 OLLAMA_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ollama"
@@ -256,6 +273,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         route = self._route()
+        if route.startswith("/model/") and route.endswith(("/converse", "/converse-stream")):
+            self._bedrock(route)
+            return
         if ":generateContent" in route or ":streamGenerateContent" in route:
             self._gemini(route)
             return
@@ -287,6 +307,20 @@ class _Handler(BaseHTTPRequestHandler):
         for event in (GEMINI_FIXTURES / "stream_function_call.sse").read_text().split("\n\n"):
             if event.strip():
                 self._write_chunk(event.encode() + b"\n\n")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _bedrock(self, route: str) -> None:
+        if route.endswith("/converse"):
+            self._send_json(200, json.loads((BEDROCK_FIXTURES / "reply_tool_use.json").read_text())["bedrock"])
+            return
+        self.send_response(200)
+        self.send_header("content-type", "application/vnd.amazon.eventstream")
+        self.send_header("transfer-encoding", "chunked")
+        self.send_header(MARKER_HEADER, MARKER_VALUE)
+        self.end_headers()
+        for event_type, payload in json.loads((BEDROCK_FIXTURES / "stream_tool_use.json").read_text())["events"]:
+            self._write_chunk(event_stream_frame(event_type, payload))
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 

@@ -38,8 +38,18 @@ pub fn chat_request(body: &Map<String, Json>) -> Map<String, Json> {
     }
     for (k, v) in body {
         match k.as_str() {
-            "model" | "temperature" | "top_p" | "top_k" | "stream" | "thinking" | "max_tokens" => {
+            "model" | "temperature" | "top_p" | "top_k" | "stream" | "max_tokens" => {
                 out.insert(k.clone(), v.clone());
+            }
+            // Extended thinking, for any provider: as OpenAI's `reasoning_effort` (which the
+            // Anthropic adapter turns back into a thinking budget).
+            "thinking" if v["type"] == "enabled" => {
+                let effort = match v["budget_tokens"].as_u64().unwrap_or(0) {
+                    0..=1024 => "low",
+                    1025..=2048 => "medium",
+                    _ => "high",
+                };
+                out.insert("reasoning_effort".into(), Json::from(effort));
             }
             "stop_sequences" => {
                 out.insert("stop".into(), v.clone());
@@ -405,6 +415,7 @@ mod tests {
             "metadata": {"user_id": "u-1"},
             "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
             "tool_choice": {"type": "any", "disable_parallel_tool_use": true},
+            "thinking": {"type": "enabled", "budget_tokens": 2000},
             "messages": [
                 {"role": "user", "content": "Weather?"},
                 {"role": "assistant", "content": [
@@ -428,6 +439,7 @@ mod tests {
                 "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}],
                 "tool_choice": "required",
                 "parallel_tool_calls": false,
+                "reasoning_effort": "medium",
                 "messages": [
                     {"role": "system", "content": "Be brief."},
                     {"role": "user", "content": "Weather?"},

@@ -1,0 +1,262 @@
+//! Bedrock's ConverseStream (`application/vnd.amazon.eventstream`) as OpenAI chat chunks:
+//! binary frames decoded with `aws-smithy-eventstream`, then each event (text, reasoning and
+//! tool-input deltas, tool-use starts, the stop reason, usage) translated.
+
+use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
+use aws_smithy_types::event_stream::{HeaderValue, Message};
+use bytes::BytesMut;
+use serde::Deserialize;
+use serde_json::{json, Value as Json};
+
+use super::reply::{finish_reason, TokenUsage};
+use crate::providers::stream::Step;
+
+/// The translation state of one stream: the frame decoder, its unread bytes, and the tool
+/// calls seen so far.
+#[derive(Debug, Default)]
+pub struct BedrockStream {
+    id: String,
+    model: String,
+    created: u64,
+    decoder: MessageFrameDecoder,
+    buffer: BytesMut,
+    /// `contentBlockIndex` of each tool call, in OpenAI's order.
+    tool_blocks: Vec<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct Event {
+    content_block_index: u64,
+    start: Option<Json>,
+    delta: Option<Json>,
+    stop_reason: Option<String>,
+    usage: Option<TokenUsage>,
+    message: Option<String>,
+}
+
+fn header<'m>(message: &'m Message, name: &str) -> Option<&'m str> {
+    message
+        .headers()
+        .iter()
+        .find(|h| h.name().as_str() == name)
+        .and_then(|h| match h.value() {
+            HeaderValue::String(s) => Some(s.as_str()),
+            _ => None,
+        })
+}
+
+impl BedrockStream {
+    /// A translator for `model`'s stream, stamping its chunks `created`.
+    pub fn new(model: &str, created: u64) -> Self {
+        Self {
+            id: format!("chatcmpl-{}", crate::providers::random_uuid()),
+            model: model.to_owned(),
+            created,
+            ..Self::default()
+        }
+    }
+
+    fn chunk(&self, delta: Json, finish: Option<&str>) -> Json {
+        json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        })
+    }
+
+    /// Takes the next `bytes` of the body and translates every frame they complete, appending
+    /// the OpenAI chunks to `out`; a frame may span any number of reads.
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Json>) -> Step {
+        self.buffer.extend_from_slice(bytes);
+        loop {
+            let message = match self.decoder.decode_frame(&mut self.buffer) {
+                Ok(DecodedFrame::Complete(m)) => m,
+                Ok(DecodedFrame::Incomplete) => return Step::More,
+                Err(e) => {
+                    return Step::Failed {
+                        kind: "api_error".into(),
+                        message: format!("unreadable event stream: {e}"),
+                    }
+                }
+            };
+            let step = match header(&message, ":message-type") {
+                Some("exception") | Some("error") => {
+                    let kind = header(&message, ":exception-type")
+                        .or_else(|| header(&message, ":error-code"))
+                        .unwrap_or("api_error");
+                    let event: Event =
+                        serde_json::from_slice(message.payload()).unwrap_or_default();
+                    let text = event
+                        .message
+                        .as_deref()
+                        .or_else(|| header(&message, ":error-message"))
+                        .unwrap_or("the stream failed");
+                    Step::Failed {
+                        kind: kind.to_owned(),
+                        message: text.to_owned(),
+                    }
+                }
+                _ => {
+                    let kind = header(&message, ":event-type").unwrap_or_default();
+                    self.event(kind, message.payload(), out)
+                }
+            };
+            if step != Step::More {
+                return step;
+            }
+        }
+    }
+
+    /// Translates one event of type `kind` with its JSON `payload`, appending the OpenAI
+    /// chunks it makes to `out`. The stream is done after `metadata` (its usage).
+    pub fn event(&mut self, kind: &str, payload: &[u8], out: &mut Vec<Json>) -> Step {
+        let e: Event = serde_json::from_slice(payload).unwrap_or_default();
+        match kind {
+            "messageStart" => {
+                out.push(self.chunk(json!({"role": "assistant", "content": ""}), None));
+            }
+            "contentBlockStart" => {
+                if let Some(tool) = e.start.as_ref().and_then(|s| s.get("toolUse")) {
+                    let index = self.tool_blocks.len();
+                    self.tool_blocks.push(e.content_block_index);
+                    let call = json!({
+                        "index": index,
+                        "id": tool["toolUseId"],
+                        "type": "function",
+                        "function": {"name": tool["name"], "arguments": ""},
+                    });
+                    out.push(self.chunk(json!({"tool_calls": [call]}), None));
+                }
+            }
+            "contentBlockDelta" => {
+                let delta = e.delta.unwrap_or_default();
+                if let Some(t) = delta["text"].as_str() {
+                    out.push(self.chunk(json!({"content": t}), None));
+                } else if let Some(t) = delta["reasoningContent"]["text"].as_str() {
+                    out.push(self.chunk(json!({"reasoning_content": t}), None));
+                } else if let Some(input) = delta["toolUse"]["input"].as_str() {
+                    let index = self
+                        .tool_blocks
+                        .iter()
+                        .position(|b| *b == e.content_block_index)
+                        .unwrap_or(self.tool_blocks.len().saturating_sub(1));
+                    let call = json!({"index": index, "function": {"arguments": input}});
+                    out.push(self.chunk(json!({"tool_calls": [call]}), None));
+                }
+            }
+            "messageStop" => {
+                let reason = finish_reason(e.stop_reason.as_deref().unwrap_or("end_turn"));
+                out.push(self.chunk(json!({}), Some(reason)));
+            }
+            "metadata" => {
+                out.push(json!({
+                    "id": self.id,
+                    "object": "chat.completion.chunk",
+                    "created": self.created,
+                    "model": self.model,
+                    "choices": [],
+                    "usage": e.usage.unwrap_or_default().openai(),
+                }));
+                return Step::Done;
+            }
+            _ => {}
+        }
+        Step::More
+    }
+}
+
+/// Test support: frames built with the crate's encoder from recorded `(event-type, payload)`
+/// pairs, as Bedrock sends them.
+#[cfg(test)]
+pub(crate) fn encode_events(events: &[(String, Json)]) -> Vec<u8> {
+    use aws_smithy_types::event_stream::Header;
+    let mut out = Vec::new();
+    for (kind, payload) in events {
+        let message = Message::new(serde_json::to_vec(payload).unwrap())
+            .add_header(Header::new(
+                ":event-type",
+                HeaderValue::String(kind.clone().into()),
+            ))
+            .add_header(Header::new(
+                ":message-type",
+                HeaderValue::String("event".into()),
+            ))
+            .add_header(Header::new(
+                ":content-type",
+                HeaderValue::String("application/json".into()),
+            ));
+        aws_smithy_eventstream::frame::write_message_to(&message, &mut out).unwrap();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Json {
+        let path = format!(
+            "{}/tests/fixtures/bedrock/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn recorded() -> (Vec<(String, Json)>, Vec<Json>) {
+        let case = fixture("stream_tool_use.json");
+        let events = case["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e[0].as_str().unwrap().to_owned(), e[1].clone()))
+            .collect();
+        (events, case["openai"].as_array().unwrap().clone())
+    }
+
+    #[test]
+    fn a_recorded_stream_split_anywhere_gives_the_recorded_chunks() {
+        let (events, expected) = recorded();
+        let bytes = encode_events(&events);
+        for size in [1, 7, bytes.len()] {
+            let mut t = BedrockStream::new("anthropic.claude-3-haiku", 1_700_000_000);
+            let mut chunks = Vec::new();
+            let mut last = Step::More;
+            for piece in bytes.chunks(size) {
+                assert_eq!(last, Step::More);
+                last = t.feed(piece, &mut chunks);
+            }
+            assert_eq!(last, Step::Done);
+            for c in &mut chunks {
+                c["id"] = json!("chatcmpl-x");
+            }
+            assert_eq!(chunks, expected, "read {size} bytes at a time");
+        }
+    }
+
+    #[test]
+    fn an_exception_frame_fails_the_stream() {
+        use aws_smithy_types::event_stream::Header;
+        let message = Message::new(&br#"{"message":"Too many requests"}"#[..])
+            .add_header(Header::new(
+                ":message-type",
+                HeaderValue::String("exception".into()),
+            ))
+            .add_header(Header::new(
+                ":exception-type",
+                HeaderValue::String("throttlingException".into()),
+            ));
+        let mut bytes = Vec::new();
+        aws_smithy_eventstream::frame::write_message_to(&message, &mut bytes).unwrap();
+        let step = BedrockStream::new("m", 0).feed(&bytes, &mut Vec::new());
+        assert_eq!(
+            step,
+            Step::Failed {
+                kind: "throttlingException".into(),
+                message: "Too many requests".into()
+            }
+        );
+    }
+}
