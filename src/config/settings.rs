@@ -51,6 +51,8 @@ struct RawLitellmSettings {
     #[serde(default, deserialize_with = "de::opt_bool")]
     set_verbose: Option<bool>,
     #[serde(default, deserialize_with = "de::opt_bool")]
+    add_function_to_prompt: Option<bool>,
+    #[serde(default, deserialize_with = "de::opt_bool")]
     turn_off_message_logging: Option<bool>,
     #[serde(default, deserialize_with = "de::opt_f64")]
     max_budget: Option<f64>,
@@ -127,6 +129,8 @@ pub struct Settings {
     pub master_key: Option<Secret>,
     /// `drop_params`.
     pub drop_params: bool,
+    /// `add_function_to_prompt`: tools described in the prompt for deployments without tools.
+    pub add_function_to_prompt: bool,
     /// Retries after a failed attempt (`num_retries`, default 2).
     pub num_retries: u32,
     /// Whole-call timeout (`timeout` / `request_timeout`, default 600 s).
@@ -252,9 +256,6 @@ impl Settings {
                 api_version: cli.api_version.clone(),
             };
             deployments.push(Deployment::from_cli(deployments.len(), source, &env, cli)?);
-        }
-        if cli.add_function_to_prompt {
-            not_implemented.push("--add_function_to_prompt".into());
         }
 
         let secs = |path: &str, v: f64| -> Result<Duration, ConfigError> {
@@ -403,6 +404,8 @@ impl Settings {
             deployments,
             master_key,
             drop_params: cli.drop_params || litellm.drop_params.unwrap_or(false),
+            add_function_to_prompt: cli.add_function_to_prompt
+                || litellm.add_function_to_prompt.unwrap_or(false),
             num_retries: router.num_retries.or(litellm.num_retries).unwrap_or(2),
             request_timeout,
             stream_timeout,

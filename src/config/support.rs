@@ -33,6 +33,7 @@ const LITELLM_SETTINGS: &[(&str, SettingStatus)] = &[
     // llmgate never logs message content, so this holds whatever its value.
     ("turn_off_message_logging", Y),
     ("set_verbose", Y),
+    ("add_function_to_prompt", Y),
 ];
 
 const ROUTER_SETTINGS: &[(&str, SettingStatus)] = &[

@@ -42,6 +42,9 @@ pub struct DropPolicy<'a> {
     pub unsupported: bool,
     /// `additional_drop_params`: fields never forwarded.
     pub always: &'a [String],
+    /// `add_function_to_prompt`: a deployment that cannot take tools gets them described in
+    /// the prompt instead.
+    pub functions_to_prompt: bool,
 }
 
 /// The request body as sent upstream: the client's fields, the deployment's model and defaults.
@@ -120,6 +123,16 @@ pub fn prepare(
         Reshape::None => op,
         Reshape::ChatFromCompletion => Operation::Completion,
         Reshape::CompletionFromChat => Operation::Chat,
+    };
+    let prompted;
+    let fields = if drop.functions_to_prompt
+        && !takes_tools(deployment)
+        && (fields.contains_key("tools") || fields.contains_key("functions"))
+    {
+        prompted = translate::tools_into_prompt(fields);
+        &prompted
+    } else {
+        fields
     };
     let translated;
     let fields = match reshape {
@@ -501,6 +514,19 @@ fn ollama_call(
     })
 }
 
+/// Whether the deployment's API takes tools (the legacy completions API, Ollama's `generate` and
+/// TGI's raw `generate` do not).
+fn takes_tools(deployment: &Deployment) -> bool {
+    match deployment.provider {
+        ProviderKind::TextCompletion(_) => false,
+        ProviderKind::Ollama(f) => f.prefix != "ollama",
+        ProviderKind::HuggingFace(_, api) => {
+            api != crate::providers::kind::HuggingFaceApi::Generate
+        }
+        _ => !deployment.completions_only,
+    }
+}
+
 /// LiteLLM's `UnsupportedParamsError`: a 400 naming the parameter and how to drop it.
 fn unsupported_param(deployment: &Deployment, model: &str, param: &str) -> ProviderError {
     ProviderError {
@@ -825,7 +851,7 @@ mod drop_tests {
         assert_eq!((err.status, err.param.as_deref()), (400, Some("tools")));
         let dropping = DropPolicy {
             unsupported: true,
-            always: &[],
+            ..DropPolicy::default()
         };
         let call = prepare(Operation::Chat, &d, "i", &f, false, &dropping).unwrap();
         assert!(!String::from_utf8_lossy(&call.body).contains("tools"));
@@ -844,8 +870,8 @@ mod drop_tests {
             &f,
             false,
             &DropPolicy {
-                unsupported: false,
                 always: &always,
+                ..DropPolicy::default()
             },
         )
         .unwrap();

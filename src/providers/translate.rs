@@ -65,6 +65,58 @@ pub const CHAT_ONLY_PARAMS: &[&str] = &[
     "parallel_tool_calls",
 ];
 
+/// `add_function_to_prompt`: for a deployment that cannot take tools, the request's `tools`
+/// (or legacy `functions`) are described in a system message instead, asking for a JSON call,
+/// and the tool fields are left out.
+pub fn tools_into_prompt(fields: &Map<String, Json>) -> Map<String, Json> {
+    let declared: Vec<&Json> = fields
+        .get("tools")
+        .and_then(Json::as_array)
+        .map(|tools| {
+            tools
+                .iter()
+                .map(|t| t.get("function").unwrap_or(t))
+                .collect()
+        })
+        .or_else(|| {
+            fields
+                .get("functions")
+                .and_then(Json::as_array)
+                .map(|f| f.iter().collect())
+        })
+        .unwrap_or_default();
+    let mut out: Map<String, Json> = fields
+        .iter()
+        .filter(|(k, _)| !CHAT_ONLY_PARAMS.contains(&k.as_str()) || k.as_str() == "response_format")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if declared.is_empty() {
+        return out;
+    }
+    let mut prompt = String::from(
+        "You can call these functions. To call one, answer with JSON only, shaped as \
+         {\"name\": \"<function name>\", \"arguments\": {<argument name>: <value>}}.\n",
+    );
+    for f in declared {
+        prompt.push_str(&f.to_string());
+        prompt.push('\n');
+    }
+    let mut messages = out
+        .get("messages")
+        .and_then(Json::as_array)
+        .cloned()
+        .unwrap_or_default();
+    match messages.first_mut() {
+        Some(first) if first["role"] == "system" => {
+            let existing = content_text(&first["content"]);
+            first["content"] = Json::from(format!("{existing}\n\n{prompt}"));
+        }
+        _ => messages.insert(0, serde_json::json!({"role": "system", "content": prompt})),
+    }
+    out.insert("messages".into(), Json::Array(messages));
+    out
+}
+
 /// Replaces float embeddings by base64 of little-endian f32s, as OpenAI's `encoding_format:
 /// "base64"` returns them; `None` when there was nothing to encode.
 pub fn embeddings_as_base64(body: &[u8]) -> Option<bytes::Bytes> {
@@ -202,6 +254,27 @@ pub fn completion_reply_to_chat(reply: &Json, chunk: bool) -> Json {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tools_become_a_system_prompt_and_leave_the_request() {
+        let fields: Map<String, Json> = serde_json::from_value(serde_json::json!({
+            "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Weather?"}],
+            "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}],
+            "tool_choice": "auto",
+            "temperature": 0.1,
+        }))
+        .unwrap();
+        let out = tools_into_prompt(&fields);
+        assert!(out.get("tools").is_none() && out.get("tool_choice").is_none());
+        assert_eq!(out["temperature"], 0.1);
+        let system = out["messages"][0]["content"].as_str().unwrap();
+        assert!(
+            system.starts_with("Be brief.\n\nYou can call these functions."),
+            "{system}"
+        );
+        assert!(system.contains(r#""name":"get_weather""#), "{system}");
+        assert_eq!(out["messages"][1]["content"], "Weather?");
+    }
 
     #[test]
     fn chat_reply_becomes_a_text_completion() {

@@ -152,6 +152,7 @@ impl Attempt<'_> {
                 .or(d.drop_params)
                 .unwrap_or(settings.drop_params),
             always,
+            functions_to_prompt: settings.add_function_to_prompt,
         };
         let call = prepare(self.op, d, &model, &self.request.fields, stream, &drop)?;
         log::debug!(

@@ -329,3 +329,33 @@ async fn an_error_line_mid_stream_ends_the_stream_with_an_error_event() {
         "litellm.APIError: Ollama_chatException - an error was encountered while running the model: unexpected EOF"
     );
 }
+
+#[actix_rt::test]
+async fn add_function_to_prompt_describes_tools_to_a_model_without_them() {
+    let mock = ollama_mock("reply_generate.json", "stream_generate.ndjson").await;
+    let with_tools = json!({
+        "model": "local",
+        "messages": [{"role": "user", "content": "Weather in Paris?"}],
+        "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}],
+    });
+
+    // Without it, `ollama/` (the generate API) refuses tools.
+    let gw = Gateway::start(&config("ollama/llama3.2", &mock.base, "")).await;
+    let r = gw.post("/v1/chat/completions", None, &with_tools).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(mock.calls().is_empty());
+
+    let gw = Gateway::start(&format!(
+        "{}litellm_settings: {{add_function_to_prompt: true}}\n",
+        config("ollama/llama3.2", &mock.base, "")
+    ))
+    .await;
+    let r = gw.post("/v1/chat/completions", None, &with_tools).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let sent = &mock.calls()[0].body;
+    let prompt = sent["prompt"].as_str().unwrap_or_default().to_owned()
+        + sent["system"].as_str().unwrap_or_default();
+    assert!(prompt.contains("You can call these functions"), "{sent}");
+    assert!(prompt.contains("get_weather"), "{sent}");
+    assert!(sent.get("tools").is_none(), "{sent}");
+}
