@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -63,6 +64,30 @@ class Target:
         return f"{self.root_url}/v1"
 
 
+VERTEX_PROJECT = "proj-sdk"
+
+
+def vertex_service_account(root_url: str) -> str:
+    """A throwaway service-account key file whose token endpoint is the mock's `/token`."""
+    workdir = Path(tempfile.mkdtemp(prefix="llmgate-vertex-"))
+    key = workdir / "key.pem"
+    subprocess.run(
+        ["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(key)],
+        check=True,
+        capture_output=True,
+    )
+    account = workdir / "service-account.json"
+    account.write_text(json.dumps({
+        "type": "service_account",
+        "project_id": VERTEX_PROJECT,
+        "private_key_id": "sdk-test",
+        "private_key": key.read_text(),
+        "client_email": "sdk-test@proj-sdk.iam.gserviceaccount.com",
+        "token_uri": f"{root_url}/token",
+    }))
+    return str(account)
+
+
 def gateway_config(upstream_url: str) -> str:
     def deployment(name: str, model: str, extra: str = "", base: str = upstream_url) -> str:
         return (
@@ -88,6 +113,12 @@ def gateway_config(upstream_url: str) -> str:
         + deployment("midstream-drop", "openai/drop-midstream")
         + deployment("claude-test", "anthropic/claude-3-7-sonnet-20250219")
         + deployment("gemini-test", "gemini/gemini-2.5-flash", base=ollama_base)
+        + deployment(
+            "vertex-test",
+            "vertex_ai/gemini-2.5-flash",
+            f", vertex_project: {VERTEX_PROJECT}, vertex_location: us-central1, vertex_credentials: {vertex_service_account(ollama_base)}",
+            base=ollama_base,
+        )
         + deployment("hf-raw-test", "huggingface/my-org/vicuna-style-13b", hf_template, base=ollama_base)
         + deployment("cohere-test", "cohere_chat/command-r-plus", base=ollama_base)
         + deployment("bedrock-test", "bedrock/converse/anthropic.claude-3-haiku-20240307-v1:0", base=ollama_base)

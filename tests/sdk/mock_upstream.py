@@ -80,6 +80,7 @@ LISTED_MODELS = ["gpt-test", "instruct-test", "embed-test"]
 # Anthropic's Messages API is answered from the recorded fixtures the Rust tests use too.
 ANTHROPIC_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "anthropic"
 GEMINI_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gemini"
+VERTEX_ACCESS_TOKEN = "ya29.sdk-test"
 HUGGINGFACE_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "huggingface"
 COHERE_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cohere"
 BEDROCK_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bedrock"
@@ -257,6 +258,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib naming
         raw = self._read_body()
+        if self._route() == "/token":
+            # Google's OAuth token endpoint, for Vertex AI service accounts (a form body).
+            self.upstream.record(RecordedRequest("POST", self.path, _lowercase(self.headers), raw.decode("latin-1")))
+            self._send_json(200, {"access_token": VERTEX_ACCESS_TOKEN, "expires_in": 3600, "token_type": "Bearer"})
+            return
         try:
             body = json.loads(raw) if raw else {}
         except ValueError:
