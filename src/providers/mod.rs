@@ -2,6 +2,7 @@
 
 pub mod anthropic;
 pub mod bedrock;
+pub mod chunks;
 pub mod client;
 pub mod cohere;
 mod error;

@@ -16,6 +16,7 @@ use serde_json::Value as Json;
 
 use super::anthropic::stream::AnthropicStream;
 use super::bedrock::stream::BedrockStream;
+use super::chunks::Chunks;
 use super::client::UpstreamBody;
 use super::cohere::stream::CohereStream;
 use super::gemini::stream::GeminiStream;
@@ -220,7 +221,7 @@ impl SseRelay {
     fn feed(&mut self, bytes: &[u8]) {
         // Bedrock's event stream is binary frames, not lines: its translator frames them.
         if let Dialect::Bedrock(translator) = &mut self.dialect {
-            let mut chunks = Vec::new();
+            let mut chunks = Chunks::default();
             let step = translator.feed(bytes, &mut chunks);
             self.on_translated(&chunks, step);
             return;
@@ -256,7 +257,7 @@ impl SseRelay {
             };
             data.strip_prefix(b" ").unwrap_or(data)
         };
-        let mut chunks = Vec::new();
+        let mut chunks = Chunks::default();
         let step = match &mut self.dialect {
             Dialect::OpenAi => {
                 if data == b"[DONE]" {
@@ -277,11 +278,9 @@ impl SseRelay {
     }
 
     /// Relays a translator's chunks, then does what its `step` asks.
-    fn on_translated(&mut self, chunks: &[Json], step: Step) {
-        for chunk in chunks {
-            if let Ok(bytes) = serde_json::to_vec(chunk) {
-                self.on_chunk(&bytes);
-            }
+    fn on_translated(&mut self, chunks: &Chunks, step: Step) {
+        for chunk in chunks.as_slice() {
+            self.on_chunk(chunk);
         }
         match step {
             Step::More => {}

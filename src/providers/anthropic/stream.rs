@@ -1,6 +1,7 @@
 //! Anthropic's stream events as OpenAI chat chunks: text, tool-call and thinking deltas, the
 //! finish reason, and a final usage chunk.
 
+use crate::providers::chunks::{Chunks, Delta, Head};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
@@ -46,6 +47,14 @@ impl AnthropicStream {
         }
     }
 
+    fn head(&self) -> Head<'_> {
+        Head {
+            id: &self.id,
+            model: &self.model,
+            created: self.created,
+        }
+    }
+
     fn chunk(&self, delta: Json, finish: Option<&str>) -> Json {
         json!({
             "id": self.id,
@@ -57,7 +66,7 @@ impl AnthropicStream {
     }
 
     /// Translates one event's `data`, appending the OpenAI chunks it makes to `out`.
-    pub fn event(&mut self, data: &[u8], out: &mut Vec<Json>) -> Step {
+    pub fn event(&mut self, data: &[u8], out: &mut Chunks) -> Step {
         let Ok(e) = serde_json::from_slice::<Event>(data) else {
             return Step::More;
         };
@@ -72,7 +81,12 @@ impl AnthropicStream {
                 {
                     self.usage = u;
                 }
-                out.push(self.chunk(json!({"role": "assistant", "content": ""}), None));
+                let role = Delta {
+                    role: Some("assistant"),
+                    content: Some(""),
+                    ..Delta::default()
+                };
+                out.delta(self.head(), role, None);
             }
             "content_block_start" => {
                 let block = e.content_block.unwrap_or_default();
@@ -102,7 +116,11 @@ impl AnthropicStream {
                 let delta = e.delta.unwrap_or_default();
                 match delta["type"].as_str() {
                     Some("text_delta") => {
-                        out.push(self.chunk(json!({"content": delta["text"]}), None));
+                        let text = Delta {
+                            content: delta["text"].as_str(),
+                            ..Delta::default()
+                        };
+                        out.delta(self.head(), text, None);
                     }
                     Some("input_json_delta") => {
                         let call = self
@@ -119,7 +137,11 @@ impl AnthropicStream {
                         ));
                     }
                     Some("thinking_delta") => {
-                        out.push(self.chunk(json!({"reasoning_content": delta["thinking"]}), None));
+                        let thinking = Delta {
+                            reasoning_content: delta["thinking"].as_str(),
+                            ..Delta::default()
+                        };
+                        out.delta(self.head(), thinking, None);
                     }
                     _ => {}
                 }
@@ -129,7 +151,7 @@ impl AnthropicStream {
                     self.usage.merge(u);
                 }
                 if let Some(stop) = e.delta.as_ref().and_then(|d| d["stop_reason"].as_str()) {
-                    out.push(self.chunk(json!({}), Some(finish_reason(stop))));
+                    out.delta(self.head(), Delta::default(), Some(finish_reason(stop)));
                 }
             }
             "message_stop" => {
@@ -175,7 +197,7 @@ mod tests {
     /// Feeds every `data:` line of a recorded stream; returns the chunks and the last step.
     fn run(sse: &str) -> (Vec<Json>, Step) {
         let mut t = AnthropicStream::new(1_700_000_000);
-        let mut out = Vec::new();
+        let mut out = Chunks::default();
         let mut step = Step::More;
         for line in sse.lines() {
             if let Some(data) = line.strip_prefix("data: ") {
@@ -185,7 +207,7 @@ mod tests {
                 }
             }
         }
-        (out, step)
+        (out.json(), step)
     }
 
     #[test]

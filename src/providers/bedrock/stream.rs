@@ -2,6 +2,7 @@
 //! binary frames decoded with `aws-smithy-eventstream`, then each event (text, reasoning and
 //! tool-input deltas, tool-use starts, the stop reason, usage) translated.
 
+use crate::providers::chunks::Chunks;
 use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
 use aws_smithy_types::event_stream::{HeaderValue, Message};
 use bytes::BytesMut;
@@ -69,7 +70,7 @@ impl BedrockStream {
 
     /// Takes the next `bytes` of the body and translates every frame they complete, appending
     /// the OpenAI chunks to `out`; a frame may span any number of reads.
-    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Json>) -> Step {
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Chunks) -> Step {
         self.buffer.extend_from_slice(bytes);
         loop {
             let message = match self.decoder.decode_frame(&mut self.buffer) {
@@ -112,7 +113,7 @@ impl BedrockStream {
 
     /// Translates one event of type `kind` with its JSON `payload`, appending the OpenAI
     /// chunks it makes to `out`. The stream is done after `metadata` (its usage).
-    pub fn event(&mut self, kind: &str, payload: &[u8], out: &mut Vec<Json>) -> Step {
+    pub fn event(&mut self, kind: &str, payload: &[u8], out: &mut Chunks) -> Step {
         let e: Event = serde_json::from_slice(payload).unwrap_or_default();
         match kind {
             "messageStart" => {
@@ -222,13 +223,14 @@ mod tests {
         let bytes = encode_events(&events);
         for size in [1, 7, bytes.len()] {
             let mut t = BedrockStream::new("anthropic.claude-3-haiku", 1_700_000_000);
-            let mut chunks = Vec::new();
+            let mut out = Chunks::default();
             let mut last = Step::More;
             for piece in bytes.chunks(size) {
                 assert_eq!(last, Step::More);
-                last = t.feed(piece, &mut chunks);
+                last = t.feed(piece, &mut out);
             }
             assert_eq!(last, Step::Done);
+            let mut chunks = out.json();
             for c in &mut chunks {
                 c["id"] = json!("chatcmpl-x");
             }
@@ -250,7 +252,7 @@ mod tests {
             ));
         let mut bytes = Vec::new();
         aws_smithy_eventstream::frame::write_message_to(&message, &mut bytes).unwrap();
-        let step = BedrockStream::new("m", 0).feed(&bytes, &mut Vec::new());
+        let step = BedrockStream::new("m", 0).feed(&bytes, &mut Chunks::default());
         assert_eq!(
             step,
             Step::Failed {

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use crate::providers::chunks::Chunks;
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
@@ -64,7 +65,7 @@ impl CohereStream {
     }
 
     /// The role chunk, once, before anything else.
-    fn start(&mut self, out: &mut Vec<Json>) {
+    fn start(&mut self, out: &mut Chunks) {
         if self.started {
             return;
         }
@@ -75,7 +76,7 @@ impl CohereStream {
         out.push(self.chunk(json!({"role": "assistant", "content": ""}), None));
     }
 
-    fn text(&mut self, key: &str, text: Option<&str>, out: &mut Vec<Json>) {
+    fn text(&mut self, key: &str, text: Option<&str>, out: &mut Chunks) {
         if let Some(t) = text.filter(|t| !t.is_empty()) {
             self.start(out);
             out.push(self.chunk(json!({ key: t }), None));
@@ -83,7 +84,7 @@ impl CohereStream {
     }
 
     /// Translates one event's `data`, appending the OpenAI chunks it makes to `out`.
-    pub fn event(&mut self, data: &[u8], out: &mut Vec<Json>) -> Step {
+    pub fn event(&mut self, data: &[u8], out: &mut Chunks) -> Step {
         let Ok(e) = serde_json::from_slice::<Event<'_>>(data) else {
             return Step::More;
         };
@@ -185,7 +186,7 @@ mod tests {
     /// Feeds every `data:` line of a stream; returns the chunks and the last step.
     fn run(sse: &str) -> (Vec<Json>, Step) {
         let mut t = CohereStream::new("command-r-plus", 1_700_000_000);
-        let mut out = Vec::new();
+        let mut out = Chunks::default();
         let mut step = Step::More;
         for line in sse.lines() {
             if let Some(data) = line.strip_prefix("data: ") {
@@ -195,7 +196,7 @@ mod tests {
                 }
             }
         }
-        (out, step)
+        (out.json(), step)
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Gemini's streamed `GenerateContentResponse` chunks (`streamGenerateContent?alt=sse`) as
 //! OpenAI chat chunks: text, thought and function-call deltas, the finish reason and usage.
 
+use crate::providers::chunks::{Chunks, Delta, Head};
 use serde_json::{json, Value as Json};
 
 use super::reply::{finish_reason, tool_call, Response, UsageMetadata};
@@ -28,6 +29,14 @@ impl GeminiStream {
         }
     }
 
+    fn head(&self) -> Head<'_> {
+        Head {
+            id: &self.id,
+            model: &self.model,
+            created: self.created,
+        }
+    }
+
     fn chunk(&self, delta: Json, finish: Option<&str>) -> Json {
         json!({
             "id": self.id,
@@ -40,7 +49,7 @@ impl GeminiStream {
 
     /// Translates one chunk's `data`, appending the OpenAI chunks it makes to `out`. Gemini
     /// has no end event: the stream ends with the upstream's body, after a finish reason.
-    pub fn event(&mut self, data: &[u8], out: &mut Vec<Json>) -> Step {
+    pub fn event(&mut self, data: &[u8], out: &mut Chunks) -> Step {
         let Ok(r) = serde_json::from_slice::<Response<'_>>(data) else {
             return Step::More;
         };
@@ -58,7 +67,12 @@ impl GeminiStream {
         }
         if !self.started {
             self.started = true;
-            out.push(self.chunk(json!({"role": "assistant", "content": ""}), None));
+            let role = Delta {
+                role: Some("assistant"),
+                content: Some(""),
+                ..Delta::default()
+            };
+            out.delta(self.head(), role, None);
         }
         if r.usage.is_some() {
             self.usage = r.usage;
@@ -71,12 +85,18 @@ impl GeminiStream {
                     self.tool_calls += 1;
                     out.push(self.chunk(json!({"tool_calls": [call]}), None));
                 } else if let Some(t) = part.text.as_deref().filter(|t| !t.is_empty()) {
-                    let key = if part.thought {
-                        "reasoning_content"
+                    let delta = if part.thought {
+                        Delta {
+                            reasoning_content: Some(t),
+                            ..Delta::default()
+                        }
                     } else {
-                        "content"
+                        Delta {
+                            content: Some(t),
+                            ..Delta::default()
+                        }
                     };
-                    out.push(self.chunk(json!({ key: t }), None));
+                    out.delta(self.head(), delta, None);
                 }
             }
             if let Some(reason) = c.finish_reason.as_deref() {
@@ -87,7 +107,7 @@ impl GeminiStream {
             finish = Some("content_filter");
         }
         if let Some(reason) = finish {
-            out.push(self.chunk(json!({}), Some(reason)));
+            out.delta(self.head(), Delta::default(), Some(reason));
             out.push(json!({
                 "id": self.id,
                 "object": "chat.completion.chunk",
@@ -116,12 +136,13 @@ mod tests {
     #[test]
     fn a_recorded_stream_gives_the_recorded_chunks() {
         let mut t = GeminiStream::new("gemini-2.5-flash", 1_700_000_000);
-        let mut chunks = Vec::new();
+        let mut out = Chunks::default();
         for line in fixture("stream_function_call.sse").lines() {
             if let Some(data) = line.strip_prefix("data: ") {
-                assert_eq!(t.event(data.as_bytes(), &mut chunks), Step::More);
+                assert_eq!(t.event(data.as_bytes(), &mut out), Step::More);
             }
         }
+        let mut chunks = out.json();
         for c in &mut chunks {
             c["id"] = json!("chatcmpl-x");
             if let Some(call) = c
@@ -145,7 +166,7 @@ mod tests {
         let mut t = GeminiStream::new("g", 0);
         let step = t.event(
             br#"{"error":{"code":429,"message":"Resource exhausted","status":"RESOURCE_EXHAUSTED"}}"#,
-            &mut Vec::new(),
+            &mut Chunks::default(),
         );
         assert_eq!(
             step,

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use crate::providers::chunks::Chunks;
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
@@ -74,7 +75,7 @@ impl HuggingFaceStream {
 
     /// Translates one event's `data`, appending the OpenAI chunks it makes to `out`; the
     /// event carrying the whole text (or the details) is the last.
-    pub fn event(&mut self, data: &[u8], out: &mut Vec<Json>) -> Step {
+    pub fn event(&mut self, data: &[u8], out: &mut Chunks) -> Step {
         let Ok(event) = serde_json::from_slice::<Event<'_>>(data) else {
             return Step::More;
         };
@@ -143,7 +144,7 @@ mod tests {
             1_700_000_000,
             prompt_tokens,
         );
-        let mut out = Vec::new();
+        let mut out = Chunks::default();
         let mut step = Step::More;
         for line in sse.lines() {
             if let Some(data) = line.strip_prefix("data:") {
@@ -153,7 +154,7 @@ mod tests {
                 }
             }
         }
-        (out, step)
+        (out.json(), step)
     }
 
     #[test]

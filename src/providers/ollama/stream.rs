@@ -1,6 +1,7 @@
 //! Ollama's newline-delimited JSON stream as OpenAI chat chunks: a role chunk, text, thinking
 //! and tool-call deltas, the finish reason, and a final usage chunk.
 
+use crate::providers::chunks::Chunks;
 use serde_json::{json, Value as Json};
 
 use super::reply::{finish_reason, Wire};
@@ -39,7 +40,7 @@ impl OllamaStream {
     }
 
     /// Translates one line of the stream, appending the OpenAI chunks it makes to `out`.
-    pub fn event(&mut self, line: &[u8], out: &mut Vec<Json>) -> Step {
+    pub fn event(&mut self, line: &[u8], out: &mut Chunks) -> Step {
         let Ok(wire) = serde_json::from_slice::<Wire<'_>>(line) else {
             return Step::More;
         };
@@ -120,7 +121,7 @@ mod tests {
     /// Feeds every line of a recorded stream; returns the chunks and the last step.
     fn run(ndjson: &str) -> (Vec<Json>, Step) {
         let mut t = OllamaStream::new("chatcmpl-0123".into(), 1_700_000_000);
-        let mut out = Vec::new();
+        let mut out = Chunks::default();
         let mut step = Step::More;
         for line in ndjson.lines() {
             step = t.event(line.as_bytes(), &mut out);
@@ -128,7 +129,7 @@ mod tests {
                 break;
             }
         }
-        (out, step)
+        (out.json(), step)
     }
 
     #[test]
