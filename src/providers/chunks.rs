@@ -47,6 +47,16 @@ struct Choice<'a> {
     finish_reason: Option<&'a str>,
 }
 
+#[derive(Serialize)]
+struct UsageChunk<'a, U: Serialize> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: [(); 0],
+    usage: U,
+}
+
 /// The serialized chunks of one event.
 #[derive(Debug, Default)]
 pub struct Chunks(Vec<Bytes>);
@@ -71,6 +81,21 @@ impl Chunks {
                 delta,
                 finish_reason: finish,
             }],
+        };
+        if let Ok(bytes) = serde_json::to_vec(&chunk) {
+            self.0.push(Bytes::from(bytes));
+        }
+    }
+
+    /// Adds a stream's closing usage chunk (`choices: []`).
+    pub fn usage(&mut self, head: Head<'_>, usage: impl Serialize) {
+        let chunk = UsageChunk {
+            id: head.id,
+            object: "chat.completion.chunk",
+            created: head.created,
+            model: head.model,
+            choices: [],
+            usage,
         };
         if let Ok(bytes) = serde_json::to_vec(&chunk) {
             self.0.push(Bytes::from(bytes));
@@ -117,6 +142,7 @@ mod tests {
             None,
         );
         out.delta(head, Delta::default(), Some("stop"));
+        out.usage(head, serde_json::json!({"total_tokens": 3}));
         assert_eq!(
             out.json(),
             vec![
@@ -124,6 +150,8 @@ mod tests {
                     "choices": [{"index": 0, "delta": {"content": "hi \"there\""}, "finish_reason": null}]}),
                 serde_json::json!({"id": "c1", "object": "chat.completion.chunk", "created": 7, "model": "m",
                     "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+                serde_json::json!({"id": "c1", "object": "chat.completion.chunk", "created": 7, "model": "m",
+                    "choices": [], "usage": {"total_tokens": 3}}),
             ]
         );
     }

@@ -136,13 +136,11 @@ pub fn openai_reply(
                     _ => 0,
                 };
                 gemini::reply::embeddings(&body, of.model, tokens)
+                    .and_then(|v| serde_json::to_vec(&v))
             } else {
                 gemini::reply::chat_completion(&body, of.model, unix_now())
             };
-            reply
-                .and_then(|v| serde_json::to_vec(&v))
-                .map(bytes::Bytes::from)
-                .map_err(unreadable)
+            reply.map(bytes::Bytes::from).map_err(unreadable)
         }
         ProviderKind::Cohere(_) => if of.op == Operation::Embedding {
             cohere::reply::embeddings(&body, of.model, of.fields)

@@ -134,62 +134,129 @@ pub(super) fn tool_call(call: &FunctionCall<'_>, index: usize) -> Json {
     })
 }
 
-/// The OpenAI chat completion for a Gemini reply's bytes; `model` when it names none.
-pub fn chat_completion(body: &[u8], model: &str, created: u64) -> serde_json::Result<Json> {
+#[derive(Serialize)]
+struct Completion<'a> {
+    id: Cow<'a, str>,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: Vec<Choice<'a>>,
+    usage: OpenAiUsage,
+}
+
+#[derive(Serialize)]
+struct Choice<'a> {
+    index: u32,
+    message: Reply<'a>,
+    finish_reason: &'static str,
+}
+
+#[derive(Serialize)]
+struct Reply<'a> {
+    role: &'static str,
+    content: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<ToolCall<'a>>,
+}
+
+#[derive(Serialize)]
+struct ToolCall<'a> {
+    id: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: Function<'a>,
+}
+
+#[derive(Serialize)]
+struct Function<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+/// Appends `piece` to `acc`, borrowing while there is only one piece.
+fn append<'a>(acc: &mut Option<Cow<'a, str>>, piece: &'a str) {
+    match acc {
+        None => *acc = Some(Cow::Borrowed(piece)),
+        Some(text) => text.to_mut().push_str(piece),
+    }
+}
+
+/// The OpenAI chat completion bytes for a Gemini reply's bytes; `model` when it names none.
+/// Read and written through typed views: no JSON tree is built.
+pub fn chat_completion(body: &[u8], model: &str, created: u64) -> serde_json::Result<Vec<u8>> {
     let r: Response<'_> = serde_json::from_slice(body)?;
-    let mut choices = Vec::new();
+    let mut choices = Vec::with_capacity(r.candidates.len().max(1));
     for c in &r.candidates {
-        let mut text = String::new();
-        let mut thoughts = String::new();
+        let mut text: Option<Cow<'_, str>> = None;
+        let mut thoughts: Option<Cow<'_, str>> = None;
         let mut calls = Vec::new();
         for part in c.content.iter().flat_map(|c| &c.parts) {
             if let Some(f) = &part.function_call {
-                let mut call = tool_call(f, calls.len());
-                if let Some(o) = call.as_object_mut() {
-                    o.remove("index");
-                }
-                calls.push(call);
+                calls.push(ToolCall {
+                    id: format!("call_{}", crate::providers::random_uuid().simple()),
+                    kind: "function",
+                    function: Function {
+                        name: &f.name,
+                        arguments: f.args.map_or("{}", RawValue::get),
+                    },
+                });
             } else if let Some(t) = &part.text {
-                if part.thought {
-                    thoughts.push_str(t);
-                } else {
-                    text.push_str(t);
-                }
+                append(
+                    if part.thought {
+                        &mut thoughts
+                    } else {
+                        &mut text
+                    },
+                    t,
+                );
             }
-        }
-        let mut message = json!({"role": "assistant", "content": text});
-        if text.is_empty() && !calls.is_empty() {
-            message["content"] = Json::Null;
-        }
-        if !thoughts.is_empty() {
-            message["reasoning_content"] = Json::from(thoughts);
         }
         let finish = finish_reason(
             c.finish_reason.as_deref().unwrap_or("STOP"),
             !calls.is_empty(),
         );
-        if !calls.is_empty() {
-            message["tool_calls"] = Json::Array(calls);
-        }
-        choices.push(json!({"index": c.index, "message": message, "finish_reason": finish}));
+        let content = match text {
+            None if !calls.is_empty() => None,
+            other => Some(other.unwrap_or_default()),
+        };
+        choices.push(Choice {
+            index: c.index,
+            message: Reply {
+                role: "assistant",
+                content,
+                reasoning_content: thoughts,
+                tool_calls: calls,
+            },
+            finish_reason: finish,
+        });
     }
     if choices.is_empty() {
         // The prompt itself was blocked (`promptFeedback.blockReason`).
-        let _ = &r.prompt_feedback;
-        choices.push(json!({"index": 0, "message": {"role": "assistant", "content": null}, "finish_reason": "content_filter"}));
+        choices.push(Choice {
+            index: 0,
+            message: Reply {
+                role: "assistant",
+                content: None,
+                reasoning_content: None,
+                tool_calls: Vec::new(),
+            },
+            finish_reason: "content_filter",
+        });
     }
-    let id = r.response_id.as_deref().map_or_else(
-        || format!("chatcmpl-{}", crate::providers::random_uuid()),
-        str::to_owned,
-    );
-    Ok(json!({
-        "id": id,
-        "object": "chat.completion",
-        "created": created,
-        "model": r.model_version.as_deref().unwrap_or(model),
-        "choices": choices,
-        "usage": r.usage.unwrap_or_default().openai(),
-    }))
+    let id = match r.response_id.as_deref() {
+        Some(id) => Cow::Borrowed(id),
+        None => Cow::Owned(format!("chatcmpl-{}", crate::providers::random_uuid())),
+    };
+    serde_json::to_vec(&Completion {
+        id,
+        object: "chat.completion",
+        created,
+        model: r.model_version.as_deref().unwrap_or(model),
+        choices,
+        usage: r.usage.unwrap_or_default().openai(),
+    })
 }
 
 /// The OpenAI embeddings list for a `batchEmbedContents` reply; `prompt_tokens` counted by the
@@ -255,6 +322,7 @@ mod tests {
         let case = fixture("reply_function_call.json");
         let wire = case["gemini"].to_string();
         let got = chat_completion(wire.as_bytes(), "gemini-2.5-flash", 1_700_000_000).unwrap();
+        let got: Json = serde_json::from_slice(&got).unwrap();
         assert_eq!(blank_ids(got), case["openai"]);
     }
 
@@ -264,7 +332,8 @@ mod tests {
         assert_eq!(finish_reason("MAX_TOKENS", true), "length");
         assert_eq!(finish_reason("STOP", true), "tool_calls");
         let blocked = br#"{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":7}}"#;
-        let got = chat_completion(blocked, "gemini-x", 0).unwrap();
+        let got: Json =
+            serde_json::from_slice(&chat_completion(blocked, "gemini-x", 0).unwrap()).unwrap();
         assert_eq!(got["choices"][0]["finish_reason"], "content_filter");
         assert_eq!(got["choices"][0]["message"]["content"], Json::Null);
         assert_eq!(got["usage"]["prompt_tokens"], 7);

@@ -108,14 +108,7 @@ impl GeminiStream {
         }
         if let Some(reason) = finish {
             out.delta(self.head(), Delta::default(), Some(reason));
-            out.push(json!({
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.model,
-                "choices": [],
-                "usage": self.usage.unwrap_or_default().openai(),
-            }));
+            out.usage(self.head(), self.usage.unwrap_or_default().openai());
         }
         Step::More
     }

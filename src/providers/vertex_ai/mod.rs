@@ -294,8 +294,7 @@ pub fn openai_reply(op: Operation, model: &str, body: &[u8]) -> serde_json::Resu
         (Family::Gemini, Operation::Embedding) => {
             embeddings(body, model).and_then(|v| serde_json::to_vec(&v))
         }
-        (Family::Gemini, _) => gemini::reply::chat_completion(body, model, super::unix_now())
-            .and_then(|v| serde_json::to_vec(&v)),
+        (Family::Gemini, _) => gemini::reply::chat_completion(body, model, super::unix_now()),
     }
 }
 
