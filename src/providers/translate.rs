@@ -65,6 +65,24 @@ pub const CHAT_ONLY_PARAMS: &[&str] = &[
     "parallel_tool_calls",
 ];
 
+/// A `data:` URL's media type and base64 payload (`None` for any other URL).
+pub fn data_url(url: &str) -> Option<(&str, &str)> {
+    url.strip_prefix("data:")?.split_once(";base64,")
+}
+
+/// The first of `params` the request (or the deployment's `defaults`) sets, unless in `skip`:
+/// the parameter an adapter names when it refuses one it has no counterpart for.
+pub fn first_present(
+    params: &[&'static str],
+    fields: &Map<String, Json>,
+    defaults: &Map<String, Json>,
+    skip: &[String],
+) -> Option<&'static str> {
+    params.iter().copied().find(|p| {
+        (fields.contains_key(*p) || defaults.contains_key(*p)) && !skip.iter().any(|s| s == p)
+    })
+}
+
 /// `add_function_to_prompt`: for a deployment that cannot take tools, the request's `tools`
 /// (or legacy `functions`) are described in a system message instead, asking for a JSON call,
 /// and the tool fields are left out.

@@ -55,9 +55,7 @@ pub fn first_unsupported(
     defaults: &Map<String, Json>,
     skip: &[String],
 ) -> Option<&'static str> {
-    UNSUPPORTED.iter().copied().find(|p| {
-        (fields.contains_key(*p) || defaults.contains_key(*p)) && !skip.iter().any(|s| s == p)
-    })
+    crate::providers::translate::first_present(UNSUPPORTED, fields, defaults, skip)
 }
 
 /// The Messages API request for an OpenAI chat request's `fields` (no `model`), with the
@@ -239,10 +237,7 @@ fn user_blocks(content: Option<&Json>) -> Vec<Json> {
 }
 
 fn image(url: &str) -> Json {
-    let inline = url
-        .strip_prefix("data:")
-        .and_then(|rest| rest.split_once(";base64,"));
-    match inline {
+    match crate::providers::translate::data_url(url) {
         Some((media_type, data)) => json!({
             "type": "image",
             "source": {"type": "base64", "media_type": media_type, "data": data},

@@ -59,9 +59,7 @@ pub fn first_unsupported(
     defaults: &Map<String, Json>,
     skip: &[String],
 ) -> Option<&'static str> {
-    UNSUPPORTED.iter().copied().find(|p| {
-        (fields.contains_key(*p) || defaults.contains_key(*p)) && !skip.iter().any(|s| s == p)
-    })
+    crate::providers::translate::first_present(UNSUPPORTED, fields, defaults, skip)
 }
 
 /// The Converse request for an OpenAI chat request's `fields`, with the deployment's
@@ -213,7 +211,7 @@ fn blocks(content: Option<&Json>) -> Vec<Json> {
                         .get("url")
                         .or(Some(&p["image_url"]))
                         .and_then(Json::as_str)?;
-                    let (mime, data) = url.strip_prefix("data:")?.split_once(";base64,")?;
+                    let (mime, data) = crate::providers::translate::data_url(url)?;
                     let format = mime.strip_prefix("image/").unwrap_or(mime);
                     let format = if format == "jpg" { "jpeg" } else { format };
                     Some(json!({"image": {"format": format, "source": {"bytes": data}}}))

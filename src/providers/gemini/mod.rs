@@ -54,9 +54,7 @@ pub fn first_unsupported(
     defaults: &Map<String, Json>,
     skip: &[String],
 ) -> Option<&'static str> {
-    UNSUPPORTED.iter().copied().find(|p| {
-        (fields.contains_key(*p) || defaults.contains_key(*p)) && !skip.iter().any(|s| s == p)
-    })
+    crate::providers::translate::first_present(UNSUPPORTED, fields, defaults, skip)
 }
 
 /// The `generateContent` request for an OpenAI chat request's `fields`, with the deployment's
@@ -240,10 +238,7 @@ fn parts(content: Option<&Json>) -> Vec<Json> {
 }
 
 fn image(url: &str) -> Json {
-    match url
-        .strip_prefix("data:")
-        .and_then(|rest| rest.split_once(";base64,"))
-    {
+    match crate::providers::translate::data_url(url) {
         Some((mime, data)) => json!({"inline_data": {"mime_type": mime, "data": data}}),
         None => {
             let mime = match url

@@ -97,9 +97,7 @@ pub fn first_unsupported(
     defaults: &Map<String, Json>,
     skip: &[String],
 ) -> Option<&'static str> {
-    UNSUPPORTED.iter().copied().find(|p| {
-        (fields.contains_key(*p) || defaults.contains_key(*p)) && !skip.iter().any(|s| s == p)
-    })
+    crate::providers::translate::first_present(UNSUPPORTED, fields, defaults, skip)
 }
 
 /// The `generate` request for `prompt` with an OpenAI request's `fields` (the deployment's

@@ -132,9 +132,9 @@ pub fn first_unsupported(
         Api::Generate => GENERATE_UNSUPPORTED,
         Api::Embed => return None,
     };
-    UNSUPPORTED.iter().chain(extra).copied().find(|p| {
-        (fields.contains_key(*p) || defaults.contains_key(*p)) && !skip.iter().any(|s| s == p)
-    })
+    use crate::providers::translate::first_present;
+    first_present(UNSUPPORTED, fields, defaults, skip)
+        .or_else(|| first_present(extra, fields, defaults, skip))
 }
 
 /// The request body for `api` from an OpenAI request's `fields` (no `model`), with the
@@ -284,10 +284,7 @@ fn images(content: Option<&Json>) -> Result<Vec<String>, String> {
 
 /// A `data:` URL's base64 payload; Ollama cannot fetch an image from a web URL.
 fn image_base64(url: &str) -> Result<String, String> {
-    if let Some((_, data)) = url
-        .strip_prefix("data:")
-        .and_then(|rest| rest.split_once(";base64,"))
-    {
+    if let Some((_, data)) = crate::providers::translate::data_url(url) {
         return Ok(data.to_owned());
     }
     if url.starts_with("http://") || url.starts_with("https://") {
