@@ -241,23 +241,14 @@ fn anthropic_call(
     reshape: Reshape,
 ) -> Result<PreparedCall, ProviderError> {
     if op == Operation::Embedding {
-        return Err(ProviderError {
-            status: 400,
-            kind: ErrorKind::Status,
-            message: format!(
-                "litellm.BadRequestError: anthropic does not serve embeddings (model={model})"
-            ),
-            upstream_type: Some("invalid_request_error".into()),
-            param: Some("model".into()),
-            retry_after: None,
-        });
+        return Err(bad_request(
+            format!("anthropic does not serve embeddings (model={model})"),
+            "model",
+        ));
     }
-    if !drop.unsupported {
-        if let Some(param) = anthropic::first_unsupported(fields, &deployment.defaults, drop.always)
-        {
-            return Err(unsupported_param(deployment, model, param));
-        }
-    }
+    refuse_unsupported(deployment, model, drop, || {
+        anthropic::first_unsupported(fields, &deployment.defaults, drop.always)
+    })?;
     let request = anthropic::chat_request(model, fields, &deployment.defaults, stream, drop.always);
     let body = serde_json::to_vec(&request).map_err(|e| encode_error(deployment, e))?;
     let route = if deployment.api_base.ends_with("/v1") {
@@ -287,13 +278,9 @@ fn gemini_call(
     let (method, request) = if op == Operation::Embedding {
         ("batchEmbedContents", gemini::embed_request(model, fields))
     } else {
-        if !drop.unsupported {
-            if let Some(param) =
-                gemini::first_unsupported(fields, &deployment.defaults, drop.always)
-            {
-                return Err(unsupported_param(deployment, model, param));
-            }
-        }
+        refuse_unsupported(deployment, model, drop, || {
+            gemini::first_unsupported(fields, &deployment.defaults, drop.always)
+        })?;
         let method = if stream {
             "streamGenerateContent?alt=sse"
         } else {
@@ -334,13 +321,9 @@ fn cohere_call(
         let request = cohere::embed_request(model, fields, &deployment.defaults, drop.always);
         ("/embed", request)
     } else {
-        if !drop.unsupported {
-            if let Some(param) =
-                cohere::first_unsupported(fields, &deployment.defaults, drop.always)
-            {
-                return Err(unsupported_param(deployment, model, param));
-            }
-        }
+        refuse_unsupported(deployment, model, drop, || {
+            cohere::first_unsupported(fields, &deployment.defaults, drop.always)
+        })?;
         let request =
             cohere::chat_request(model, fields, &deployment.defaults, stream, drop.always);
         ("/chat", request)
@@ -377,26 +360,13 @@ fn bedrock_call(
     reshape: Reshape,
 ) -> Result<PreparedCall, ProviderError> {
     let (action, request) = if op == Operation::Embedding {
-        let request =
-            bedrock::embed_request(model, fields, &deployment.defaults).map_err(|message| {
-                ProviderError {
-                    status: 400,
-                    kind: ErrorKind::Status,
-                    message: format!("litellm.BadRequestError: BedrockException - {message}"),
-                    upstream_type: Some("invalid_request_error".into()),
-                    param: Some("input".into()),
-                    retry_after: None,
-                }
-            })?;
+        let request = bedrock::embed_request(model, fields, &deployment.defaults)
+            .map_err(|message| bad_request(format!("BedrockException - {message}"), "input"))?;
         ("invoke", request)
     } else {
-        if !drop.unsupported {
-            if let Some(param) =
-                bedrock::first_unsupported(fields, &deployment.defaults, drop.always)
-            {
-                return Err(unsupported_param(deployment, model, param));
-            }
-        }
+        refuse_unsupported(deployment, model, drop, || {
+            bedrock::first_unsupported(fields, &deployment.defaults, drop.always)
+        })?;
         let action = if stream {
             "converse-stream"
         } else {
@@ -429,24 +399,14 @@ fn huggingface_call(
     reshape: Reshape,
 ) -> Result<PreparedCall, ProviderError> {
     if op == Operation::Embedding {
-        return Err(ProviderError {
-            status: 400,
-            kind: ErrorKind::Status,
-            message: format!(
-                "litellm.BadRequestError: huggingface serves no embeddings through TGI's `generate` API (model={model}); use a deployment without a prompt template"
-            ),
-            upstream_type: Some("invalid_request_error".into()),
-            param: Some("model".into()),
-            retry_after: None,
-        });
+        return Err(bad_request(
+            format!("huggingface serves no embeddings through TGI's `generate` API (model={model}); use a deployment without a prompt template"),
+            "model",
+        ));
     }
-    if !drop.unsupported {
-        if let Some(param) =
-            huggingface::first_unsupported(fields, &deployment.defaults, drop.always)
-        {
-            return Err(unsupported_param(deployment, model, param));
-        }
-    }
+    refuse_unsupported(deployment, model, drop, || {
+        huggingface::first_unsupported(fields, &deployment.defaults, drop.always)
+    })?;
     let messages = fields
         .get("messages")
         .or_else(|| deployment.defaults.get("messages"))
@@ -479,13 +439,9 @@ fn ollama_call(
     drop: &DropPolicy<'_>,
     reshape: Reshape,
 ) -> Result<PreparedCall, ProviderError> {
-    if !drop.unsupported {
-        if let Some(param) =
-            ollama::first_unsupported(api, fields, &deployment.defaults, drop.always)
-        {
-            return Err(unsupported_param(deployment, model, param));
-        }
-    }
+    refuse_unsupported(deployment, model, drop, || {
+        ollama::first_unsupported(api, fields, &deployment.defaults, drop.always)
+    })?;
     let request = ollama::request(
         api,
         model,
@@ -494,16 +450,9 @@ fn ollama_call(
         stream,
         drop.always,
     )
-    .map_err(|message| ProviderError {
-        status: 400,
-        kind: ErrorKind::Status,
-        message: format!(
-            "litellm.BadRequestError: {}Exception - {message}",
-            deployment.provider.display()
-        ),
-        upstream_type: Some("invalid_request_error".into()),
-        param: Some("messages".into()),
-        retry_after: None,
+    .map_err(|message| {
+        let display = deployment.provider.display();
+        bad_request(format!("{display}Exception - {message}"), "messages")
     })?;
     let body = serde_json::to_vec(&request).map_err(|e| encode_error(deployment, e))?;
     Ok(PreparedCall {
@@ -524,6 +473,32 @@ fn takes_tools(deployment: &Deployment) -> bool {
             api != crate::providers::kind::HuggingFaceApi::Generate
         }
         _ => !deployment.completions_only,
+    }
+}
+
+/// LiteLLM's `BadRequestError` for a request this deployment cannot serve, naming `param`.
+fn bad_request(message: String, param: &str) -> ProviderError {
+    ProviderError {
+        status: 400,
+        kind: ErrorKind::Status,
+        message: format!("litellm.BadRequestError: {message}"),
+        upstream_type: Some("invalid_request_error".into()),
+        param: Some(param.to_owned()),
+        retry_after: None,
+    }
+}
+
+/// Refuses the first parameter the adapter has no counterpart for (as `found` names it),
+/// unless `drop_params` lets it be dropped.
+fn refuse_unsupported(
+    deployment: &Deployment,
+    model: &str,
+    drop: &DropPolicy<'_>,
+    found: impl FnOnce() -> Option<&'static str>,
+) -> Result<(), ProviderError> {
+    match found().filter(|_| !drop.unsupported) {
+        Some(param) => Err(unsupported_param(deployment, model, param)),
+        None => Ok(()),
     }
 }
 

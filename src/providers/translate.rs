@@ -65,6 +65,33 @@ pub const CHAT_ONLY_PARAMS: &[&str] = &[
     "parallel_tool_calls",
 ];
 
+/// Appends `items` as a `role` turn under `key` (`content` or Gemini's `parts`), merged into
+/// the last turn when it has the same role: providers that want roles to alternate.
+pub fn push_turn(out: &mut Vec<Json>, role: &str, key: &str, items: Vec<Json>) {
+    if items.is_empty() {
+        return;
+    }
+    if let Some(last) = out.last_mut() {
+        if last["role"] == role {
+            if let Some(existing) = last[key].as_array_mut() {
+                existing.extend(items);
+                return;
+            }
+        }
+    }
+    let mut turn = Map::new();
+    turn.insert("role".into(), Json::from(role));
+    turn.insert(key.into(), Json::Array(items));
+    out.push(Json::Object(turn));
+}
+
+/// The URL of an OpenAI `image_url` content part (given as `{"url": ...}` or as the string).
+pub fn image_url(part: &Json) -> Option<&str> {
+    part.get("image_url")
+        .and_then(|i| i.get("url").or(Some(i)))
+        .and_then(Json::as_str)
+}
+
 /// A `data:` URL's media type and base64 payload (`None` for any other URL).
 pub fn data_url(url: &str) -> Option<(&str, &str)> {
     url.strip_prefix("data:")?.split_once(";base64,")

@@ -7,6 +7,8 @@ pub mod stream;
 
 use serde_json::{json, Map, Value as Json};
 
+use crate::providers::translate::push_turn;
+
 /// The `anthropic-version` header sent with every call.
 pub const API_VERSION: &str = "2023-06-01";
 
@@ -152,7 +154,7 @@ fn messages(list: Option<&Vec<Json>>) -> (Vec<Json>, Vec<Json>) {
                 {
                     blocks.push(tool_use(call));
                 }
-                push_turn(&mut out, "assistant", blocks);
+                push_turn(&mut out, "assistant", "content", blocks);
             }
             "tool" | "function" => {
                 let id = m
@@ -165,29 +167,12 @@ fn messages(list: Option<&Vec<Json>>) -> (Vec<Json>, Vec<Json>) {
                     other => Json::Array(user_blocks(other)),
                 };
                 let block = json!({"type": "tool_result", "tool_use_id": id, "content": result});
-                push_turn(&mut out, "user", vec![block]);
+                push_turn(&mut out, "user", "content", vec![block]);
             }
-            _ => push_turn(&mut out, "user", user_blocks(content)),
+            _ => push_turn(&mut out, "user", "content", user_blocks(content)),
         }
     }
     (system, out)
-}
-
-/// Appends `blocks` as a `role` turn, merged into the last one when it has the same role
-/// (Anthropic wants the roles to alternate).
-fn push_turn(out: &mut Vec<Json>, role: &str, blocks: Vec<Json>) {
-    if blocks.is_empty() {
-        return;
-    }
-    if let Some(last) = out.last_mut() {
-        if last["role"] == role {
-            if let Some(content) = last["content"].as_array_mut() {
-                content.extend(blocks);
-                return;
-            }
-        }
-    }
-    out.push(json!({"role": role, "content": blocks}));
 }
 
 /// Text blocks of a string or of the text parts of a list (empty text is left out).
@@ -225,10 +210,7 @@ fn user_blocks(content: Option<&Json>) -> Vec<Json> {
         .filter_map(|p| match p.get("type").and_then(Json::as_str) {
             Some("text") => text_part(p),
             Some("image_url") => {
-                let url = p
-                    .get("image_url")
-                    .and_then(|i| i.get("url").or(Some(i)))
-                    .and_then(Json::as_str)?;
+                let url = crate::providers::translate::image_url(p)?;
                 Some(image(url))
             }
             _ => None,

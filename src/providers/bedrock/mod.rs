@@ -8,6 +8,8 @@ pub mod stream;
 
 use serde_json::{json, Map, Value as Json};
 
+use crate::providers::translate::push_turn;
+
 use crate::config::{Deployment, Env, Secret};
 use crate::providers::request::PreparedCall;
 use crate::providers::ProviderKind;
@@ -154,7 +156,7 @@ fn messages(list: Option<&Vec<Json>>) -> (Vec<Json>, Vec<Json>) {
                         "input": input,
                     }}));
                 }
-                push_turn(&mut out, "assistant", b);
+                push_turn(&mut out, "assistant", "content", b);
             }
             "tool" | "function" => {
                 let text = match content {
@@ -171,27 +173,12 @@ fn messages(list: Option<&Vec<Json>>) -> (Vec<Json>, Vec<Json>) {
                     "toolUseId": m["tool_call_id"],
                     "content": [{"text": text}],
                 }});
-                push_turn(&mut out, "user", vec![block]);
+                push_turn(&mut out, "user", "content", vec![block]);
             }
-            _ => push_turn(&mut out, "user", blocks(content)),
+            _ => push_turn(&mut out, "user", "content", blocks(content)),
         }
     }
     (system, out)
-}
-
-fn push_turn(out: &mut Vec<Json>, role: &str, blocks: Vec<Json>) {
-    if blocks.is_empty() {
-        return;
-    }
-    if let Some(last) = out.last_mut() {
-        if last["role"] == role {
-            if let Some(existing) = last["content"].as_array_mut() {
-                existing.extend(blocks);
-                return;
-            }
-        }
-    }
-    out.push(json!({"role": role, "content": blocks}));
 }
 
 /// Text and image blocks of a message's content (images must be `data:` URLs: Bedrock takes
@@ -207,10 +194,7 @@ fn blocks(content: Option<&Json>) -> Vec<Json> {
                     .filter(|t| !t.is_empty())
                     .map(|t| json!({"text": t})),
                 Some("image_url") => {
-                    let url = p["image_url"]
-                        .get("url")
-                        .or(Some(&p["image_url"]))
-                        .and_then(Json::as_str)?;
+                    let url = crate::providers::translate::image_url(p)?;
                     let (mime, data) = crate::providers::translate::data_url(url)?;
                     let format = mime.strip_prefix("image/").unwrap_or(mime);
                     let format = if format == "jpg" { "jpeg" } else { format };

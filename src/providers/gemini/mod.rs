@@ -7,6 +7,8 @@ pub mod stream;
 
 use serde_json::{json, Map, Value as Json};
 
+use crate::providers::translate::push_turn;
+
 /// OpenAI chat parameters with no Gemini counterpart.
 pub const UNSUPPORTED: &[&str] = &[
     "logit_bias",
@@ -172,7 +174,7 @@ fn contents(list: Option<&Vec<Json>>) -> (Vec<Json>, Vec<Json>) {
                         .unwrap_or_else(|| json!({}));
                     p.push(json!({"functionCall": {"name": name, "args": args}}));
                 }
-                push_turn(&mut out, "model", p);
+                push_turn(&mut out, "model", "parts", p);
             }
             "tool" | "function" => {
                 let id = m["tool_call_id"].as_str().unwrap_or_default();
@@ -189,27 +191,12 @@ fn contents(list: Option<&Vec<Json>>) -> (Vec<Json>, Vec<Json>) {
                 };
                 let part =
                     json!({"functionResponse": {"name": name, "response": {"content": text}}});
-                push_turn(&mut out, "user", vec![part]);
+                push_turn(&mut out, "user", "parts", vec![part]);
             }
-            _ => push_turn(&mut out, "user", parts(content)),
+            _ => push_turn(&mut out, "user", "parts", parts(content)),
         }
     }
     (system, out)
-}
-
-fn push_turn(out: &mut Vec<Json>, role: &str, parts: Vec<Json>) {
-    if parts.is_empty() {
-        return;
-    }
-    if let Some(last) = out.last_mut() {
-        if last["role"] == role {
-            if let Some(existing) = last["parts"].as_array_mut() {
-                existing.extend(parts);
-                return;
-            }
-        }
-    }
-    out.push(json!({"role": role, "parts": parts}));
 }
 
 /// Text and image parts of a message's content.
@@ -224,10 +211,7 @@ fn parts(content: Option<&Json>) -> Vec<Json> {
                     .filter(|t| !t.is_empty())
                     .map(|t| json!({"text": t})),
                 Some("image_url") => {
-                    let url = p["image_url"]
-                        .get("url")
-                        .or(Some(&p["image_url"]))
-                        .and_then(Json::as_str)?;
+                    let url = crate::providers::translate::image_url(p)?;
                     Some(image(url))
                 }
                 _ => None,

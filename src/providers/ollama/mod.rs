@@ -273,11 +273,7 @@ fn images(content: Option<&Json>) -> Result<Vec<String>, String> {
     parts
         .iter()
         .filter(|p| p.get("type").and_then(Json::as_str) == Some("image_url"))
-        .filter_map(|p| {
-            p.get("image_url")
-                .and_then(|i| i.get("url").or(Some(i)))
-                .and_then(Json::as_str)
-        })
+        .filter_map(crate::providers::translate::image_url)
         .map(image_base64)
         .collect()
 }
