@@ -14,5 +14,6 @@ pub mod providers;
 pub mod routes;
 pub mod routing;
 pub mod server;
+pub mod shared;
 pub mod state;
 pub mod tokens;

@@ -5,12 +5,14 @@ mod deployment;
 mod error;
 mod resolve;
 mod settings;
+mod shared;
 mod support;
 
 pub use deployment::{Deployment, DeploymentSource};
 pub use error::ConfigError;
 pub use resolve::Env;
 pub use settings::{CliOverrides, Settings};
+pub use shared::{CacheSettings, CacheStore, RedisTarget, DEFAULT_CACHE_TTL};
 pub use support::{unimplemented_settings, SettingStatus};
 
 /// A secret string (provider key, master key) whose `Debug` never shows the value.

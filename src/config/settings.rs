@@ -179,6 +179,10 @@ pub struct Settings {
     pub not_implemented: Vec<String>,
     /// Keys that are not LiteLLM settings at all.
     pub unknown: Vec<String>,
+    /// The Redis server instances share limits, cooldowns and key changes through.
+    pub redis: Option<super::RedisTarget>,
+    /// The response cache, when `litellm_settings.cache` is on.
+    pub cache: Option<super::CacheSettings>,
     /// The environment, with the config's overlay.
     pub env: Env,
 }
@@ -215,6 +219,9 @@ impl Settings {
         }
         env.resolve_tree(&mut tree)?;
         let (mut not_implemented, unknown) = support::unimplemented_settings(&tree);
+        let redis = super::shared::redis_target(&tree, &env)?;
+        let (cache, cache_not_done) = super::shared::cache_settings(&tree, &env, redis.as_ref())?;
+        not_implemented.extend(cache_not_done);
 
         let litellm: RawLitellmSettings = section(&tree, "litellm_settings")?;
         let router: RawRouterSettings = section(&tree, "router_settings")?;
@@ -432,6 +439,8 @@ impl Settings {
             model_group_alias,
             not_implemented,
             unknown,
+            redis,
+            cache,
             env,
         })
     }

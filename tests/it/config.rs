@@ -140,14 +140,8 @@ general_settings:
 /// gateway's behaviour (not from its own table). `model_info` costs and `base_model` only feed
 /// spend, which is not computed yet.
 const NOT_IMPLEMENTED: &[&str] = &[
-    "litellm_settings.cache",
-    "litellm_settings.cache_params",
     "litellm_settings.success_callback",
     "litellm_settings.failure_callback",
-    "router_settings.redis_host",
-    "router_settings.redis_port",
-    "router_settings.redis_password",
-    "router_settings.redis_url",
     "general_settings.max_parallel_requests",
     "general_settings.global_max_parallel_requests",
     "general_settings.background_health_checks",
