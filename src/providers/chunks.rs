@@ -1,8 +1,9 @@
 //! The OpenAI chat chunks a stream translator writes for one upstream event, serialized as they
-//! are made: the common deltas (role, text, reasoning, finish) straight from typed views, any
-//! other chunk from a JSON value.
+//! are made straight from typed views: role, text, reasoning and tool-call deltas, the finish
+//! reason, and the closing usage chunk.
 
 use bytes::Bytes;
+use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
 use serde_json::Value as Json;
 
@@ -17,7 +18,7 @@ pub struct Head<'a> {
     pub created: u64,
 }
 
-/// A delta of role, text or reasoning (any may be absent).
+/// A delta of role, text, reasoning or tool calls (any may be absent).
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Delta<'a> {
     /// `assistant` on a stream's first chunk.
@@ -29,6 +30,50 @@ pub struct Delta<'a> {
     /// Reasoning (thinking) text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<&'a str>,
+    /// Tool-call deltas.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<&'a [ToolCallDelta<'a>]>,
+}
+
+/// One tool call's delta: on the call's first, its `id`, `type` and function `name`; on the
+/// argument pieces that follow, only `index` and `function.arguments`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ToolCallDelta<'a> {
+    /// The call's position among the reply's tool calls.
+    pub index: usize,
+    /// The call's id, on its first delta only (with it, `"type": "function"`).
+    pub id: Option<&'a str>,
+    /// The function's name, on the call's first delta only.
+    pub name: Option<&'a str>,
+    /// The next piece of the arguments' JSON text (all of it, for an upstream that sends whole
+    /// calls).
+    pub arguments: &'a str,
+}
+
+impl Serialize for ToolCallDelta<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Function<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            name: Option<&'a str>,
+            arguments: &'a str,
+        }
+        let fields = if self.id.is_some() { 4 } else { 2 };
+        let mut call = serializer.serialize_struct("ToolCallDelta", fields)?;
+        call.serialize_field("index", &self.index)?;
+        if let Some(id) = self.id {
+            call.serialize_field("id", id)?;
+            call.serialize_field("type", "function")?;
+        }
+        call.serialize_field(
+            "function",
+            &Function {
+                name: self.name,
+                arguments: self.arguments,
+            },
+        )?;
+        call.end()
+    }
 }
 
 #[derive(Serialize)]
@@ -62,13 +107,6 @@ struct UsageChunk<'a, U: Serialize> {
 pub struct Chunks(Vec<Bytes>);
 
 impl Chunks {
-    /// Adds a chunk given as JSON.
-    pub fn push(&mut self, chunk: Json) {
-        if let Ok(bytes) = serde_json::to_vec(&chunk) {
-            self.0.push(Bytes::from(bytes));
-        }
-    }
-
     /// Adds a delta chunk (with `finish`, the stream's finish reason).
     pub fn delta(&mut self, head: Head<'_>, delta: Delta<'_>, finish: Option<&str>) {
         let chunk = Chunk {
@@ -85,6 +123,48 @@ impl Chunks {
         if let Ok(bytes) = serde_json::to_vec(&chunk) {
             self.0.push(Bytes::from(bytes));
         }
+    }
+
+    /// Adds a stream's first chunk: `{"role": "assistant", "content": ""}`.
+    pub fn role(&mut self, head: Head<'_>) {
+        let delta = Delta {
+            role: Some("assistant"),
+            content: Some(""),
+            ..Delta::default()
+        };
+        self.delta(head, delta, None);
+    }
+
+    /// Adds a text delta.
+    pub fn content(&mut self, head: Head<'_>, text: &str) {
+        let delta = Delta {
+            content: Some(text),
+            ..Delta::default()
+        };
+        self.delta(head, delta, None);
+    }
+
+    /// Adds a reasoning delta.
+    pub fn reasoning(&mut self, head: Head<'_>, text: &str) {
+        let delta = Delta {
+            reasoning_content: Some(text),
+            ..Delta::default()
+        };
+        self.delta(head, delta, None);
+    }
+
+    /// Adds a delta of one tool call.
+    pub fn tool_call(&mut self, head: Head<'_>, call: ToolCallDelta<'_>) {
+        let delta = Delta {
+            tool_calls: Some(std::slice::from_ref(&call)),
+            ..Delta::default()
+        };
+        self.delta(head, delta, None);
+    }
+
+    /// Adds the chunk closing the choice: an empty delta with the finish reason.
+    pub fn finish(&mut self, head: Head<'_>, reason: &str) {
+        self.delta(head, Delta::default(), Some(reason));
     }
 
     /// Adds a stream's closing usage chunk (`choices: []`).
@@ -154,5 +234,55 @@ mod tests {
                     "choices": [], "usage": {"total_tokens": 3}}),
             ]
         );
+    }
+
+    #[test]
+    fn a_tool_call_delta_names_the_call_on_its_first_piece_only() {
+        let mut out = Chunks::default();
+        let head = Head {
+            id: "c1",
+            model: "m",
+            created: 7,
+        };
+        out.role(head);
+        out.tool_call(
+            head,
+            ToolCallDelta {
+                index: 1,
+                id: Some("call_1"),
+                name: Some("get_weather"),
+                arguments: "",
+            },
+        );
+        out.tool_call(
+            head,
+            ToolCallDelta {
+                index: 1,
+                arguments: "{\"city\": \"Paris\"}",
+                ..ToolCallDelta::default()
+            },
+        );
+        out.reasoning(head, "hmm");
+        out.content(head, "ok");
+        out.finish(head, "tool_calls");
+        let deltas: Vec<Json> = out
+            .json()
+            .iter()
+            .map(|c| c["choices"][0]["delta"].clone())
+            .collect();
+        assert_eq!(
+            deltas,
+            vec![
+                serde_json::json!({"role": "assistant", "content": ""}),
+                serde_json::json!({"tool_calls": [{"index": 1, "id": "call_1", "type": "function",
+                    "function": {"name": "get_weather", "arguments": ""}}]}),
+                serde_json::json!({"tool_calls": [{"index": 1,
+                    "function": {"arguments": "{\"city\": \"Paris\"}"}}]}),
+                serde_json::json!({"reasoning_content": "hmm"}),
+                serde_json::json!({"content": "ok"}),
+                serde_json::json!({}),
+            ]
+        );
+        assert_eq!(out.json()[5]["choices"][0]["finish_reason"], "tool_calls");
     }
 }

@@ -1,9 +1,9 @@
 //! Anthropic's stream events as OpenAI chat chunks: text, tool-call and thinking deltas, the
 //! finish reason, and a final usage chunk.
 
-use crate::providers::chunks::{Chunks, Delta, Head};
+use crate::providers::chunks::{Chunks, Delta, Head, ToolCallDelta};
 use serde::Deserialize;
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 
 use super::reply::{finish_reason, TokenCounts};
 pub use crate::providers::stream::Step;
@@ -55,16 +55,6 @@ impl AnthropicStream {
         }
     }
 
-    fn chunk(&self, delta: Json, finish: Option<&str>) -> Json {
-        json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        })
-    }
-
     /// Translates one event's `data`, appending the OpenAI chunks it makes to `out`.
     pub fn event(&mut self, data: &[u8], out: &mut Chunks) -> Step {
         let Ok(e) = serde_json::from_slice::<Event>(data) else {
@@ -81,12 +71,7 @@ impl AnthropicStream {
                 {
                     self.usage = u;
                 }
-                let role = Delta {
-                    role: Some("assistant"),
-                    content: Some(""),
-                    ..Delta::default()
-                };
-                out.delta(self.head(), role, None);
+                out.role(self.head());
             }
             "content_block_start" => {
                 let block = e.content_block.unwrap_or_default();
@@ -94,19 +79,17 @@ impl AnthropicStream {
                     Some("tool_use") => {
                         let call = self.tool_of_block.len();
                         self.tool_of_block.push((e.index, call));
-                        out.push(self.chunk(
-                            json!({"tool_calls": [{
-                                "index": call,
-                                "id": block["id"],
-                                "type": "function",
-                                "function": {"name": block["name"], "arguments": ""},
-                            }]}),
-                            None,
-                        ));
+                        let call = ToolCallDelta {
+                            index: call,
+                            id: Some(block["id"].as_str().unwrap_or_default()),
+                            name: Some(block["name"].as_str().unwrap_or_default()),
+                            arguments: "",
+                        };
+                        out.tool_call(self.head(), call);
                     }
                     Some("text") => {
                         if let Some(t) = block["text"].as_str().filter(|t| !t.is_empty()) {
-                            out.push(self.chunk(json!({"content": t}), None));
+                            out.content(self.head(), t);
                         }
                     }
                     _ => {}
@@ -128,13 +111,12 @@ impl AnthropicStream {
                             .iter()
                             .find(|(block, _)| *block == e.index)
                             .map_or(0, |(_, call)| *call);
-                        out.push(self.chunk(
-                            json!({"tool_calls": [{
-                                "index": call,
-                                "function": {"arguments": delta["partial_json"]},
-                            }]}),
-                            None,
-                        ));
+                        let call = ToolCallDelta {
+                            index: call,
+                            arguments: delta["partial_json"].as_str().unwrap_or_default(),
+                            ..ToolCallDelta::default()
+                        };
+                        out.tool_call(self.head(), call);
                     }
                     Some("thinking_delta") => {
                         let thinking = Delta {
@@ -151,18 +133,11 @@ impl AnthropicStream {
                     self.usage.merge(u);
                 }
                 if let Some(stop) = e.delta.as_ref().and_then(|d| d["stop_reason"].as_str()) {
-                    out.delta(self.head(), Delta::default(), Some(finish_reason(stop)));
+                    out.finish(self.head(), finish_reason(stop));
                 }
             }
             "message_stop" => {
-                out.push(json!({
-                    "id": self.id,
-                    "object": "chat.completion.chunk",
-                    "created": self.created,
-                    "model": self.model,
-                    "choices": [],
-                    "usage": self.usage.openai(),
-                }));
+                out.usage(self.head(), self.usage.openai());
                 return Step::Done;
             }
             "error" => {

@@ -2,12 +2,12 @@
 //! binary frames decoded with `aws-smithy-eventstream`, then each event (text, reasoning and
 //! tool-input deltas, tool-use starts, the stop reason, usage) translated.
 
-use crate::providers::chunks::Chunks;
+use crate::providers::chunks::{Chunks, Head, ToolCallDelta};
 use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
 use aws_smithy_types::event_stream::{HeaderValue, Message};
 use bytes::BytesMut;
 use serde::Deserialize;
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 
 use super::reply::{finish_reason, TokenUsage};
 use crate::providers::stream::Step;
@@ -58,14 +58,12 @@ impl BedrockStream {
         }
     }
 
-    fn chunk(&self, delta: Json, finish: Option<&str>) -> Json {
-        json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        })
+    fn head(&self) -> Head<'_> {
+        Head {
+            id: &self.id,
+            model: &self.model,
+            created: self.created,
+        }
     }
 
     /// Takes the next `bytes` of the body and translates every frame they complete, appending
@@ -117,50 +115,47 @@ impl BedrockStream {
         let e: Event = serde_json::from_slice(payload).unwrap_or_default();
         match kind {
             "messageStart" => {
-                out.push(self.chunk(json!({"role": "assistant", "content": ""}), None));
+                out.role(self.head());
             }
             "contentBlockStart" => {
                 if let Some(tool) = e.start.as_ref().and_then(|s| s.get("toolUse")) {
                     let index = self.tool_blocks.len();
                     self.tool_blocks.push(e.content_block_index);
-                    let call = json!({
-                        "index": index,
-                        "id": tool["toolUseId"],
-                        "type": "function",
-                        "function": {"name": tool["name"], "arguments": ""},
-                    });
-                    out.push(self.chunk(json!({"tool_calls": [call]}), None));
+                    let call = ToolCallDelta {
+                        index,
+                        id: Some(tool["toolUseId"].as_str().unwrap_or_default()),
+                        name: Some(tool["name"].as_str().unwrap_or_default()),
+                        arguments: "",
+                    };
+                    out.tool_call(self.head(), call);
                 }
             }
             "contentBlockDelta" => {
                 let delta = e.delta.unwrap_or_default();
                 if let Some(t) = delta["text"].as_str() {
-                    out.push(self.chunk(json!({"content": t}), None));
+                    out.content(self.head(), t);
                 } else if let Some(t) = delta["reasoningContent"]["text"].as_str() {
-                    out.push(self.chunk(json!({"reasoning_content": t}), None));
+                    out.reasoning(self.head(), t);
                 } else if let Some(input) = delta["toolUse"]["input"].as_str() {
                     let index = self
                         .tool_blocks
                         .iter()
                         .position(|b| *b == e.content_block_index)
                         .unwrap_or(self.tool_blocks.len().saturating_sub(1));
-                    let call = json!({"index": index, "function": {"arguments": input}});
-                    out.push(self.chunk(json!({"tool_calls": [call]}), None));
+                    let call = ToolCallDelta {
+                        index,
+                        arguments: input,
+                        ..ToolCallDelta::default()
+                    };
+                    out.tool_call(self.head(), call);
                 }
             }
             "messageStop" => {
                 let reason = finish_reason(e.stop_reason.as_deref().unwrap_or("end_turn"));
-                out.push(self.chunk(json!({}), Some(reason)));
+                out.finish(self.head(), reason);
             }
             "metadata" => {
-                out.push(json!({
-                    "id": self.id,
-                    "object": "chat.completion.chunk",
-                    "created": self.created,
-                    "model": self.model,
-                    "choices": [],
-                    "usage": e.usage.unwrap_or_default().openai(),
-                }));
+                out.usage(self.head(), e.usage.unwrap_or_default().openai());
                 return Step::Done;
             }
             _ => {}
@@ -197,6 +192,7 @@ pub(crate) fn encode_events(events: &[(String, Json)]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn fixture(name: &str) -> Json {
         let path = format!(

@@ -3,9 +3,9 @@
 
 use std::borrow::Cow;
 
-use crate::providers::chunks::Chunks;
+use crate::providers::chunks::{Chunks, Head, ToolCallDelta};
 use serde::Deserialize;
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 
 use super::reply::{finish_reason, CohereUsage};
 use crate::providers::stream::Step;
@@ -54,14 +54,12 @@ impl CohereStream {
         }
     }
 
-    fn chunk(&self, delta: Json, finish: Option<&str>) -> Json {
-        json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        })
+    fn head(&self) -> Head<'_> {
+        Head {
+            id: &self.id,
+            model: &self.model,
+            created: self.created,
+        }
     }
 
     /// The role chunk, once, before anything else.
@@ -73,13 +71,18 @@ impl CohereStream {
         if self.id.is_empty() {
             self.id = format!("chatcmpl-{}", crate::providers::random_uuid());
         }
-        out.push(self.chunk(json!({"role": "assistant", "content": ""}), None));
+        out.role(self.head());
     }
 
-    fn text(&mut self, key: &str, text: Option<&str>, out: &mut Chunks) {
+    /// A text (or, `reasoning`, thinking) delta, unless empty.
+    fn text(&mut self, reasoning: bool, text: Option<&str>, out: &mut Chunks) {
         if let Some(t) = text.filter(|t| !t.is_empty()) {
             self.start(out);
-            out.push(self.chunk(json!({ key: t }), None));
+            if reasoning {
+                out.reasoning(self.head(), t);
+            } else {
+                out.content(self.head(), t);
+            }
         }
     }
 
@@ -102,37 +105,34 @@ impl CohereStream {
             }
             "content-start" | "content-delta" => {
                 let content = &message["content"];
-                self.text("content", content["text"].as_str(), out);
-                self.text("reasoning_content", content["thinking"].as_str(), out);
+                self.text(false, content["text"].as_str(), out);
+                self.text(true, content["thinking"].as_str(), out);
             }
             // The plan the model states before calling tools: content, as in the whole reply.
-            "tool-plan-delta" => self.text("content", message["tool_plan"].as_str(), out),
+            "tool-plan-delta" => self.text(false, message["tool_plan"].as_str(), out),
             "tool-call-start" => {
                 let call = one_call(&message["tool_calls"]);
                 self.start(out);
                 let index = self.tool_calls;
                 self.tool_calls += 1;
-                out.push(self.chunk(
-                    json!({"tool_calls": [{
-                        "index": index,
-                        "id": call["id"],
-                        "type": "function",
-                        "function": {
-                            "name": call["function"]["name"],
-                            "arguments": call["function"]["arguments"].as_str().unwrap_or_default(),
-                        },
-                    }]}),
-                    None,
-                ));
+                let call = ToolCallDelta {
+                    index,
+                    id: Some(call["id"].as_str().unwrap_or_default()),
+                    name: Some(call["function"]["name"].as_str().unwrap_or_default()),
+                    arguments: call["function"]["arguments"].as_str().unwrap_or_default(),
+                };
+                out.tool_call(self.head(), call);
             }
             "tool-call-delta" => {
                 let call = one_call(&message["tool_calls"]);
                 if let Some(piece) = call["function"]["arguments"].as_str() {
                     let index = self.tool_calls.saturating_sub(1);
-                    out.push(self.chunk(
-                        json!({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}),
-                        None,
-                    ));
+                    let call = ToolCallDelta {
+                        index,
+                        arguments: piece,
+                        ..ToolCallDelta::default()
+                    };
+                    out.tool_call(self.head(), call);
                 }
             }
             "message-end" => {
@@ -145,15 +145,8 @@ impl CohereStream {
                 }
                 self.start(out);
                 let reason = delta.finish_reason.as_deref().unwrap_or("COMPLETE");
-                out.push(self.chunk(json!({}), Some(finish_reason(reason, self.tool_calls > 0))));
-                out.push(json!({
-                    "id": self.id,
-                    "object": "chat.completion.chunk",
-                    "created": self.created,
-                    "model": self.model,
-                    "choices": [],
-                    "usage": delta.usage.unwrap_or_default().openai(),
-                }));
+                out.finish(self.head(), finish_reason(reason, self.tool_calls > 0));
+                out.usage(self.head(), delta.usage.unwrap_or_default().openai());
                 return Step::Done;
             }
             // `content-end`, `tool-call-end`, citations and anything newer carry nothing to relay.
@@ -174,6 +167,7 @@ fn one_call(calls: &Json) -> &Json {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn fixture(name: &str) -> String {
         let path = format!(

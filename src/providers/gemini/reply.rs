@@ -123,17 +123,6 @@ pub fn finish_reason(reason: &str, calls_tools: bool) -> &'static str {
     }
 }
 
-/// An OpenAI tool call for a Gemini function call (Gemini gives calls no id: one is made).
-pub(super) fn tool_call(call: &FunctionCall<'_>, index: usize) -> Json {
-    let arguments = call.args.map_or("{}", RawValue::get);
-    json!({
-        "index": index,
-        "id": format!("call_{}", crate::providers::random_uuid().simple()),
-        "type": "function",
-        "function": {"name": call.name, "arguments": arguments},
-    })
-}
-
 #[derive(Serialize)]
 struct Completion<'a> {
     id: Cow<'a, str>,

@@ -1,10 +1,10 @@
 //! Gemini's streamed `GenerateContentResponse` chunks (`streamGenerateContent?alt=sse`) as
 //! OpenAI chat chunks: text, thought and function-call deltas, the finish reason and usage.
 
-use crate::providers::chunks::{Chunks, Delta, Head};
-use serde_json::{json, Value as Json};
+use crate::providers::chunks::{Chunks, Head, ToolCallDelta};
+use serde_json::value::RawValue;
 
-use super::reply::{finish_reason, tool_call, Response, UsageMetadata};
+use super::reply::{finish_reason, Response, UsageMetadata};
 use crate::providers::stream::Step;
 
 /// The translation state of one stream.
@@ -37,16 +37,6 @@ impl GeminiStream {
         }
     }
 
-    fn chunk(&self, delta: Json, finish: Option<&str>) -> Json {
-        json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        })
-    }
-
     /// Translates one chunk's `data`, appending the OpenAI chunks it makes to `out`. Gemini
     /// has no end event: the stream ends with the upstream's body, after a finish reason.
     pub fn event(&mut self, data: &[u8], out: &mut Chunks) -> Step {
@@ -67,12 +57,7 @@ impl GeminiStream {
         }
         if !self.started {
             self.started = true;
-            let role = Delta {
-                role: Some("assistant"),
-                content: Some(""),
-                ..Delta::default()
-            };
-            out.delta(self.head(), role, None);
+            out.role(self.head());
         }
         if r.usage.is_some() {
             self.usage = r.usage;
@@ -81,22 +66,22 @@ impl GeminiStream {
         for c in r.candidates.iter().filter(|c| c.index == 0) {
             for part in c.content.iter().flat_map(|c| &c.parts) {
                 if let Some(f) = &part.function_call {
-                    let call = tool_call(f, self.tool_calls);
-                    self.tool_calls += 1;
-                    out.push(self.chunk(json!({"tool_calls": [call]}), None));
-                } else if let Some(t) = part.text.as_deref().filter(|t| !t.is_empty()) {
-                    let delta = if part.thought {
-                        Delta {
-                            reasoning_content: Some(t),
-                            ..Delta::default()
-                        }
-                    } else {
-                        Delta {
-                            content: Some(t),
-                            ..Delta::default()
-                        }
+                    // Gemini gives calls no id: one is made.
+                    let id = format!("call_{}", crate::providers::random_uuid().simple());
+                    let call = ToolCallDelta {
+                        index: self.tool_calls,
+                        id: Some(&id),
+                        name: Some(&f.name),
+                        arguments: f.args.map_or("{}", RawValue::get),
                     };
-                    out.delta(self.head(), delta, None);
+                    self.tool_calls += 1;
+                    out.tool_call(self.head(), call);
+                } else if let Some(t) = part.text.as_deref().filter(|t| !t.is_empty()) {
+                    if part.thought {
+                        out.reasoning(self.head(), t);
+                    } else {
+                        out.content(self.head(), t);
+                    }
                 }
             }
             if let Some(reason) = c.finish_reason.as_deref() {
@@ -107,7 +92,7 @@ impl GeminiStream {
             finish = Some("content_filter");
         }
         if let Some(reason) = finish {
-            out.delta(self.head(), Delta::default(), Some(reason));
+            out.finish(self.head(), reason);
             out.usage(self.head(), self.usage.unwrap_or_default().openai());
         }
         Step::More
@@ -117,6 +102,7 @@ impl GeminiStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value as Json};
 
     fn fixture(name: &str) -> String {
         let path = format!(

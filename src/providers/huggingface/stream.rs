@@ -3,9 +3,8 @@
 
 use std::borrow::Cow;
 
-use crate::providers::chunks::Chunks;
+use crate::providers::chunks::{Chunks, Head};
 use serde::Deserialize;
-use serde_json::{json, Value as Json};
 
 use super::reply::{finish_reason, Details};
 use crate::providers::stream::Step;
@@ -63,14 +62,12 @@ impl HuggingFaceStream {
         }
     }
 
-    fn chunk(&self, delta: Json, finish: Option<&str>) -> Json {
-        json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        })
+    fn head(&self) -> Head<'_> {
+        Head {
+            id: &self.id,
+            model: &self.model,
+            created: self.created,
+        }
     }
 
     /// Translates one event's `data`, appending the OpenAI chunks it makes to `out`; the
@@ -91,12 +88,12 @@ impl HuggingFaceStream {
         }
         if !self.started {
             self.started = true;
-            out.push(self.chunk(json!({"role": "assistant", "content": ""}), None));
+            out.role(self.head());
         }
         if let Some(token) = &event.token {
             self.tokens += 1;
             if !token.special && !token.text.is_empty() {
-                out.push(self.chunk(json!({"content": token.text}), None));
+                out.content(self.head(), &token.text);
             }
         }
         if event.generated_text.is_none() && event.details.is_none() {
@@ -104,7 +101,7 @@ impl HuggingFaceStream {
         }
         let details = event.details.as_ref();
         let finish = finish_reason(details.and_then(|d| d.finish_reason.as_deref()));
-        out.push(self.chunk(json!({}), Some(finish)));
+        out.finish(self.head(), finish);
         let prompt = details
             .and_then(|d| d.input_length)
             .or(self.prompt_tokens)
@@ -112,14 +109,7 @@ impl HuggingFaceStream {
         let completion = details
             .and_then(|d| d.generated_tokens)
             .unwrap_or(self.tokens);
-        out.push(json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [],
-            "usage": Usage::new(prompt, completion),
-        }));
+        out.usage(self.head(), Usage::new(prompt, completion));
         Step::Done
     }
 }
@@ -127,6 +117,7 @@ impl HuggingFaceStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value as Json};
 
     fn fixture(name: &str) -> String {
         let path = format!(

@@ -1,8 +1,10 @@
 //! Ollama's newline-delimited JSON stream as OpenAI chat chunks: a role chunk, text, thinking
 //! and tool-call deltas, the finish reason, and a final usage chunk.
 
-use crate::providers::chunks::Chunks;
-use serde_json::{json, Value as Json};
+use std::borrow::Cow;
+
+use crate::providers::chunks::{Chunks, Head, ToolCallDelta};
+use serde_json::Value as Json;
 
 use super::reply::{finish_reason, Wire};
 use super::tool_call_id;
@@ -29,14 +31,12 @@ impl OllamaStream {
         }
     }
 
-    fn chunk(&self, delta: Json, finish: Option<&str>) -> Json {
-        json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        })
+    fn head(&self) -> Head<'_> {
+        Head {
+            id: &self.id,
+            model: &self.model,
+            created: self.created,
+        }
     }
 
     /// Translates one line of the stream, appending the OpenAI chunks it makes to `out`.
@@ -57,7 +57,7 @@ impl OllamaStream {
         if !self.started {
             self.started = true;
             self.model = wire.model.to_string();
-            out.push(self.chunk(json!({"role": "assistant", "content": ""}), None));
+            out.role(self.head());
         }
         let (text, thinking) = match &wire.message {
             Some(m) => (m.content.as_ref(), m.thinking.as_deref()),
@@ -67,41 +67,32 @@ impl OllamaStream {
             ),
         };
         if let Some(t) = thinking.filter(|t| !t.is_empty()) {
-            out.push(self.chunk(json!({"reasoning_content": t}), None));
+            out.reasoning(self.head(), t);
         }
         if !text.is_empty() {
-            out.push(self.chunk(json!({"content": text}), None));
+            out.content(self.head(), text);
         }
         for call in wire.message.iter().flat_map(|m| &m.tool_calls) {
             let index = self.tool_calls;
             self.tool_calls += 1;
-            let id = call
-                .id
-                .as_deref()
-                .map_or_else(|| tool_call_id(&self.id, index), str::to_owned);
-            out.push(self.chunk(
-                json!({"tool_calls": [{
-                    "index": index,
-                    "id": id,
-                    "type": "function",
-                    "function": {"name": call.function.name, "arguments": call.function.arguments_text()},
-                }]}),
-                None,
-            ));
+            let id = match call.id.as_deref() {
+                Some(id) => Cow::Borrowed(id),
+                None => Cow::Owned(tool_call_id(&self.id, index)),
+            };
+            let call = ToolCallDelta {
+                index,
+                id: Some(&id),
+                name: Some(&call.function.name),
+                arguments: &call.function.arguments_text(),
+            };
+            out.tool_call(self.head(), call);
         }
         if !wire.done {
             return Step::More;
         }
         let finish = finish_reason(wire.done_reason.as_deref(), self.tool_calls > 0);
-        out.push(self.chunk(json!({}), Some(finish)));
-        out.push(json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [],
-            "usage": wire.usage(),
-        }));
+        out.finish(self.head(), finish);
+        out.usage(self.head(), wire.usage());
         Step::Done
     }
 }
@@ -109,6 +100,7 @@ impl OllamaStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn fixture(name: &str) -> String {
         let path = format!(
