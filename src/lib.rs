@@ -2,6 +2,7 @@
 
 pub mod actors;
 pub mod auth;
+pub mod cache;
 pub mod catalog;
 pub mod cli;
 mod client_mode;

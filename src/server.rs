@@ -67,6 +67,10 @@ pub async fn start(
         }),
     };
     let state = web::Data::new(AppState::new(settings, db, proxy_budget));
+    if let Some(shared) = state.shared.clone() {
+        let hearer = state.clone();
+        actix_rt::spawn(shared.listen(move |event| hearer.on_event(event)));
+    }
     let app_state = state.clone();
     let server = HttpServer::new(move || {
         App::new()

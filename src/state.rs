@@ -2,16 +2,23 @@
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr, AsyncContext};
 use sha2::{Digest, Sha256};
 
-use crate::actors::{DeploymentActor, ProxyBudget, RouterActor, SpendActor};
+use crate::actors::{CoolDown, DeploymentActor, ForgetKey, ProxyBudget, RouterActor, SpendActor};
 use crate::catalog::Catalog;
 use crate::config::{Deployment, Settings};
 use crate::db::DbHandle;
 use crate::providers::vertex_ai::token::TokenCache;
 use crate::routing::{Enforce, Profile};
+use crate::shared::events::{Event, Pending};
+use crate::shared::limits::slot_lifetime;
+use crate::shared::{Redis, Shared};
+
+/// Connections to Redis, shared by every worker (each is multiplexed).
+const REDIS_POOL_SIZE: u32 = 4;
 
 /// Rows buffered before the spend actor writes without waiting for its interval.
 const SPEND_BUFFER_ROWS: usize = 2000;
@@ -41,6 +48,12 @@ pub struct AppState {
     pub estimate_tokens: bool,
     /// Vertex AI's OAuth access tokens, by service account, shared by every worker.
     pub vertex_tokens: TokenCache,
+    /// The response cache, when `litellm_settings.cache` is on.
+    pub cache: Option<crate::cache::ResponseCache>,
+    /// Limits, cooldowns and key changes shared with other instances, when Redis is set.
+    pub shared: Option<Shared>,
+    /// Other instances' cooldowns heard before the actors started.
+    pending_cooldowns: Pending,
     /// The spend writer, on the database arbiter: it outlives the HTTP workers, so a graceful
     /// stop can write what the last requests recorded.
     spend: Addr<SpendActor>,
@@ -70,6 +83,33 @@ impl AppState {
             .as_ref()
             .map(|k| digest(k.expose().as_bytes()));
         let estimate_tokens = estimate_tokens(&settings);
+        let cache = settings.cache.as_ref().and_then(|c| {
+            crate::cache::ResponseCache::new(c)
+                .map_err(|e| {
+                    log::error!("the response cache is off: its Redis URL is unusable ({e})")
+                })
+                .ok()
+        });
+        let shared =
+            settings
+                .redis
+                .as_ref()
+                .and_then(|target| match Redis::new(target, REDIS_POOL_SIZE) {
+                    Ok(redis) => {
+                        log::info!(
+                            "sharing limits, cooldowns and key changes through redis at {}",
+                            target.shown
+                        );
+                        Some(Shared::new(redis, slot_lifetime(settings.request_timeout)))
+                    }
+                    Err(e) => {
+                        log::error!(
+                            "redis at {} cannot be used ({e}); limits are per instance",
+                            target.shown
+                        );
+                        None
+                    }
+                });
         Self {
             settings,
             catalog,
@@ -78,6 +118,9 @@ impl AppState {
             live_requests: Arc::new(AtomicUsize::new(0)),
             estimate_tokens,
             vertex_tokens: TokenCache::default(),
+            cache,
+            shared,
+            pending_cooldowns: Pending::default(),
             spend,
             proxy_budget,
             actors: OnceLock::new(),
@@ -112,6 +155,13 @@ impl AppState {
         let catalog = self.catalog.clone();
         let proxy = self.proxy_budget;
         let for_router = self.spend.clone();
+        let shared = self.shared.clone();
+        let ids: Vec<String> = self
+            .settings
+            .deployments
+            .iter()
+            .map(|d| d.id.clone())
+            .collect();
         let mut deployments = Vec::new();
         let router = RouterActor::create(|ctx| {
             let me = ctx.address();
@@ -124,14 +174,60 @@ impl AppState {
                         hard_limits: rules.hard_limits(),
                         latency,
                     };
-                    DeploymentActor::new(i, group_size[i] > 1, policy, enforce, me.clone()).start()
+                    let actor =
+                        DeploymentActor::new(i, group_size[i] > 1, policy, enforce, me.clone());
+                    match &shared {
+                        Some(s) => actor.sharing_cooldowns(s.clone(), ids[i].clone()).start(),
+                        None => actor.start(),
+                    }
                 })
                 .collect();
             RouterActor::new(catalog, rules, profiles, &orders, proxy, Some(for_router))
         });
-        Actors {
+        let actors = Actors {
             router,
             deployments,
+        };
+        for (id, until) in self.pending_cooldowns.take() {
+            self.cool_down(&actors, &id, until);
+        }
+        actors
+    }
+
+    /// Cools the deployments with id `id` down until `until` (another instance's cooldown).
+    fn cool_down(&self, actors: &Actors, id: &str, until: Instant) {
+        for (i, d) in self.settings.deployments.iter().enumerate() {
+            if d.id == id {
+                actors.deployments[i].do_send(CoolDown { until });
+            }
+        }
+    }
+
+    /// Handles another instance's event.
+    pub fn on_event(&self, event: Event) {
+        match event {
+            Event::Cooldown { deployment, millis } => {
+                let until = Instant::now() + Duration::from_millis(millis);
+                match self.started_actors() {
+                    Some(actors) => self.cool_down(actors, &deployment, until),
+                    None => self.pending_cooldowns.add(deployment, until),
+                }
+            }
+            Event::Key { token } => {
+                // Nothing is cached before the actors start.
+                if let Some(actors) = self.started_actors() {
+                    actors.router.do_send(ForgetKey(token));
+                }
+            }
+        }
+    }
+
+    /// Tells the other instances that key `token` changed (their cached copies are dropped).
+    pub fn key_changed(&self, token: &str) {
+        if let Some(shared) = &self.shared {
+            shared.publish(Event::Key {
+                token: token.to_owned(),
+            });
         }
     }
 

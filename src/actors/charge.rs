@@ -12,6 +12,7 @@ use super::spend::{RecordSpend, SpendActor};
 use crate::config::Deployment;
 use crate::db::models::SpendLogRow;
 use crate::providers::Usage;
+use crate::shared::{Shared, Ticket};
 
 /// Who and what a request is charged for.
 pub struct ChargeFor<'a> {
@@ -43,6 +44,26 @@ pub struct Charge {
     settle_proxy: bool,
     live: Arc<AtomicUsize>,
     sent: bool,
+    key_limits: KeyLimits,
+}
+
+/// Where the key's rate, parallel and budget limits were counted for this request.
+pub enum KeyLimits {
+    /// By the router, here.
+    Here,
+    /// Nowhere: Redis was to count them but had nothing to hold the key to, or did not answer.
+    Nowhere,
+    /// In Redis, to be checked with the request's first attempt.
+    SharedPending(Shared),
+    /// In Redis, which admitted the request: `ticket` is what ending it must do.
+    Shared {
+        /// The connection.
+        shared: Shared,
+        /// What to settle.
+        ticket: Ticket,
+        /// The request's parallel-request slot.
+        slot: String,
+    },
 }
 
 impl Charge {
@@ -87,7 +108,18 @@ impl Charge {
             settle_proxy,
             live,
             sent: false,
+            key_limits: KeyLimits::Here,
         }
+    }
+
+    /// Where the key's limits are counted (see `KeyLimits`).
+    pub fn key_limits(&self) -> &KeyLimits {
+        &self.key_limits
+    }
+
+    /// Sets where the key's limits are counted.
+    pub fn set_key_limits(&mut self, limits: KeyLimits) {
+        self.key_limits = limits;
     }
 
     /// Notes the deployment (and upstream model) that is serving the request now.
@@ -108,6 +140,13 @@ impl Charge {
         self.settle("cancelled", usage, cost);
     }
 
+    /// The request was refused before any attempt (a limit held in Redis): no spend-log row,
+    /// nothing to settle.
+    pub fn refused(mut self) {
+        self.sent = true;
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
+
     fn settle(mut self, status: &str, usage: Usage, cost: f64) {
         self.row.status = status.into();
         self.row.prompt_tokens = clamp(usage.prompt_tokens);
@@ -124,13 +163,24 @@ impl Charge {
         self.sent = true;
         self.row.end_time = Utc::now().naive_utc();
         // The router tracks keys and the proxy budget; with neither there is nothing to settle.
+        let tokens = self.row.total_tokens as u64;
+        let counted_here = matches!(self.key_limits, KeyLimits::Here);
         if self.token.is_some() || self.settle_proxy {
             self.router.do_send(Settle {
                 token: self.token.clone(),
                 group: self.group,
-                tokens: self.row.total_tokens as u64,
+                tokens,
                 cost: self.row.spend,
+                counted_here,
             });
+        }
+        if let KeyLimits::Shared {
+            shared,
+            ticket,
+            slot,
+        } = std::mem::replace(&mut self.key_limits, KeyLimits::Here)
+        {
+            shared.settle(ticket, slot, tokens, self.row.spend);
         }
         self.spend.do_send(RecordSpend {
             token: self.token.take(),

@@ -8,6 +8,8 @@ use super::router::{Publish, RouterActor};
 use crate::routing::{
     CooldownPolicy, DeploymentSnapshot, DeploymentState, Enforce, Outcome, Refused, Reservation,
 };
+use crate::shared::events::Event;
+use crate::shared::Shared;
 
 /// Tracks one `model_list` entry and publishes each change to the router.
 pub struct DeploymentActor {
@@ -18,6 +20,8 @@ pub struct DeploymentActor {
     router: Addr<RouterActor>,
     published: DeploymentSnapshot,
     publish_pending: bool,
+    /// Where its cooldowns are told to the other instances, and its id there.
+    shared: Option<(Shared, String)>,
 }
 
 impl DeploymentActor {
@@ -37,7 +41,14 @@ impl DeploymentActor {
             router,
             published: DeploymentSnapshot::default(),
             publish_pending: false,
+            shared: None,
         }
+    }
+
+    /// Tells every other instance of this deployment's cooldowns (by its `id`).
+    pub fn sharing_cooldowns(mut self, shared: Shared, id: String) -> Self {
+        self.shared = Some((shared, id));
+        self
     }
 
     /// Tells the router about a change: at once when the cooldown changed (routing depends on
@@ -127,8 +138,32 @@ impl Handler<Report> for DeploymentActor {
                 self.index,
                 self.policy.cooldown_time
             );
+            let until = self.state.snapshot(now).cooling_until;
+            if let (Some((shared, id)), Some(until)) = (&self.shared, until) {
+                shared.publish(Event::Cooldown {
+                    deployment: id.clone(),
+                    millis: until.saturating_duration_since(now).as_millis() as u64,
+                });
+            }
         }
         self.publish(now, ctx);
+    }
+}
+
+/// Another instance cooled this deployment down until `until`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CoolDown {
+    /// When the cooldown ends.
+    pub until: Instant,
+}
+
+impl Handler<CoolDown> for DeploymentActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CoolDown, ctx: &mut Context<Self>) {
+        self.state.cool_until(msg.until);
+        self.publish(Instant::now(), ctx);
     }
 }
 

@@ -7,6 +7,7 @@ use actix::Addr;
 use super::deployment::{DeploymentActor, Report};
 use crate::providers::{ProviderError, Usage};
 use crate::routing::{Failure, Outcome, Reservation};
+use crate::shared::{Shared, Ticket};
 
 /// A reserved slot; dropping it without a verdict releases the slot (the client went away).
 pub struct Lease {
@@ -18,6 +19,8 @@ pub struct Lease {
     first_token: Option<Duration>,
     addr: Addr<DeploymentActor>,
     outcome: Option<Outcome>,
+    /// The deployment's limits held across instances, settled with the outcome.
+    shared: Option<(Shared, Ticket)>,
 }
 
 impl Lease {
@@ -30,7 +33,20 @@ impl Lease {
             first_token: None,
             addr,
             outcome: None,
+            shared: None,
         }
+    }
+
+    /// Notes that Redis counted this attempt against the deployment's shared rpm and tpm.
+    pub fn shared(&mut self, shared: Shared, ticket: Ticket) {
+        if !ticket.is_empty() {
+            self.shared = Some((shared, ticket));
+        }
+    }
+
+    /// The attempt will not run (a limit held across instances refused it): nothing counts.
+    pub fn withdraw(&mut self) {
+        self.outcome = Some(Outcome::Withdrawn);
     }
 
     /// Notes that a stream's first chunk arrived now (once).
@@ -71,6 +87,15 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         let outcome = self.outcome.take().unwrap_or(Outcome::Released);
+        if let Some((shared, ticket)) = self.shared.take() {
+            let tokens = match outcome {
+                Outcome::Success { tokens, .. } => tokens,
+                Outcome::Failure { .. } | Outcome::Withdrawn => 0,
+                // What the call used is unknown: the reservation stands.
+                Outcome::Released => self.held.tokens,
+            };
+            shared.settle(ticket, String::new(), tokens, 0.0);
+        }
         self.addr.do_send(Report {
             held: self.held,
             outcome,

@@ -7,8 +7,8 @@ pub mod pick_timer;
 pub mod router;
 pub mod spend;
 
-pub use charge::{Charge, ChargeFor};
-pub use deployment::{DeploymentActor, Inspect, Report, Reserve};
+pub use charge::{Charge, ChargeFor, KeyLimits};
+pub use deployment::{CoolDown, DeploymentActor, Inspect, Report, Reserve};
 pub use lease::Lease;
 pub use router::{
     CacheKey, CachedKey, ForgetKey, Pick, PickError, PickFor, PickStats, Picked, ProxyBudget,

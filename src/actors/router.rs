@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::pick_timer::{PickTimer, PickTimes};
 use super::spend::{RenameKey, ResetKeySpend, ResetProxySpend, SpendActor};
 use crate::catalog::Catalog;
-use crate::keys::{Admission, KeyDuration, KeyLedger, KeyRecord, Rejection};
+use crate::keys::{Admission, Counting, KeyDuration, KeyLedger, KeyRecord, Rejection, Used};
 use crate::routing::{
     choose, Candidate, DeploymentSnapshot, Need, NoCapacity, Pool, Profile, Rules,
 };
@@ -184,6 +184,8 @@ pub enum PickFor {
         key: Option<String>,
         /// The model name the request gave.
         model: String,
+        /// Where the key's rate and parallel limits are counted.
+        counting: Counting,
     },
     /// A retry within a group already admitted.
     Retry {
@@ -246,7 +248,7 @@ impl Handler<Pick> for RouterActor {
 
 impl RouterActor {
     fn pick(&mut self, msg: Pick) -> Result<Picked, PickError> {
-        let (key, model) = match msg.target {
+        let (key, model, counting) = match msg.target {
             PickFor::Retry { group } => {
                 let index = self
                     .choose(group, &msg.exclude, msg.need)
@@ -258,7 +260,11 @@ impl RouterActor {
                     admission: None,
                 });
             }
-            PickFor::Admit { key, model } => (key, model),
+            PickFor::Admit {
+                key,
+                model,
+                counting,
+            } => (key, model, counting),
         };
         let wall = Utc::now();
         self.check_proxy_budget(wall)?;
@@ -296,7 +302,9 @@ impl RouterActor {
         let admission = match &key {
             Some(token) => {
                 let group_name = self.catalog.name(resolved.group).to_owned();
-                let admitted = self.ledger.admit(token, &group_name, Instant::now(), wall);
+                let admitted =
+                    self.ledger
+                        .admit(token, &group_name, Instant::now(), wall, counting);
                 let admission = match admitted {
                     Ok(a) => a,
                     Err(rejection) => {
@@ -368,6 +376,8 @@ pub struct Settle {
     pub tokens: u64,
     /// USD.
     pub cost: f64,
+    /// Whether the key's admission counted the request here.
+    pub counted_here: bool,
 }
 
 impl Handler<Settle> for RouterActor {
@@ -378,8 +388,12 @@ impl Handler<Settle> for RouterActor {
         let token = msg.token.as_ref().map(|t| self.renamed.get(t).unwrap_or(t));
         if let Some(token) = token {
             let group = self.catalog.name(msg.group).to_owned();
-            self.ledger
-                .settle(token, &group, msg.tokens, msg.cost, Instant::now());
+            let used = Used {
+                tokens: msg.tokens,
+                cost: msg.cost,
+                counted_here: msg.counted_here,
+            };
+            self.ledger.settle(token, &group, used, Instant::now());
         }
     }
 }

@@ -347,9 +347,11 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(old.unwrap().store, CacheStore::Redis(_)));
-        let (local, _) = cache_settings(&yaml("litellm_settings: {cache: true}"), &env(&[]), None).unwrap();
+        let (local, _) =
+            cache_settings(&yaml("litellm_settings: {cache: true}"), &env(&[]), None).unwrap();
         assert_eq!(local.unwrap().store, CacheStore::Local);
-        let (off, _) = cache_settings(&yaml("litellm_settings: {cache: false}"), &env(&[]), None).unwrap();
+        let (off, _) =
+            cache_settings(&yaml("litellm_settings: {cache: false}"), &env(&[]), None).unwrap();
         assert!(off.is_none());
         let (none, warning) = cache_settings(
             &yaml("litellm_settings: {cache: true, cache_params: {type: s3}}"),

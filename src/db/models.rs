@@ -57,6 +57,8 @@ pub struct KeyRow {
     pub created_at: NaiveDateTime,
     /// Last change (UTC).
     pub updated_at: NaiveDateTime,
+    /// JSON list of the cache controls requests may set (empty = all).
+    pub allowed_cache_controls: String,
 }
 
 impl KeyRow {
@@ -87,6 +89,7 @@ impl KeyRow {
             blocked: false,
             created_at: now,
             updated_at: now,
+            allowed_cache_controls: "[]".into(),
         }
     }
 }
@@ -136,6 +139,8 @@ pub struct KeySettings {
     pub blocked: bool,
     /// See [`KeyRow`].
     pub updated_at: NaiveDateTime,
+    /// See [`KeyRow`].
+    pub allowed_cache_controls: String,
 }
 
 impl From<&KeyRow> for KeySettings {
@@ -161,6 +166,7 @@ impl From<&KeyRow> for KeySettings {
             tags: r.tags.clone(),
             blocked: r.blocked,
             updated_at: r.updated_at,
+            allowed_cache_controls: r.allowed_cache_controls.clone(),
         }
     }
 }

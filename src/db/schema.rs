@@ -26,6 +26,7 @@ diesel::table! {
         blocked -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        allowed_cache_controls -> Text,
     }
 }
 

@@ -51,6 +51,25 @@ pub struct Admission {
     pub tokens: Option<(u64, u64)>,
     /// A budget window that just rolled over: persist the reset with this next reset time.
     pub reset: Option<Option<DateTime<Utc>>>,
+    /// The key, for the limits checked across instances.
+    pub record: Arc<KeyRecord>,
+    /// The key's spend on this model group before this request.
+    pub model_spend: f64,
+    /// When the key's current budget period began (its next reset), naming the period's
+    /// shared spend counter; `None` for a key whose spend never resets.
+    pub period: Option<DateTime<Utc>>,
+    /// Whether this instance counted the request against the key's rate and parallel limits
+    /// (false when Redis counts them for every instance).
+    pub counted_here: bool,
+}
+
+/// Where a key's rate and parallel limits are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counting {
+    /// Here: this instance is the only one, or Redis is unreachable.
+    Local,
+    /// In Redis, for every instance: only the key's other rules are checked here.
+    Shared,
 }
 
 struct KeyState {
@@ -75,6 +94,17 @@ impl KeyState {
             in_flight: 0,
         }
     }
+}
+
+/// What an admitted request used, when it ends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Used {
+    /// Tokens.
+    pub tokens: u64,
+    /// USD.
+    pub cost: f64,
+    /// Whether its admission counted it here (see `Admission::counted_here`).
+    pub counted_here: bool,
 }
 
 /// Every cached key's state.
@@ -134,13 +164,15 @@ impl KeyLedger {
         self.keys.get(token).map(|s| s.record.clone())
     }
 
-    /// Checks and counts one request of `token` for `group`, as of `now` / `wall`.
+    /// Checks and counts one request of `token` for `group`, as of `now` / `wall`. With
+    /// `Counting::Shared` the rate and parallel limits are left to the caller.
     pub fn admit(
         &mut self,
         token: &str,
         group: &str,
         now: Instant,
         wall: DateTime<Utc>,
+        counting: Counting,
     ) -> Result<Admission, Rejection> {
         let state = self.keys.get_mut(token).ok_or(Rejection::NotCached)?;
         let row = &state.record.row;
@@ -184,6 +216,19 @@ impl KeyLedger {
                     budget,
                 });
             }
+        }
+        let model_spend = state.model_spend.get(group).copied().unwrap_or(0.0);
+        if counting == Counting::Shared {
+            return Ok(Admission {
+                spend: state.spend,
+                requests: row.rpm_limit.map(|l| (l as u64, l as u64)),
+                tokens: row.tpm_limit.map(|l| (l as u64, l as u64)),
+                reset,
+                record: state.record.clone(),
+                model_spend,
+                period: state.reset_at,
+                counted_here: false,
+            });
         }
         if let Some(max) = row
             .max_parallel_requests
@@ -237,18 +282,30 @@ impl KeyLedger {
                 .tpm_limit
                 .map(|l| (l as u64, (l as u64).saturating_sub(tokens_now))),
             reset,
+            record: state.record.clone(),
+            model_spend,
+            period: state.reset_at,
+            counted_here: true,
         })
     }
 
-    /// Ends an admitted request: frees its slot and counts its tokens and cost.
-    pub fn settle(&mut self, token: &str, group: &str, tokens: u64, cost: f64, now: Instant) {
+    /// Ends an admitted request: frees its slot and counts its tokens (when it was counted
+    /// here) and its cost.
+    pub fn settle(&mut self, token: &str, group: &str, used: Used, now: Instant) {
         let Some(state) = self.keys.get_mut(token) else {
             return;
         };
-        state.in_flight = state.in_flight.saturating_sub(1);
-        state.window.record_tokens(now, tokens);
-        if let Some(w) = state.model_windows.get_mut(group) {
-            w.record_tokens(now, tokens);
+        let Used {
+            tokens,
+            cost,
+            counted_here,
+        } = used;
+        if counted_here {
+            state.in_flight = state.in_flight.saturating_sub(1);
+            state.window.record_tokens(now, tokens);
+            if let Some(w) = state.model_windows.get_mut(group) {
+                w.record_tokens(now, tokens);
+            }
         }
         state.spend += cost;
         *state.model_spend.entry(group.to_owned()).or_default() += cost;
@@ -264,6 +321,14 @@ mod tests {
         KeyRow::blank("t".into(), "sk-...abcd".into(), Utc::now().naive_utc())
     }
 
+    fn used(tokens: u64, cost: f64) -> Used {
+        Used {
+            tokens,
+            cost,
+            counted_here: true,
+        }
+    }
+
     fn ledger(row: KeyRow) -> KeyLedger {
         let mut l = KeyLedger::default();
         l.upsert(KeyRecord::new(row, HashMap::new()));
@@ -274,7 +339,7 @@ mod tests {
     fn unknown_keys_must_be_loaded_first() {
         let mut l = KeyLedger::default();
         assert_eq!(
-            l.admit("t", "g", Instant::now(), Utc::now()),
+            l.admit("t", "g", Instant::now(), Utc::now(), Counting::Local),
             Err(Rejection::NotCached)
         );
     }
@@ -284,14 +349,14 @@ mod tests {
         let mut r = row();
         r.blocked = true;
         assert_eq!(
-            ledger(r).admit("t", "g", Instant::now(), Utc::now()),
+            ledger(r).admit("t", "g", Instant::now(), Utc::now(), Counting::Local),
             Err(Rejection::Blocked)
         );
         let mut r = row();
         let past = Utc::now() - chrono::Duration::seconds(5);
         r.expires = Some(past.naive_utc());
         assert!(matches!(
-            ledger(r).admit("t", "g", Instant::now(), Utc::now()),
+            ledger(r).admit("t", "g", Instant::now(), Utc::now(), Counting::Local),
             Err(Rejection::Expired(_))
         ));
     }
@@ -303,12 +368,24 @@ mod tests {
         let mut l = ledger(r);
         let t0 = Instant::now();
         let wall = Utc::now();
-        let first = l.admit("t", "g", t0, wall).unwrap();
+        let first = l.admit("t", "g", t0, wall, Counting::Local).unwrap();
         assert_eq!(first.requests, Some((2, 1)));
-        l.admit("t", "g", t0 + Duration::from_secs(10), wall)
-            .unwrap();
+        l.admit(
+            "t",
+            "g",
+            t0 + Duration::from_secs(10),
+            wall,
+            Counting::Local,
+        )
+        .unwrap();
         let refused = l
-            .admit("t", "g", t0 + Duration::from_secs(59), wall)
+            .admit(
+                "t",
+                "g",
+                t0 + Duration::from_secs(59),
+                wall,
+                Counting::Local,
+            )
             .unwrap_err();
         assert_eq!(
             refused,
@@ -318,7 +395,13 @@ mod tests {
             }
         );
         assert!(l
-            .admit("t", "g", t0 + Duration::from_secs(60), wall)
+            .admit(
+                "t",
+                "g",
+                t0 + Duration::from_secs(60),
+                wall,
+                Counting::Local
+            )
             .is_ok());
     }
 
@@ -328,13 +411,13 @@ mod tests {
         r.max_parallel_requests = Some(1);
         let mut l = ledger(r);
         let t0 = Instant::now();
-        l.admit("t", "g", t0, Utc::now()).unwrap();
+        l.admit("t", "g", t0, Utc::now(), Counting::Local).unwrap();
         assert!(matches!(
-            l.admit("t", "g", t0, Utc::now()),
+            l.admit("t", "g", t0, Utc::now(), Counting::Local),
             Err(Rejection::RateLimited { .. })
         ));
-        l.settle("t", "g", 10, 0.0, t0);
-        assert!(l.admit("t", "g", t0, Utc::now()).is_ok());
+        l.settle("t", "g", used(10, 0.0), t0);
+        assert!(l.admit("t", "g", t0, Utc::now(), Counting::Local).is_ok());
     }
 
     #[test]
@@ -344,17 +427,20 @@ mod tests {
         r.model_max_budget = r#"{"cheap": {"budget_limit": 0.1}}"#.into();
         let mut l = ledger(r);
         let t0 = Instant::now();
-        l.admit("t", "cheap", t0, Utc::now()).unwrap();
-        l.settle("t", "cheap", 10, 0.1, t0);
+        l.admit("t", "cheap", t0, Utc::now(), Counting::Local)
+            .unwrap();
+        l.settle("t", "cheap", used(10, 0.1), t0);
         assert!(matches!(
-            l.admit("t", "cheap", t0, Utc::now()),
+            l.admit("t", "cheap", t0, Utc::now(), Counting::Local),
             Err(Rejection::BudgetExceeded { .. })
         ));
-        let other = l.admit("t", "other", t0, Utc::now()).unwrap();
+        let other = l
+            .admit("t", "other", t0, Utc::now(), Counting::Local)
+            .unwrap();
         assert!((other.spend - 0.1).abs() < 1e-12);
-        l.settle("t", "other", 10, 0.95, t0);
+        l.settle("t", "other", used(10, 0.95), t0);
         assert!(matches!(
-            l.admit("t", "other", t0, Utc::now()),
+            l.admit("t", "other", t0, Utc::now(), Counting::Local),
             Err(Rejection::BudgetExceeded { .. })
         ));
     }
@@ -368,7 +454,9 @@ mod tests {
         let past = Utc::now() - chrono::Duration::hours(1);
         r.budget_reset_at = Some(past.naive_utc());
         let mut l = ledger(r);
-        let admitted = l.admit("t", "g", Instant::now(), Utc::now()).unwrap();
+        let admitted = l
+            .admit("t", "g", Instant::now(), Utc::now(), Counting::Local)
+            .unwrap();
         assert_eq!(admitted.spend, 0.0);
         let next = admitted.reset.unwrap().unwrap();
         assert!(next > Utc::now() && next <= Utc::now() + chrono::Duration::days(1));
@@ -380,8 +468,8 @@ mod tests {
         r.max_parallel_requests = Some(5);
         let mut l = ledger(r.clone());
         let t0 = Instant::now();
-        l.admit("t", "g", t0, Utc::now()).unwrap();
-        l.settle("t", "g", 1, 0.25, t0);
+        l.admit("t", "g", t0, Utc::now(), Counting::Local).unwrap();
+        l.settle("t", "g", used(1, 0.25), t0);
         r.max_parallel_requests = Some(6);
         l.upsert(KeyRecord::new(r.clone(), HashMap::new()));
         assert_eq!(l.get("t").unwrap().1, 0.25);

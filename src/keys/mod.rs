@@ -6,7 +6,7 @@ pub mod record;
 use base64::Engine;
 use chrono::{DateTime, Duration as ChronoDuration, Months, Utc};
 
-pub use ledger::{Admission, KeyLedger, Rejection};
+pub use ledger::{Admission, Counting, KeyLedger, Rejection, Used};
 pub use record::KeyRecord;
 
 /// SHA-256 hex of a key: the only form in which keys are stored.

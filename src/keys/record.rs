@@ -96,6 +96,7 @@ impl KeyRecord {
             "team_id": r.team_id,
             "tags": text(&r.tags),
             "blocked": r.blocked,
+            "allowed_cache_controls": text(&r.allowed_cache_controls),
             "created_at": iso(Some(r.created_at)),
             "updated_at": iso(Some(r.updated_at)),
         })

@@ -114,12 +114,13 @@ pub fn reply(op: Operation, model: &str, content: &str) -> Json {
     }
 }
 
-/// Splits `content` into word-sized pieces, each keeping its leading space.
-fn pieces(content: &str) -> Vec<&str> {
+/// Splits `content` into pieces of at least `min_len` bytes, each cut before a space (so each
+/// keeps its leading space); `min_len` 1 gives one piece per word.
+fn pieces(content: &str, min_len: usize) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
     for (i, c) in content.char_indices() {
-        if c == ' ' && i > start {
+        if c == ' ' && i > start && i - start >= min_len {
             out.push(&content[start..i]);
             start = i;
         }
@@ -127,6 +128,108 @@ fn pieces(content: &str) -> Vec<&str> {
     if start < content.len() {
         out.push(&content[start..]);
     }
+    out
+}
+
+/// One choice of a whole reply sent as a stream.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamedChoice<'a> {
+    /// The choice's index.
+    pub index: u64,
+    /// Its text (the message's content, or a completion's text).
+    pub content: Option<&'a str>,
+    /// Its reasoning text.
+    pub reasoning: Option<&'a str>,
+    /// The message's `tool_calls` (a list).
+    pub tool_calls: Option<&'a Json>,
+    /// The message's legacy `function_call`.
+    pub function_call: Option<&'a Json>,
+    /// Why it ended.
+    pub finish_reason: &'a str,
+}
+
+/// A whole reply to send as SSE chunks.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamedReply<'a> {
+    /// The completion id.
+    pub id: &'a str,
+    /// Seconds since the epoch.
+    pub created: u64,
+    /// The model.
+    pub model: &'a str,
+    /// Its choices.
+    pub choices: &'a [StreamedChoice<'a>],
+    /// The usage chunk's `usage`, when the client gets one.
+    pub usage: Option<&'a Json>,
+    /// Text is sent in pieces of at least this many bytes, cut at spaces.
+    pub piece_len: usize,
+}
+
+/// A whole reply as SSE events: per choice a role chunk (chat), its text in pieces, its tool
+/// calls, a finish chunk; then the usage chunk when given, then `[DONE]`.
+pub fn reply_events(op: Operation, reply: &StreamedReply<'_>) -> Vec<Bytes> {
+    let chat = op != Operation::Completion;
+    let object = if chat {
+        "chat.completion.chunk"
+    } else {
+        "text_completion"
+    };
+    let chunk = |choices: Json| json!({"id": reply.id, "object": object, "created": reply.created, "model": reply.model, "choices": choices});
+    let delta = |index: u64, delta: Json, finish: Option<&str>| {
+        chunk(json!([{"index": index, "delta": delta, "finish_reason": finish}]))
+    };
+    let text = |index: u64, text: &str, finish: Option<&str>| {
+        chunk(json!([{"index": index, "text": text, "logprobs": null, "finish_reason": finish}]))
+    };
+    let mut events = Vec::new();
+    for c in reply.choices {
+        let content = c.content.unwrap_or("");
+        if !chat {
+            for piece in pieces(content, reply.piece_len) {
+                events.push(text(c.index, piece, None));
+            }
+            events.push(text(c.index, "", Some(c.finish_reason)));
+            continue;
+        }
+        events.push(delta(
+            c.index,
+            json!({"role": "assistant", "content": ""}),
+            None,
+        ));
+        if let Some(r) = c.reasoning.filter(|r| !r.is_empty()) {
+            events.push(delta(c.index, json!({"reasoning_content": r}), None));
+        }
+        for piece in pieces(content, reply.piece_len) {
+            events.push(delta(c.index, json!({"content": piece}), None));
+        }
+        for (i, call) in c
+            .tool_calls
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let mut call = call.clone();
+            if let Json::Object(m) = &mut call {
+                m.insert("index".into(), json!(i));
+            }
+            events.push(delta(c.index, json!({"tool_calls": [call]}), None));
+        }
+        if let Some(f) = c.function_call {
+            events.push(delta(c.index, json!({"function_call": f}), None));
+        }
+        events.push(delta(c.index, json!({}), Some(c.finish_reason)));
+    }
+    if let Some(usage) = reply.usage {
+        let mut last = chunk(json!([]));
+        last["usage"] = usage.clone();
+        events.push(last);
+    }
+    let mut out: Vec<Bytes> = events
+        .iter()
+        .map(|e| Bytes::from(format!("data: {e}\n\n")))
+        .collect();
+    out.push(Bytes::from_static(b"data: [DONE]\n\n"));
     out
 }
 
@@ -138,46 +241,29 @@ pub fn stream_events(
     content: &str,
     usage_cost: Option<f64>,
 ) -> Vec<Bytes> {
-    let created = now_secs();
     let chat = op != Operation::Completion;
     let id = call_id(if chat { "chatcmpl" } else { "cmpl" });
-    let chunk = |choice: Json| {
-        let object = if chat {
-            "chat.completion.chunk"
-        } else {
-            "text_completion"
-        };
-        json!({"id": id, "object": object, "created": created, "model": model, "choices": [choice]})
-    };
-    let mut events = Vec::new();
-    if chat {
-        events.push(chunk(json!({"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null})));
-    }
-    for piece in pieces(content) {
-        events.push(if chat {
-            chunk(json!({"index": 0, "delta": {"content": piece}, "finish_reason": null}))
-        } else {
-            chunk(json!({"index": 0, "text": piece, "logprobs": null, "finish_reason": null}))
-        });
-    }
-    events.push(if chat {
-        chunk(json!({"index": 0, "delta": {}, "finish_reason": "stop"}))
-    } else {
-        chunk(json!({"index": 0, "text": "", "logprobs": null, "finish_reason": "stop"}))
+    let usage = usage_cost.map(|cost| {
+        let mut u = json!(MOCK_USAGE);
+        u["cost"] = json!(cost);
+        u
     });
-    if let Some(cost) = usage_cost {
-        let mut last = chunk(Json::Null);
-        last["choices"] = json!([]);
-        last["usage"] = json!(MOCK_USAGE);
-        last["usage"]["cost"] = json!(cost);
-        events.push(last);
-    }
-    let mut out: Vec<Bytes> = events
-        .iter()
-        .map(|e| Bytes::from(format!("data: {e}\n\n")))
-        .collect();
-    out.push(Bytes::from_static(b"data: [DONE]\n\n"));
-    out
+    let choice = StreamedChoice {
+        content: Some(content),
+        finish_reason: "stop",
+        ..StreamedChoice::default()
+    };
+    reply_events(
+        op,
+        &StreamedReply {
+            id: &id,
+            created: now_secs(),
+            model,
+            choices: &[choice],
+            usage: usage.as_ref(),
+            piece_len: 1,
+        },
+    )
 }
 
 #[cfg(test)]

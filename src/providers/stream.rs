@@ -110,6 +110,15 @@ impl Dialect {
     }
 }
 
+/// Sees the chunks a relay sends, to keep the whole reply once the stream ends well (the
+/// response cache). It runs after each chunk is queued for the client and never holds one back.
+pub trait StreamTap {
+    /// One chunk's JSON, as sent to the client.
+    fn chunk(&mut self, data: &[u8]);
+    /// The stream ended well, with this usage; a tap dropped without this saw a failure.
+    fn finished(self: Box<Self>, usage: Usage);
+}
+
 /// What a relay must know about the request it serves.
 pub struct RelayOptions {
     /// The client asked for the usage chunk (or `always_include_stream_usage`).
@@ -128,6 +137,8 @@ pub struct RelayOptions {
     pub price: Option<Price>,
     /// The request's accounting, spent when the stream ends well.
     pub charge: Option<Charge>,
+    /// Sees every chunk sent, when the reply is to be cached.
+    pub tap: Option<Box<dyn StreamTap>>,
 }
 
 #[derive(Deserialize)]
@@ -189,6 +200,7 @@ pub struct SseRelay {
     lease: Option<Lease>,
     price: Option<Price>,
     charge: Option<Charge>,
+    tap: Option<Box<dyn StreamTap>>,
 }
 
 impl SseRelay {
@@ -215,6 +227,7 @@ impl SseRelay {
             lease: Some(lease),
             price: options.price,
             charge: options.charge,
+            tap: options.tap,
         }
     }
 
@@ -369,6 +382,9 @@ impl SseRelay {
         event.extend_from_slice(data);
         event.extend_from_slice(b"\n\n");
         self.out.push_back(event.freeze());
+        if let Some(tap) = self.tap.as_mut() {
+            tap.chunk(data);
+        }
     }
 
     fn push_json(&mut self, value: &Json) {
@@ -418,6 +434,9 @@ impl SseRelay {
             charge.succeed(usage, cost);
         }
         self.out.push_back(Bytes::from_static(DONE));
+        if let Some(tap) = self.tap.take() {
+            tap.finished(usage);
+        }
         if let Some(mut lease) = self.lease.take() {
             lease.succeed(Some(usage));
         }
@@ -425,6 +444,7 @@ impl SseRelay {
     }
 
     fn fail(&mut self, err: ProviderError) {
+        self.tap = None;
         let body = crate::error::ApiError::Provider(err.clone()).body();
         self.push_json(&body);
         if let Some(mut lease) = self.lease.take() {

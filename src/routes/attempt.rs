@@ -8,6 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, HttpResponseBuilder};
 use bytes::Bytes;
 
+use super::cached;
 use super::model_request::ModelRequest;
 use super::pipeline::{Call, VERSION};
 use crate::actors::{Charge, Lease};
@@ -212,6 +213,7 @@ impl Attempt<'_> {
                 }),
                 price,
                 charge: charge.take(),
+                tap: cached::stream_tap(self.ctx.state, self.request, self.fallbacks, self.op),
             };
             let Some(lease) = slot.take() else {
                 return Err(ProviderError::connection(d.provider, "lease already used"));
@@ -252,6 +254,7 @@ impl Attempt<'_> {
             body
         };
         let usage = usage.unwrap_or_default();
+        self.remember(&body, usage);
         let cost = cost_of(d, &model, usage);
         self.spend_headers(&mut builder, cost);
         if let Some(c) = charge.take() {
@@ -284,12 +287,25 @@ impl Attempt<'_> {
                 content,
                 self.client_wants_usage().then_some(cost),
             );
+            if self.request.cache_store.is_some() {
+                if let Ok(reply) = serde_json::to_vec(&mock::reply(self.op, model, content)) {
+                    self.remember(&reply.into(), mock::MOCK_USAGE);
+                }
+            }
             let body =
                 futures_util::stream::iter(events.into_iter().map(Ok::<_, actix_web::Error>));
             return builder.content_type("text/event-stream").streaming(body);
         }
         self.spend_headers(&mut builder, cost);
-        builder.json(mock::reply(self.op, model, content))
+        let reply = serde_json::to_vec(&mock::reply(self.op, model, content)).unwrap_or_default();
+        let reply = Bytes::from(reply);
+        self.remember(&reply, mock::MOCK_USAGE);
+        builder.content_type("application/json").body(reply)
+    }
+
+    /// Keeps a whole reply in the response cache when the request is to be cached.
+    fn remember(&self, body: &Bytes, usage: Usage) {
+        cached::remember(self.ctx.state, self.request, self.fallbacks, body, usage);
     }
 
     fn response_builder(

@@ -4,6 +4,7 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use super::pipeline::VERSION;
+use crate::cache::ResponseCache;
 use crate::state::AppState;
 
 /// `GET /health/liveliness` and `/health/liveness`.
@@ -11,7 +12,8 @@ pub async fn liveliness() -> HttpResponse {
     HttpResponse::Ok().json("I'm alive!")
 }
 
-/// `GET /health/readiness`: healthy, with the database's state.
+/// `GET /health/readiness`: healthy, with the database's state and the response cache's type
+/// (`local`, `redis`, or null when off).
 pub async fn readiness(state: web::Data<AppState>) -> HttpResponse {
     let connected = state
         .db
@@ -21,7 +23,7 @@ pub async fn readiness(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "status": "healthy",
         "db": if connected { "connected" } else { "Not connected" },
-        "cache": null,
+        "cache": state.cache.as_ref().map(ResponseCache::kind),
         "litellm_version": VERSION,
         "success_callbacks": [],
     }))

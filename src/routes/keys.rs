@@ -128,6 +128,7 @@ fn apply_fields(
         match field.as_str() {
             "models" => row.models = string_list(field, v)?,
             "tags" => row.tags = string_list(field, v)?,
+            "allowed_cache_controls" => row.allowed_cache_controls = string_list(field, v)?,
             "aliases" => {
                 row.aliases = object_of(field, v, Json::is_string, "an object of model names")?
             }
@@ -339,6 +340,15 @@ async fn save(
         })
         .await
         .map_err(|_| ApiError::Internal)?;
+    if new_spend.is_some() {
+        if let Some(shared) = &state.shared {
+            shared.forget_spend(
+                &record.row.token,
+                record.row.budget_reset_at.map(keys::record::utc),
+            );
+        }
+    }
+    state.key_changed(&record.row.token);
     Ok(record)
 }
 
@@ -453,6 +463,7 @@ pub async fn delete(
             .send(ForgetKey(token.clone()))
             .await
             .map_err(|_| ApiError::Internal)?;
+        state.key_changed(token);
     }
     // Report each deleted key the way the caller named it (plaintext keys are not stored).
     let shown: Vec<String> = given
@@ -547,6 +558,7 @@ pub async fn regenerate(
     if !changed {
         return Err(ApiError::Missing("Key not found".into()));
     }
+    state.key_changed(&old);
     // Requests in flight under the old token are charged to the new one.
     let rename = RenameKey {
         old,

@@ -2,6 +2,7 @@
 
 pub mod access_log;
 mod attempt;
+mod cached;
 mod completions;
 mod health;
 mod keys;
@@ -9,6 +10,7 @@ mod messages;
 mod model_request;
 mod models;
 pub mod pipeline;
+mod shared_limits;
 mod spend;
 
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value as Json};
 
+use crate::cache::{Controls, StoreAs};
 use crate::error::ApiError;
 use crate::providers::Operation;
 use crate::routing::RequestFallbacks;
@@ -47,6 +48,8 @@ pub struct GatewayFields {
     pub metadata: Option<Json>,
     /// `fallbacks`, `context_window_fallbacks`, `content_policy_fallbacks`.
     pub fallbacks: RequestFallbacks,
+    /// `caching` and the `cache` controls.
+    pub cache: Controls,
 }
 
 impl GatewayFields {
@@ -71,6 +74,8 @@ pub struct ModelRequest {
     pub fields: Map<String, Json>,
     /// What only the gateway reads.
     pub gateway: GatewayFields,
+    /// Where the reply is to be cached, once the response cache has looked for it.
+    pub cache_store: Option<StoreAs>,
 }
 
 fn type_error(field: &str, expected: &str) -> ApiError {
@@ -168,6 +173,7 @@ impl ModelRequest {
             wants_stream_usage,
             fields,
             gateway,
+            cache_store: None,
         })
     }
 }
@@ -227,6 +233,8 @@ fn take_gateway_fields(fields: &mut Map<String, Json>) -> Result<GatewayFields, 
             }
             ("metadata", v @ Json::Object(_)) => g.metadata = Some(v),
             ("metadata", _) => return Err(type_error("metadata", "an object")),
+            ("caching", v) => g.cache.set_caching(&v)?,
+            ("cache", v) => g.cache.set_cache(&v)?,
             ("drop_params", Json::Bool(b)) => g.drop_params = Some(b),
             ("drop_params", _) => return Err(type_error("drop_params", "a boolean")),
             ("additional_drop_params", Json::Array(items)) => {

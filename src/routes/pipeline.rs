@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use super::access_log::Trace;
 use super::attempt::Attempt;
 use super::model_request::ModelRequest;
+use super::shared_limits;
 use crate::actors::{
     CacheKey, Charge, ChargeFor, Lease, Pick, PickError, PickFor, Picked, Reserve,
 };
@@ -125,8 +126,11 @@ async fn serve(
         Input::Payload(payload) => read_body(req, payload, state.settings.max_request_size).await?,
         Input::Body(body) => body,
     };
-    let request = ModelRequest::parse(op, &body, path_model)?;
+    let mut request = ModelRequest::parse(op, &body, path_model)?;
     drop(body);
+    if let Some(hit) = super::cached::consult(ctx, &caller, op, &mut request, trace).await? {
+        return Ok(hit);
+    }
     let need = need_of(state, &request);
     let new_charge = |group: usize| {
         Charge::new(
@@ -151,6 +155,9 @@ async fn serve(
             trace.group = Some(first.group);
             charge = Some(new_charge(first.group));
             admission = first.admission.clone();
+            if let Some(c) = charge.as_mut() {
+                shared_limits::mark_pending(state, admission.as_ref(), c);
+            }
             let target = Target {
                 group: first.group,
                 wildcard: first.wildcard.clone(),
@@ -206,6 +213,9 @@ async fn serve(
                     trace.group = Some(p.group);
                     charge = Some(new_charge(p.group));
                     admission = p.admission.clone();
+                    if let Some(c) = charge.as_mut() {
+                        shared_limits::mark_pending(state, admission.as_ref(), c);
+                    }
                     target.first = target.first.or(Some(p.index));
                 }
                 Err(e) => {
@@ -338,6 +348,7 @@ async fn admit(
                 target: PickFor::Admit {
                     key: key.clone(),
                     model: model.to_owned(),
+                    counting: shared_limits::counting(state),
                 },
                 exclude: Vec::new(),
                 need,
@@ -466,6 +477,8 @@ async fn route(
     let mut backoffs = 0u32;
     // Deployments that refused a reservation the router's view had allowed.
     let mut refused = NoCapacity::default();
+    // The key's admission with Redis's counts, for the rate-limit headers.
+    let mut patched: Option<Admission> = None;
     loop {
         let index = match next.take() {
             Some(i) => i,
@@ -517,8 +530,38 @@ async fn route(
                 continue;
             }
         };
-        let lease = Lease::new(index, addr.clone(), held);
+        let mut lease = Lease::new(index, addr.clone(), held);
         let deployment = state.deployment(index);
+        let shared = shared_limits::check(
+            state,
+            deployment,
+            routed.need.tokens,
+            routed.admission,
+            state.catalog.name(group),
+            charge,
+            &mut lease,
+        );
+        match shared.await {
+            shared_limits::Shared::Go { remaining } => {
+                if let (Some(left), Some(a)) = (remaining, routed.admission) {
+                    let mut a = a.clone();
+                    a.requests = left.requests.or(a.requests);
+                    a.tokens = left.tokens.or(a.tokens);
+                    patched = Some(a);
+                }
+            }
+            shared_limits::Shared::KeyRefused(why) => {
+                if let Some(c) = charge.take() {
+                    c.refused();
+                }
+                return Err(pick_error(state, PickError::Rejected(why)));
+            }
+            shared_limits::Shared::DeploymentFull(frees) => {
+                refused.add(crate::routing::Blocked::AtLimit(Some(frees)));
+                exclude.push(index);
+                continue;
+            }
+        }
         trace.deployment = Some(index);
         let attempt = Attempt {
             ctx,
@@ -528,7 +571,7 @@ async fn route(
             wildcard: wildcard.as_deref(),
             retries,
             fallbacks: routed.fallbacks,
-            admission: routed.admission,
+            admission: patched.as_ref().or(routed.admission),
         };
         match attempt.run(lease, charge).await {
             Ok(response) => return Ok(response),

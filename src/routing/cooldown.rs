@@ -91,6 +91,11 @@ impl Cooldown {
         self.until.filter(|&until| now < until)
     }
 
+    /// Cools down until `until` (another instance's cooldown), unless already cooling longer.
+    pub fn extend(&mut self, until: Instant) {
+        self.until = Some(self.until.map_or(until, |u| u.max(until)));
+    }
+
     /// Failures counted in the minute ending at `now`.
     pub fn recent_failures(&mut self, now: Instant) -> usize {
         self.evict(now);

@@ -30,6 +30,9 @@ pub enum Outcome {
     },
     /// The attempt ended with no verdict (the client went away): only the slot is released.
     Released,
+    /// The attempt never started (a limit held across instances refused it): it is not
+    /// counted at all.
+    Withdrawn,
 }
 
 /// A read-only view of a deployment's state, published to the router.
@@ -213,7 +216,16 @@ impl DeploymentState {
             }
             // The client left: what the call used is unknown, so the reservation stands.
             Outcome::Released => false,
+            Outcome::Withdrawn => {
+                self.window.withdraw(now, held.at, held.tokens);
+                false
+            }
         }
+    }
+
+    /// Cools down until `until`, as another instance decided.
+    pub fn cool_until(&mut self, until: Instant) {
+        self.cooldown.extend(until);
     }
 
     /// The state as seen at `now`.

@@ -67,6 +67,16 @@ impl RateWindow {
         self.record_tokens(now, used);
     }
 
+    /// Forgets a request counted at `at` with `reserved` tokens that never happened (another
+    /// check refused it after this window counted it).
+    pub fn withdraw(&mut self, now: Instant, at: Instant, reserved: u64) {
+        self.evict(now);
+        if let Some(i) = self.requests.iter().rposition(|&t| t == at) {
+            self.requests.remove(i);
+        }
+        self.reconcile_tokens(now, at, reserved, 0);
+    }
+
     /// When the oldest event leaves the window: the earliest a limit can free up.
     pub fn frees_at(&self) -> Option<Instant> {
         let oldest = match (self.requests.front(), self.tokens.front()) {
@@ -102,6 +112,19 @@ impl RateWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_withdrawn_request_is_not_counted() {
+        let t0 = Instant::now();
+        let mut w = RateWindow::default();
+        w.record_request(t0);
+        w.record_tokens(t0, 50);
+        let t1 = t0 + Duration::from_secs(1);
+        w.record_request(t1);
+        w.record_tokens(t1, 70);
+        w.withdraw(t1, t1, 70);
+        assert_eq!((w.requests(t1), w.tokens(t1)), (1, 50));
+    }
 
     #[test]
     fn events_leave_the_window_after_sixty_seconds() {

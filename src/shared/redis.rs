@@ -19,10 +19,11 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(250);
 /// How long Redis is left alone after a failure before it is tried again.
 pub const RETRY_EVERY: Duration = Duration::from_secs(1);
 
-/// A pooled connection that remembers whether it broke, so the pool replaces it.
+/// A pooled connection that remembers whether it broke, so the pool replaces it. Commands run
+/// on a clone of the multiplexed connection, so the pool slot is not held for a round trip.
 pub struct Conn {
     inner: MultiplexedConnection,
-    broken: bool,
+    broken: Arc<AtomicBool>,
 }
 
 /// bb8-redis's manager, with broken connections dropped instead of handed out again.
@@ -36,7 +37,7 @@ impl ManageConnection for Manager {
     async fn connect(&self) -> Result<Conn, RedisError> {
         Ok(Conn {
             inner: self.0.connect().await?,
-            broken: false,
+            broken: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -45,7 +46,7 @@ impl ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut Conn) -> bool {
-        conn.broken
+        conn.broken.load(Ordering::Relaxed)
     }
 }
 
@@ -147,14 +148,20 @@ impl Redis {
             return Err(Unavailable);
         }
         let attempt = async {
-            let mut conn = self.pool.get().await.map_err(|e| match e {
-                bb8::RunError::User(e) => e.to_string(),
-                bb8::RunError::TimedOut => "timed out connecting".to_owned(),
-            })?;
-            let result = command(conn.inner.clone()).await;
+            // A connection seen broken is dropped here (the pool then discards it).
+            let (connection, broken) = loop {
+                let pooled = self.pool.get().await.map_err(|e| match e {
+                    bb8::RunError::User(e) => e.to_string(),
+                    bb8::RunError::TimedOut => "timed out connecting".to_owned(),
+                })?;
+                if !pooled.broken.load(Ordering::Relaxed) {
+                    break (pooled.inner.clone(), pooled.broken.clone());
+                }
+            };
+            let result = command(connection).await;
             if let Err(e) = &result {
                 if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
-                    conn.broken = true;
+                    broken.store(true, Ordering::Relaxed);
                 }
             }
             result.map_err(|e| e.to_string())
@@ -181,7 +188,10 @@ impl Redis {
 
     fn mark_up(&self) {
         if self.health.down.swap(false, Ordering::Relaxed) {
-            log::warn!("redis at {} answers again: shared state resumes", self.shown);
+            log::warn!(
+                "redis at {} answers again: shared state resumes",
+                self.shown
+            );
         }
     }
 

@@ -497,26 +497,26 @@ async fn unimplemented_settings_are_named_in_one_startup_warning() {
     let config = write_config(
         "cli-not-yet",
         &format!(
-            "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/m, api_base: \"{}\"}}\nlitellm_settings:\n  cache: true\nrouter_settings:\n  redis_host: localhost\ngeneral_settings:\n  allowed_ips: [127.0.0.1]\n",
+            "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/m, api_base: \"{}\"}}\nlitellm_settings:\n  success_callback: [langfuse]\ngeneral_settings:\n  background_health_checks: true\n  allowed_ips: [127.0.0.1]\n",
             mock.v1()
         ),
     );
     let gateway = serve(&["--config", &config], &[]).await;
 
     let names = [
-        "litellm_settings.cache",
-        "router_settings.redis_host",
+        "litellm_settings.success_callback",
+        "general_settings.background_health_checks",
         "general_settings.allowed_ips",
     ];
     let logged = eventually(Duration::from_secs(10), async || {
-        gateway.log().contains("litellm_settings.cache")
+        gateway.log().contains("litellm_settings.success_callback")
     })
     .await;
     assert!(logged, "{}", gateway.log());
     let log = gateway.log();
     let lines: Vec<&str> = log
         .lines()
-        .filter(|l| l.contains("litellm_settings.cache"))
+        .filter(|l| l.contains("litellm_settings.success_callback"))
         .collect();
     assert_eq!(lines.len(), 1, "{log}");
     assert!(lines[0].contains("WARN"), "{}", lines[0]);

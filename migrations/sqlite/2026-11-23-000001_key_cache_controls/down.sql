@@ -1,0 +1,1 @@
+ALTER TABLE llmgate_keys DROP COLUMN allowed_cache_controls;

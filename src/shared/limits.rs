@@ -1,0 +1,441 @@
+//! Limits held across instances: the checks of one request (its key's and its deployment's),
+//! sent to Redis as one atomic script call, and the settlement that ends the request.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::keys::{Admission, Rejection};
+
+/// Why a check may refuse: what the refusal says.
+#[derive(Debug, Clone, PartialEq)]
+enum Label {
+    /// A key's rate or parallel limit, named as the 429 names it (`rpm_limit=30`).
+    KeyRate(String),
+    /// A key's budget: what ran out (`key`, `model gpt-4o`) and its limit.
+    KeyBudget(String, f64),
+    /// The deployment's rpm or tpm.
+    Deployment,
+}
+
+/// What ending the request must do for one check.
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    FreeSlot,
+    /// Tokens: `reserved` were counted at admission.
+    Tokens {
+        reserved: u64,
+    },
+    Spend,
+}
+
+/// One request's checks, in the script's argument layout.
+#[derive(Debug, Default)]
+pub struct Checks {
+    keys: Vec<String>,
+    args: Vec<String>,
+    labels: Vec<Label>,
+    steps: Vec<Option<Step>>,
+    key_checks: usize,
+}
+
+/// A request admitted by Redis, with what ending it must undo or add (owned by the request's
+/// charge for the key's part and by its lease for the deployment's).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ticket {
+    steps: Vec<(String, Step)>,
+    /// The second the request was admitted in (its tokens' bucket).
+    second: u64,
+}
+
+/// A key's `(limit, remaining)` requests and tokens this minute, as Redis counted them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Remaining {
+    /// Requests, when the key has an rpm limit.
+    pub requests: Option<(u64, u64)>,
+    /// Tokens, when the key has a tpm limit.
+    pub tokens: Option<(u64, u64)>,
+}
+
+/// The script's verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Every check passed and counted the request.
+    Admitted {
+        /// What ending the key's part must do.
+        key: Ticket,
+        /// What ending the deployment's part must do.
+        deployment: Ticket,
+        /// The key's requests and tokens left this minute, for the headers.
+        remaining: Remaining,
+    },
+    /// The key may not make the request now.
+    KeyRefused(Rejection),
+    /// The deployment is at its rpm or tpm across instances until `retry_after` from now.
+    DeploymentFull {
+        /// When the oldest request leaves its window.
+        retry_after: Duration,
+    },
+}
+
+/// How long a request's parallel slot is held at most: a request cannot outlive its timeout,
+/// so an instance that died holding a slot frees it after this.
+pub fn slot_lifetime(request_timeout: Duration) -> Duration {
+    request_timeout + Duration::from_secs(5)
+}
+
+impl Checks {
+    /// Whether there is anything to ask Redis.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    fn push(
+        &mut self,
+        key: String,
+        kind: &str,
+        limit: String,
+        amount: String,
+        label: Label,
+        step: Option<Step>,
+    ) {
+        self.keys.push(key);
+        self.args.push(kind.to_owned());
+        self.args.push(limit);
+        self.args.push(amount);
+        self.labels.push(label);
+        self.steps.push(step);
+    }
+
+    /// The key's limits: rpm, tpm and parallel requests (its own and on `group`), and its
+    /// budgets (its own and on `group`), whose shared counters start from what this instance
+    /// knows (`admission`'s spend). Keys are named under `ns` (`llmgate:key:<hash>:...`).
+    pub fn key(&mut self, ns: &str, token: &str, group: &str, a: &Admission, slot_ms: u64) {
+        let row = &a.record.row;
+        let base = format!("{ns}:key:{token}");
+        if let Some(max) = row.max_parallel_requests {
+            let label = Label::KeyRate(format!("max_parallel_requests={max}"));
+            self.push(
+                format!("{base}:par"),
+                "P",
+                max.to_string(),
+                slot_ms.to_string(),
+                label,
+                Some(Step::FreeSlot),
+            );
+        }
+        if let Some(rpm) = row.rpm_limit {
+            let label = Label::KeyRate(format!("rpm_limit={rpm}"));
+            self.push(
+                format!("{base}:rpm"),
+                "R",
+                rpm.to_string(),
+                "1".into(),
+                label,
+                None,
+            );
+        }
+        if let Some(tpm) = row.tpm_limit {
+            let label = Label::KeyRate(format!("tpm_limit={tpm}"));
+            let step = Some(Step::Tokens { reserved: 0 });
+            self.push(
+                format!("{base}:tpm"),
+                "T",
+                tpm.to_string(),
+                "0".into(),
+                label,
+                step,
+            );
+        }
+        if let Some(&rpm) = a.record.model_rpm_limit.get(group) {
+            let label = Label::KeyRate(format!("model_rpm_limit for {group}={rpm}"));
+            self.push(
+                format!("{base}:m:{group}:rpm"),
+                "R",
+                rpm.to_string(),
+                "1".into(),
+                label,
+                None,
+            );
+        }
+        if let Some(&tpm) = a.record.model_tpm_limit.get(group) {
+            let label = Label::KeyRate(format!("model_tpm_limit for {group}={tpm}"));
+            let step = Some(Step::Tokens { reserved: 0 });
+            self.push(
+                format!("{base}:m:{group}:tpm"),
+                "T",
+                tpm.to_string(),
+                "0".into(),
+                label,
+                step,
+            );
+        }
+        let period = period_name(a.period);
+        if let Some(budget) = row.max_budget {
+            let label = Label::KeyBudget("key".into(), budget);
+            let key = format!("{base}:spend:{period}");
+            self.push(
+                key,
+                "B",
+                budget.to_string(),
+                a.spend.to_string(),
+                label,
+                Some(Step::Spend),
+            );
+        }
+        if let Some(&budget) = a.record.model_max_budget.get(group) {
+            let label = Label::KeyBudget(format!("model {group}"), budget);
+            let key = format!("{base}:m:{group}:spend:{period}");
+            self.push(
+                key,
+                "B",
+                budget.to_string(),
+                a.model_spend.to_string(),
+                label,
+                Some(Step::Spend),
+            );
+        }
+        self.key_checks = self.keys.len();
+    }
+
+    /// The deployment's rpm and tpm (with `reserve` tokens), shared by every instance.
+    pub fn deployment(
+        &mut self,
+        ns: &str,
+        id: &str,
+        rpm: Option<u64>,
+        tpm: Option<u64>,
+        reserve: u64,
+    ) {
+        let base = format!("{ns}:dep:{id}");
+        if let Some(rpm) = rpm {
+            self.push(
+                format!("{base}:rpm"),
+                "R",
+                rpm.to_string(),
+                "1".into(),
+                Label::Deployment,
+                None,
+            );
+        }
+        if let Some(tpm) = tpm {
+            let step = Some(Step::Tokens { reserved: reserve });
+            self.push(
+                format!("{base}:tpm"),
+                "T",
+                tpm.to_string(),
+                reserve.to_string(),
+                Label::Deployment,
+                step,
+            );
+        }
+    }
+
+    /// The script's `KEYS`.
+    pub fn keys(&self) -> &[String] {
+        &self.keys
+    }
+
+    /// The script's `ARGV` after `now` and the slot id.
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+
+    /// Reads the script's reply: `[0, second, used...]` or `[check, retry_after_ms, used]`.
+    pub fn verdict(&self, reply: &[String]) -> Option<Verdict> {
+        let first: usize = reply.first()?.parse().ok()?;
+        let second: u64 = reply.get(1)?.parse().ok()?;
+        if first == 0 {
+            let mut key = Ticket {
+                steps: Vec::new(),
+                second,
+            };
+            let mut deployment = Ticket {
+                steps: Vec::new(),
+                second,
+            };
+            for (i, step) in self.steps.iter().enumerate() {
+                if let Some(step) = step {
+                    let ticket = if i < self.key_checks {
+                        &mut key
+                    } else {
+                        &mut deployment
+                    };
+                    ticket.steps.push((self.keys[i].clone(), step.clone()));
+                }
+            }
+            let used = |suffix: &str| {
+                (0..self.key_checks)
+                    .find(|&i| self.keys[i].ends_with(suffix) && !self.keys[i].contains(":m:"))
+                    .and_then(|i| {
+                        let limit: u64 = self.args[3 * i + 1].parse().ok()?;
+                        let used: u64 = reply.get(2 + i)?.parse().ok()?;
+                        Some((limit, used))
+                    })
+            };
+            let remaining = Remaining {
+                requests: used(":rpm").map(|(l, u)| (l, l.saturating_sub(u + 1))),
+                tokens: used(":tpm").map(|(l, u)| (l, l.saturating_sub(u))),
+            };
+            return Some(Verdict::Admitted {
+                key,
+                deployment,
+                remaining,
+            });
+        }
+        let retry_after = Duration::from_millis(second);
+        let used = reply
+            .get(2)
+            .and_then(|u| u.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        Some(match self.labels.get(first - 1)? {
+            Label::KeyRate(what) => Verdict::KeyRefused(Rejection::RateLimited {
+                what: what.clone(),
+                retry_after: retry_after.max(Duration::from_secs(1)),
+            }),
+            Label::KeyBudget(what, budget) => Verdict::KeyRefused(Rejection::BudgetExceeded {
+                what: what.clone(),
+                spend: used,
+                budget: *budget,
+            }),
+            Label::Deployment => Verdict::DeploymentFull { retry_after },
+        })
+    }
+}
+
+impl Ticket {
+    /// Whether ending the request has anything to do in Redis.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// The settle script's `KEYS` and `ARGV` (after `now` and the slot id) for a request
+    /// that used `tokens` and cost `cost`.
+    pub fn settlement(self, tokens: u64, cost: f64) -> (Vec<String>, Vec<String>) {
+        let mut keys = Vec::with_capacity(self.steps.len());
+        let mut args = Vec::with_capacity(self.steps.len() * 3);
+        for (key, step) in self.steps {
+            keys.push(key);
+            match step {
+                Step::FreeSlot => args.extend(["P".into(), "0".into(), "0".into()]),
+                Step::Tokens { reserved } => {
+                    let change = tokens as i64 - reserved as i64;
+                    args.extend([
+                        "T".into(),
+                        change.to_string(),
+                        format!("{}:{tokens}", self.second),
+                    ]);
+                }
+                Step::Spend => args.extend(["S".into(), cost.to_string(), "0".into()]),
+            }
+        }
+        (keys, args)
+    }
+}
+
+/// The name of a budget period's counter: when it ends, or `all` for spend that never resets.
+pub fn period_name(period: Option<DateTime<Utc>>) -> String {
+    period.map_or_else(|| "all".to_owned(), |p| p.timestamp().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::models::KeyRow;
+    use crate::keys::KeyRecord;
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    fn admission(row: KeyRow) -> Admission {
+        Admission {
+            spend: 0.5,
+            requests: None,
+            tokens: None,
+            reset: None,
+            record: Arc::new(KeyRecord::new(row, HashMap::new())),
+            model_spend: 0.0,
+            period: None,
+            counted_here: false,
+        }
+    }
+
+    fn row() -> KeyRow {
+        let mut r = KeyRow::blank("t".into(), "sk-...abcd".into(), Utc::now().naive_utc());
+        r.rpm_limit = Some(30);
+        r.max_parallel_requests = Some(2);
+        r.max_budget = Some(1.0);
+        r
+    }
+
+    #[test]
+    fn a_key_and_a_deployment_make_one_call() {
+        let mut c = Checks::default();
+        c.key("ns", "t", "g", &admission(row()), 605_000);
+        c.deployment("ns", "d1", Some(20), Some(1000), 50);
+        assert_eq!(
+            c.keys(),
+            [
+                "ns:key:t:par",
+                "ns:key:t:rpm",
+                "ns:key:t:spend:all",
+                "ns:dep:d1:rpm",
+                "ns:dep:d1:tpm"
+            ]
+        );
+        assert_eq!(&c.args()[..6], ["P", "2", "605000", "R", "30", "1"]);
+        assert_eq!(&c.args()[6..9], ["B", "1", "0.5"]);
+        let reply: Vec<String> = ["0", "1700000000", "0", "4", "0.5", "0", "0"]
+            .map(String::from)
+            .into();
+        let Some(Verdict::Admitted {
+            key,
+            deployment,
+            remaining,
+        }) = c.verdict(&reply)
+        else {
+            panic!("admitted")
+        };
+        assert_eq!(
+            remaining,
+            Remaining {
+                requests: Some((30, 25)),
+                tokens: None
+            }
+        );
+        let (keys, args) = key.settlement(10, 0.25);
+        assert_eq!(keys, ["ns:key:t:par", "ns:key:t:spend:all"]);
+        assert_eq!(args, ["P", "0", "0", "S", "0.25", "0"]);
+        let (keys, args) = deployment.settlement(30, 0.0);
+        assert_eq!(keys, ["ns:dep:d1:tpm"]);
+        assert_eq!(args, ["T", "-20", "1700000000:30"]);
+    }
+
+    #[test]
+    fn refusals_name_what_refused() {
+        let mut c = Checks::default();
+        c.key("ns", "t", "g", &admission(row()), 1000);
+        c.deployment("ns", "d1", Some(20), None, 0);
+        let refuse = |i: &str, ms: &str, used: &str| c.verdict(&[i.into(), ms.into(), used.into()]);
+        assert_eq!(
+            refuse("2", "12500", "30"),
+            Some(Verdict::KeyRefused(Rejection::RateLimited {
+                what: "rpm_limit=30".into(),
+                retry_after: Duration::from_millis(12_500)
+            }))
+        );
+        assert_eq!(
+            refuse("3", "0", "1.25"),
+            Some(Verdict::KeyRefused(Rejection::BudgetExceeded {
+                what: "key".into(),
+                spend: 1.25,
+                budget: 1.0
+            }))
+        );
+        assert_eq!(
+            refuse("4", "3000", "20"),
+            Some(Verdict::DeploymentFull {
+                retry_after: Duration::from_secs(3)
+            })
+        );
+    }
+}

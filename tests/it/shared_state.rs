@@ -1,0 +1,267 @@
+//! Two in-process gateways sharing a Redis: budgets on the combined spend, a parallel slot that
+//! frees itself when its instance dies, and a Redis that goes away mid-traffic (a private
+//! `redis-server` this test starts and stops) failing nothing, with shared limits resuming
+//! when it comes back.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use llmgate::config::{CliOverrides, Settings};
+use serde_json::{json, Value};
+
+use crate::support::binary::{free_port, Process};
+use crate::support::{chat_body, eventually, Behavior, Gateway, MockUpstream};
+
+/// A `redis-server` of the test's own, on a free port; stopped on drop.
+struct PrivateRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    fn start() -> Self {
+        let mut r = Self {
+            port: free_port(),
+            child: None,
+        };
+        r.restart();
+        r
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().ok();
+            c.wait().ok();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn settings_yaml(mock: &MockUpstream, redis_port: u16, extra: &str) -> String {
+    format!(
+        r#"model_list:
+  - model_name: g
+    litellm_params: {{model: openai/gpt-4o-mini, api_base: "{}", api_key: sk-up, input_cost_per_token: 0.001, output_cost_per_token: 0.001}}
+router_settings:
+  redis_host: 127.0.0.1
+  redis_port: {redis_port}
+general_settings:
+  master_key: sk-master-shared
+{extra}"#,
+        mock.v1()
+    )
+}
+
+fn settings(mock: &MockUpstream, redis_port: u16, ns: &str, extra: &str) -> Settings {
+    let yaml = settings_yaml(mock, redis_port, extra);
+    let mut s = Settings::from_yaml(&yaml, &CliOverrides::default()).expect("config loads");
+    s.redis.as_mut().unwrap().namespace = ns.to_owned();
+    s
+}
+
+fn namespace() -> String {
+    format!("llmgate-it-{}-{}", std::process::id(), fastrand::u64(..))
+}
+
+/// Two gateways on one Redis and one SQLite file (the database instances share).
+async fn pair(mock: &MockUpstream, redis_port: u16, extra: &str) -> (Gateway, Gateway) {
+    let ns = namespace();
+    let db = crate::support::binary::temp_dir("shared").join("llmgate.db");
+    let extra = format!("  database_url: 'sqlite://{}'\n{extra}", db.display());
+    let a = Gateway::start_with(settings(mock, redis_port, &ns, &extra)).await;
+    let b = Gateway::start_with(settings(mock, redis_port, &ns, &extra)).await;
+    (a, b)
+}
+
+async fn new_key(gw: &Gateway, body: Value) -> String {
+    let r = gw
+        .post("/key/generate", Some("sk-master-shared"), &body)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json()["key"].as_str().unwrap().to_owned()
+}
+
+#[actix_rt::test]
+async fn a_budget_holds_on_the_spend_of_both_instances() {
+    let mock = MockUpstream::start().await;
+    let (a, b) = pair(&mock, 6379, "").await;
+    // The mock's usage costs 0.03 a request here: a budget of 0.1 allows four requests in all
+    // (each instance alone has seen at most two when the fourth is charged).
+    let key = new_key(&a, json!({"max_budget": 0.1, "duration": null})).await;
+    let first = a
+        .post("/v1/chat/completions", Some(&key), &chat_body("g"))
+        .await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let cost: f64 = first
+        .header("x-litellm-response-cost")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(cost > 0.0);
+    let allowed = (0.1 / cost).ceil() as usize;
+    let mut ok = 1;
+    for i in 1..allowed + 4 {
+        let gw = if i % 2 == 0 { &a } else { &b };
+        let r = gw
+            .post("/v1/chat/completions", Some(&key), &chat_body("g"))
+            .await;
+        match r.status {
+            200 => ok += 1,
+            400 | 429 => assert!(r.text.contains("udget"), "{}", r.text),
+            other => panic!("unexpected {other}: {}", r.text),
+        }
+        // The charge reaches Redis after the reply: let it land before the next request.
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(ok, allowed, "the budget counts both instances' spend");
+}
+
+#[actix_rt::test]
+async fn a_parallel_slot_held_by_a_dead_instance_frees_itself() {
+    let mock = MockUpstream::start().await;
+    mock.set(Behavior::Delay(Duration::from_secs(30)));
+    let ns = namespace();
+    let dir = crate::support::binary::temp_dir("slots");
+    let general = format!(
+        "  database_url: 'sqlite://{}'\n",
+        dir.join("llmgate.db").display()
+    );
+    // Requests time out after 2 s, so a slot lives at most 7 s.
+    let mut yaml = settings_yaml(&mock, 6379, &general);
+    yaml.push_str("litellm_settings:\n  request_timeout: 2\n");
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, &yaml).unwrap();
+    let config = path.display().to_string();
+    let env_ns = ns.clone();
+    let a = actix_rt::task::spawn_blocking(move || {
+        Process::spawn(
+            &["--config", &config],
+            &[("LLMGATE_REDIS_NAMESPACE", env_ns.as_str())],
+        )
+    })
+    .await
+    .unwrap();
+    let mut sb = Settings::from_yaml(&yaml, &CliOverrides::default()).unwrap();
+    sb.redis.as_mut().unwrap().namespace = ns;
+    let b = Gateway::start_with(sb).await;
+    let key = new_key(&b, json!({"max_parallel_requests": 1, "duration": null})).await;
+    // A takes the key's one slot with a slow request, and is killed holding it.
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .finish();
+    let slow = client
+        .post(format!("{}/v1/chat/completions", a.base))
+        .bearer_auth(&key)
+        .send_json(&chat_body("g"));
+    let held = actix_rt::spawn(async move {
+        let _ = slow.await;
+    });
+    assert!(eventually(Duration::from_secs(5), async || mock.call_count() >= 1).await);
+    let mut a = a;
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    held.abort();
+    mock.set(Behavior::default());
+    let refused = b
+        .post("/v1/chat/completions", Some(&key), &chat_body("g"))
+        .await;
+    assert_eq!(
+        refused.status, 429,
+        "the dead instance's slot is held: {}",
+        refused.text
+    );
+    let freed = eventually(Duration::from_secs(15), async || {
+        b.post("/v1/chat/completions", Some(&key), &chat_body("g"))
+            .await
+            .status
+            == 200
+    })
+    .await;
+    assert!(freed, "the dead instance's slot expired");
+}
+
+#[actix_rt::test]
+async fn redis_going_away_fails_nothing_and_shared_limits_resume_when_it_returns() {
+    let mock = MockUpstream::start().await;
+    let mut redis = PrivateRedis::start();
+    let (a, b) = pair(&mock, redis.port, "").await;
+    let key = new_key(&a, json!({"rpm_limit": 1000, "duration": null})).await;
+    let tight = new_key(&a, json!({"rpm_limit": 4, "duration": null})).await;
+    for i in 0..10 {
+        let gw = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(
+            gw.post("/v1/chat/completions", Some(&key), &chat_body("g"))
+                .await
+                .status,
+            200
+        );
+    }
+    redis.stop();
+    // Redis is gone: every request still succeeds, none waits long.
+    for i in 0..20 {
+        let gw = if i % 2 == 0 { &a } else { &b };
+        let started = Instant::now();
+        let r = gw
+            .post("/v1/chat/completions", Some(&key), &chat_body("g"))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+    // Redis is back: limits are shared again, so a key with rpm 4 gets 4 across both.
+    redis.restart();
+    // Resumed once a request through each instance used Redis without a failure.
+    let up = |gw: &Gateway| gw.state.shared.as_ref().unwrap().redis.is_up();
+    let resumed = eventually(Duration::from_secs(10), async || {
+        let ok_a = a
+            .post("/v1/chat/completions", Some(&key), &chat_body("g"))
+            .await
+            .status
+            == 200;
+        let ok_b = b
+            .post("/v1/chat/completions", Some(&key), &chat_body("g"))
+            .await
+            .status
+            == 200;
+        ok_a && ok_b && up(&a) && up(&b)
+    })
+    .await;
+    assert!(resumed);
+    let mut ok = 0;
+    for i in 0..10 {
+        let gw = if i % 2 == 0 { &a } else { &b };
+        if gw
+            .post("/v1/chat/completions", Some(&tight), &chat_body("g"))
+            .await
+            .status
+            == 200
+        {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 4, "the rpm limit holds across both instances again");
+}
