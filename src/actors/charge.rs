@@ -180,7 +180,7 @@ impl Charge {
             slot,
         } = std::mem::replace(&mut self.key_limits, KeyLimits::Here)
         {
-            shared.settle(ticket, slot, tokens, self.row.spend);
+            shared.settle(ticket, &slot, tokens, self.row.spend);
         }
         self.spend.do_send(RecordSpend {
             token: self.token.take(),

@@ -94,7 +94,7 @@ impl Drop for Lease {
                 // What the call used is unknown: the reservation stands.
                 Outcome::Released => self.held.tokens,
             };
-            shared.settle(ticket, String::new(), tokens, 0.0);
+            shared.settle(ticket, "", tokens, 0.0);
         }
         self.addr.do_send(Report {
             held: self.held,

@@ -309,15 +309,15 @@ impl Ticket {
         self.steps.is_empty()
     }
 
-    /// The settle script's `KEYS` and `ARGV` (after `now` and the slot id) for a request
-    /// that used `tokens` and cost `cost`.
-    pub fn settlement(self, tokens: u64, cost: f64) -> (Vec<String>, Vec<String>) {
+    /// The settle script's `KEYS` and values for a request holding `slot` that used `tokens`
+    /// and cost `cost`.
+    pub fn settlement(self, slot: &str, tokens: u64, cost: f64) -> (Vec<String>, Vec<String>) {
         let mut keys = Vec::with_capacity(self.steps.len());
         let mut args = Vec::with_capacity(self.steps.len() * 3);
         for (key, step) in self.steps {
             keys.push(key);
             match step {
-                Step::FreeSlot => args.extend(["P".into(), "0".into(), "0".into()]),
+                Step::FreeSlot => args.extend(["P".into(), slot.to_owned(), "0".into()]),
                 Step::Tokens { reserved } => {
                     let change = tokens as i64 - reserved as i64;
                     args.extend([
@@ -402,10 +402,10 @@ mod tests {
                 tokens: None
             }
         );
-        let (keys, args) = key.settlement(10, 0.25);
+        let (keys, args) = key.settlement("i:7", 10, 0.25);
         assert_eq!(keys, ["ns:key:t:par", "ns:key:t:spend:all"]);
-        assert_eq!(args, ["P", "0", "0", "S", "0.25", "0"]);
-        let (keys, args) = deployment.settlement(30, 0.0);
+        assert_eq!(args, ["P", "i:7", "0", "S", "0.25", "0"]);
+        let (keys, args) = deployment.settlement("", 30, 0.0);
         assert_eq!(keys, ["ns:dep:d1:tpm"]);
         assert_eq!(args, ["T", "-20", "1700000000:30"]);
     }
