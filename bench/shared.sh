@@ -3,8 +3,9 @@
 # and parallel limits, counted in this instance's memory against counted atomically in Redis
 # (one script call per request); and the latency of a cache hit (c=1, the same request
 # repeated) from the local cache and from Redis. Targets: Redis-backed limits within 15% of
-# local; a cache hit under 100 us p50 locally and under 500 us from Redis. Uses the machine's
-# Redis at 127.0.0.1:6379 under a namespace of its own. Prints a table with PASS/FAIL.
+# local; a cache hit under 100 us p50 locally and under 500 us from Redis. Starts a private
+# redis-server on a free port (pinned with the load generators, off the gateway's CPU).
+# Prints a table with PASS/FAIL.
 #
 #   bench/shared.sh [--quick] [--no-build] [--no-pin] [--keep-tmp] [--rounds N]
 set -uo pipefail
@@ -40,22 +41,21 @@ GW_BIN="${LLMGATE_BIN:-$TARGET_DIR/release/llmgate}"
 MOCK_BIN="${BENCH_MOCK_BIN:-$TARGET_DIR/release/examples/bench_mock}"
 CMDLINE="bench/shared.sh${ORIG_ARGS[*]:+ ${ORIG_ARGS[*]}}"
 
-for tool in wrk python3 curl redis-cli; do
+for tool in wrk python3 curl redis-server redis-cli; do
   command -v "$tool" >/dev/null || { echo "shared.sh: '$tool' is required" >&2; exit 1; }
 done
-redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || { echo "shared.sh: no Redis at 127.0.0.1:6379" >&2; exit 1; }
 
 TMP="$(mktemp -d -t llmgate-shared.XXXXXX)"
 NS="llmgate-bench-$$-$RANDOM"
 export LLMGATE_REDIS_NAMESPACE="$NS"
-MOCK_PID="" GW_PID=""
+MOCK_PID="" GW_PID="" REDIS_PID=""
 # shellcheck source=bench/lib.sh
 source "$BENCH/lib.sh"
 
 cleanup() {
   stop_pid "$GW_PID" 10
   stop_pid "$MOCK_PID"
-  redis-cli -h 127.0.0.1 -p 6379 --scan --pattern "$NS:*" | xargs -r redis-cli -h 127.0.0.1 -p 6379 del >/dev/null
+  stop_pid "$REDIS_PID"
   if [[ $KEEP == 1 ]]; then echo "temp dir kept: $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
@@ -79,14 +79,23 @@ echo "host: $(uname -srm), $NCPU CPU(s); pinning: $PIN_DESC; redis namespace $NS
 echo "load average before start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 start_mock "$MOCK_BIN" || exit 1
+REDIS_PORT="$(free_port)"
+"${LOAD[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no >"$TMP/redis.log" 2>&1 &
+REDIS_PID=$!
+for ((i = 0; i < 200; i++)); do
+  redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+  sleep 0.025
+done
+redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 || { echo "shared.sh: redis-server did not start" >&2; exit 1; }
+echo "   private redis-server pid $REDIS_PID on 127.0.0.1:$REDIS_PORT"
 
 # write_config SCENARIO FILE
 write_config() {
   local redis="" cache=""
   case "$1" in
-    limits-redis) redis="router_settings: {redis_host: 127.0.0.1, redis_port: 6379}" ;;
+    limits-redis) redis="router_settings: {redis_host: 127.0.0.1, redis_port: $REDIS_PORT}" ;;
     cache-local) cache="litellm_settings: {cache: true, cache_params: {type: local}}" ;;
-    cache-redis) cache="litellm_settings: {cache: true, cache_params: {type: redis, host: 127.0.0.1, port: 6379, namespace: $NS-cache}}" ;;
+    cache-redis) cache="litellm_settings: {cache: true, cache_params: {type: redis, host: 127.0.0.1, port: $REDIS_PORT, namespace: $NS-cache}}" ;;
   esac
   {
     echo "model_list:"

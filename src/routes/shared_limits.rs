@@ -76,7 +76,7 @@ pub async fn check(
         return go;
     }
     let slot = shared.slot_id();
-    match shared.admit(&checks, &slot).await {
+    match shared.admit(checks, slot.clone()).await {
         Ok(Verdict::Admitted {
             key,
             deployment,

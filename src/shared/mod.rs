@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use ::redis::Script;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 pub use self::limits::{Checks, Remaining, Ticket, Verdict};
 pub use self::redis::{Redis, Unavailable};
@@ -25,12 +25,30 @@ const SETTLE_BATCH: usize = 256;
 /// One request's settlement: the script's keys and values.
 type Settlement = (Vec<String>, Vec<String>);
 
+/// Admissions waiting for the admitter at most; beyond this a request goes on with local state.
+const ADMIT_QUEUE: usize = 4096;
+
+/// Admissions sent in one script call at most.
+const ADMIT_BATCH: usize = 128;
+
+/// Admission calls out at once; requests arriving meanwhile wait and go in the next batch.
+const ADMIT_CALLS_IN_FLIGHT: usize = 2;
+
+/// One request waiting to be admitted, and where its reply goes (with its checks, to read it).
+struct AdmitRequest {
+    checks: Checks,
+    slot: String,
+    reply_to: oneshot::Sender<(Checks, Result<Vec<String>, Unavailable>)>,
+}
+
 /// Limits, cooldowns and key changes shared through one Redis; cheap to clone.
 #[derive(Clone)]
 pub struct Shared {
     /// The connection.
     pub redis: Redis,
     script: Arc<Script>,
+    /// Where admissions queue for the admitter (started with the first one).
+    admitter: Arc<OnceLock<mpsc::Sender<AdmitRequest>>>,
     /// Where settlements queue for the settler (started with the first one).
     settler: Arc<OnceLock<mpsc::Sender<Settlement>>>,
     /// Settlements dropped because the queue was full.
@@ -48,6 +66,7 @@ impl Shared {
         Self {
             redis,
             script: Arc::new(Script::new(include_str!("lua/limits.lua"))),
+            admitter: Arc::new(OnceLock::new()),
             settler: Arc::new(OnceLock::new()),
             dropped: Arc::new(AtomicU64::new(0)),
             instance: Arc::from(crate::providers::random_uuid().simple().to_string()),
@@ -72,23 +91,27 @@ impl Shared {
         format!("{}:{n}", self.instance)
     }
 
-    /// Asks Redis to admit a request against `checks` (one round trip). `Err` means Redis is
-    /// unreachable: the caller goes on with local state.
-    pub async fn admit(&self, checks: &Checks, slot: &str) -> Result<Verdict, Unavailable> {
-        let mut invocation = self.script.prepare_invoke();
-        invocation.arg("admit").arg(now_millis()).arg(slot);
-        for k in checks.keys() {
-            invocation.key(k);
-        }
-        for a in checks.args() {
-            invocation.arg(a);
-        }
-        let reply: Vec<String> = self
-            .redis
-            .run("admit", |mut conn| async move {
-                invocation.invoke_async(&mut conn).await
+    /// Asks Redis to admit a request against `checks` holding slot `slot`. Requests waiting
+    /// at the same moment go in one script call, so under load a request costs a fraction of a
+    /// round trip. `Err` means Redis is unreachable: the caller goes on with local state.
+    pub async fn admit(&self, checks: Checks, slot: String) -> Result<Verdict, Unavailable> {
+        let queue = self.admitter.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(ADMIT_QUEUE);
+            actix_rt::spawn(admit_batches(self.redis.clone(), self.script.clone(), rx));
+            tx
+        });
+        let (reply_to, reply) = oneshot::channel();
+        queue
+            .try_send(AdmitRequest {
+                checks,
+                slot,
+                reply_to,
             })
-            .await?;
+            .map_err(|_| Unavailable)?;
+        let answer = actix_rt::time::timeout(redis::COMMAND_TIMEOUT * 2, reply).await;
+        let Ok(Ok((checks, Ok(reply)))) = answer else {
+            return Err(Unavailable);
+        };
         checks.verdict(&reply).ok_or_else(|| {
             self.redis.mark_down("admit", "unexpected reply");
             Unavailable
@@ -113,6 +136,60 @@ impl Shared {
         {
             log::warn!("the redis settlement queue is full: dropping settlements (slots expire by themselves)");
         }
+    }
+}
+
+/// Sends waiting admissions, as many as are queued (up to `ADMIT_BATCH`) per script call, and
+/// hands each request its own reply.
+async fn admit_batches(redis: Redis, script: Arc<Script>, mut queue: mpsc::Receiver<AdmitRequest>) {
+    let in_flight = Arc::new(Semaphore::new(ADMIT_CALLS_IN_FLIGHT));
+    while let Some(first) = queue.recv().await {
+        // While the calls in flight are out, more requests queue up and join this batch.
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = Vec::with_capacity(ADMIT_BATCH);
+        batch.push(first);
+        while batch.len() < ADMIT_BATCH {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let (redis, script) = (redis.clone(), script.clone());
+        actix_rt::spawn(async move {
+            admit_batch(&redis, &script, batch).await;
+            drop(permit);
+        });
+    }
+}
+
+/// One script call for `batch`; each request gets its own reply.
+async fn admit_batch(redis: &Redis, script: &Script, batch: Vec<AdmitRequest>) {
+    let mut invocation = script.prepare_invoke();
+    invocation.arg("admit").arg(now_millis()).arg(batch.len());
+    for request in &batch {
+        invocation
+            .arg(&request.slot)
+            .arg(request.checks.keys().len());
+        for k in request.checks.keys() {
+            invocation.key(k);
+        }
+        for a in request.checks.args() {
+            invocation.arg(a);
+        }
+    }
+    let replies: Result<Vec<Vec<String>>, Unavailable> = redis
+        .run("admit", |mut conn| async move {
+            invocation.invoke_async(&mut conn).await
+        })
+        .await;
+    let replies: Vec<Result<Vec<String>, Unavailable>> = match replies {
+        Ok(r) if r.len() == batch.len() => r.into_iter().map(Ok).collect(),
+        _ => vec![Err(Unavailable); batch.len()],
+    };
+    for (request, reply) in batch.into_iter().zip(replies) {
+        let _ = request.reply_to.send((request.checks, reply));
     }
 }
 

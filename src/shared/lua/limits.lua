@@ -1,13 +1,12 @@
 -- The limits llmgate holds across instances, in one script with two modes.
 --
--- KEYS[i]: the Redis key of check (or step) i.
--- ARGV[1]: 'admit' or 'settle'. ARGV[2]: now, in milliseconds since the epoch.
--- ARGV[3]: the request's slot id (admit). Then three values per key, from ARGV[3i + 1]. One
--- settle call may end many requests: their steps are simply concatenated.
+-- ARGV[1]: 'admit' or 'settle'. ARGV[2]: now, in milliseconds since the epoch. Both modes
+-- take a batch of requests; KEYS holds their keys, request after request.
 --
--- admit: one request against every limit it is held to, atomically: either every check passes
--- and all of them count the request, or nothing changes and the first refusal is told. Check
--- i's kind, limit and amount:
+-- admit: ARGV[3] is the number of requests; then, for each, its slot id, its number of checks
+-- k and 3k values. Each request is held to every limit it names, atomically: either every
+-- check passes and all of them count it, or nothing changes and the first refusal is told.
+-- Check i's kind, limit and amount:
 --   R  requests in the sliding minute   (limit: requests)
 --   T  tokens in the sliding minute     (limit: tokens; amount: tokens reserved now)
 --   P  requests in flight               (limit: slots; amount: the slot's lifetime in ms)
@@ -15,11 +14,12 @@
 --                                         counter does not exist yet)
 -- Windows are hashes of per-second buckets (see `window`). A bucket leaves the window 61 s
 -- after its second began, so no event is forgotten sooner than 60 s after it happened.
--- Returns {0, second, used_1, ..., used_n} when admitted (each check's use before this
--- request), else {i, retry_after_ms, used} for the first check that refused.
+-- Returns one reply per request: {0, second, used_1, ..., used_k} when admitted (each check's
+-- use before it), else {i, retry_after_ms, used} for the first check that refused.
 --
--- settle: ends an admitted request: frees its slot, replaces reserved tokens by the tokens
--- used, and adds its cost to the budget counters. Step i's kind and two values:
+-- settle: ends admitted requests: frees their slots, replaces reserved tokens by the tokens
+-- used, and adds their cost to the budget counters. From ARGV[4], three values per key (step
+-- i at ARGV[3i + 1]): its kind and two values:
 --   P  free a slot: (its id, unused)
 --   T  tokens: (used - reserved, "second:used"): the change goes to the bucket of the second
 --      the request was admitted in; if that bucket has left the window the reservation is
@@ -31,7 +31,6 @@
 local mode = ARGV[1]
 local now = tonumber(ARGV[2])
 local second = math.floor(now / 1000)
-local id = ARGV[3]
 
 -- A window hash keeps its total in field `sum` and its oldest second in `min`, so a check
 -- reads two fields; the buckets are walked only when the oldest one has left the window.
@@ -76,11 +75,14 @@ local function frees_in(oldest)
   return math.max((oldest + 61) * 1000 - now, 1)
 end
 
-local function admit()
+-- Admits one request whose checks are KEYS[first_key ..] and ARGV[first_arg ..] (three values
+-- each), holding parallel slot `slot`.
+local function admit_one(first_key, first_arg, k, slot)
   local reply = {'0', tostring(second)}
-  for i = 1, #KEYS do
-    local kind, limit, amount = ARGV[3 * i + 1], tonumber(ARGV[3 * i + 2]), ARGV[3 * i + 3]
-    local key = KEYS[i]
+  for i = 1, k do
+    local at = first_arg + 3 * (i - 1)
+    local kind, limit, amount = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2]
+    local key = KEYS[first_key + i - 1]
     local used = 0
     if kind == 'R' then
       local oldest
@@ -108,19 +110,33 @@ local function admit()
     reply[#reply + 1] = tostring(used)
   end
 
-  for i = 1, #KEYS do
-    local kind, amount = ARGV[3 * i + 1], ARGV[3 * i + 3]
-    local key = KEYS[i]
+  for i = 1, k do
+    local at = first_arg + 3 * (i - 1)
+    local kind, amount = ARGV[at], ARGV[at + 2]
+    local key = KEYS[first_key + i - 1]
     if kind == 'R' then
       count(key, second, 1)
     elseif kind == 'T' then
       count(key, second, tonumber(amount))
     elseif kind == 'P' then
-      redis.call('ZADD', key, now + tonumber(amount), id)
+      redis.call('ZADD', key, now + tonumber(amount), slot)
       redis.call('PEXPIRE', key, tonumber(amount) + 1000)
     end
   end
   return reply
+end
+
+-- Admits each request of the batch in turn.
+local function admit()
+  local replies = {}
+  local key_at, arg_at = 1, 4
+  for r = 1, tonumber(ARGV[3]) do
+    local slot, k = ARGV[arg_at], tonumber(ARGV[arg_at + 1])
+    replies[r] = admit_one(key_at, arg_at + 2, k, slot)
+    key_at = key_at + k
+    arg_at = arg_at + 2 + 3 * k
+  end
+  return replies
 end
 
 local function settle()
