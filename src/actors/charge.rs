@@ -44,19 +44,19 @@ pub struct Charge {
     settle_proxy: bool,
     live: Arc<AtomicUsize>,
     sent: bool,
-    key_limits: KeyLimits,
+    /// Whether the router counted the key's rate and parallel limits here.
+    counted_here: bool,
+    shared: SharedLimits,
 }
 
-/// Where the key's rate, parallel and budget limits were counted for this request.
-pub enum KeyLimits {
-    /// By the router, here.
-    Here,
-    /// Nowhere: Redis was to count them but had nothing to hold the key to, or did not answer.
-    Nowhere,
-    /// In Redis, to be checked with the request's first attempt.
-    SharedPending(Shared),
-    /// In Redis, which admitted the request: `ticket` is what ending it must do.
-    Shared {
+/// The request's limits held in Redis (its key's, and the proxy-wide budget).
+pub enum SharedLimits {
+    /// None: a single instance, nothing to hold, or Redis did not answer.
+    None,
+    /// To be checked with the request's first attempt.
+    Pending(Shared),
+    /// Checked and counted by Redis: `ticket` is what ending the request must do.
+    Held {
         /// The connection.
         shared: Shared,
         /// What to settle.
@@ -108,18 +108,25 @@ impl Charge {
             settle_proxy,
             live,
             sent: false,
-            key_limits: KeyLimits::Here,
+            counted_here: true,
+            shared: SharedLimits::None,
         }
     }
 
-    /// Where the key's limits are counted (see `KeyLimits`).
-    pub fn key_limits(&self) -> &KeyLimits {
-        &self.key_limits
+    /// Notes whether the router counted the key's rate and parallel limits here (it frees the
+    /// key's slot at the end only then).
+    pub fn set_counted_here(&mut self, counted_here: bool) {
+        self.counted_here = counted_here;
     }
 
-    /// Sets where the key's limits are counted.
-    pub fn set_key_limits(&mut self, limits: KeyLimits) {
-        self.key_limits = limits;
+    /// The request's limits held in Redis.
+    pub fn shared(&self) -> &SharedLimits {
+        &self.shared
+    }
+
+    /// Sets the request's limits held in Redis.
+    pub fn set_shared(&mut self, shared: SharedLimits) {
+        self.shared = shared;
     }
 
     /// Notes the deployment (and upstream model) that is serving the request now.
@@ -164,7 +171,7 @@ impl Charge {
         self.row.end_time = Utc::now().naive_utc();
         // The router tracks keys and the proxy budget; with neither there is nothing to settle.
         let tokens = self.row.total_tokens as u64;
-        let counted_here = matches!(self.key_limits, KeyLimits::Here);
+        let counted_here = self.counted_here;
         if self.token.is_some() || self.settle_proxy {
             self.router.do_send(Settle {
                 token: self.token.clone(),
@@ -174,11 +181,11 @@ impl Charge {
                 counted_here,
             });
         }
-        if let KeyLimits::Shared {
+        if let SharedLimits::Held {
             shared,
             ticket,
             slot,
-        } = std::mem::replace(&mut self.key_limits, KeyLimits::Here)
+        } = std::mem::replace(&mut self.shared, SharedLimits::None)
         {
             shared.settle(ticket, &slot, tokens, self.row.spend);
         }

@@ -7,7 +7,7 @@ pub mod pick_timer;
 pub mod router;
 pub mod spend;
 
-pub use charge::{Charge, ChargeFor, KeyLimits};
+pub use charge::{Charge, ChargeFor, SharedLimits};
 pub use deployment::{CoolDown, DeploymentActor, Inspect, Report, Reserve};
 pub use lease::Lease;
 pub use router::{

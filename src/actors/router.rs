@@ -16,7 +16,7 @@ use crate::routing::{
 };
 
 /// The proxy-wide budget and what has been spent against it.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ProxyBudget {
     /// USD limit.
     pub max_budget: Option<f64>,
@@ -205,6 +205,8 @@ pub struct Picked {
     pub wildcard: Option<String>,
     /// The key's admission, on a first attempt with a key.
     pub admission: Option<Admission>,
+    /// The proxy-wide budget as this instance sees it, on a first attempt when one is set.
+    pub proxy: Option<ProxyBudget>,
 }
 
 /// Why nothing was picked.
@@ -258,6 +260,7 @@ impl RouterActor {
                     group,
                     wildcard: None,
                     admission: None,
+                    proxy: None,
                 });
             }
             PickFor::Admit {
@@ -327,6 +330,7 @@ impl RouterActor {
             group: resolved.group,
             wildcard: resolved.wildcard,
             admission,
+            proxy: self.proxy.max_budget.map(|_| self.proxy),
         })
     }
 }

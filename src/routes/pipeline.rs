@@ -12,7 +12,7 @@ use super::attempt::Attempt;
 use super::model_request::ModelRequest;
 use super::shared_limits;
 use crate::actors::{
-    CacheKey, Charge, ChargeFor, Lease, Pick, PickError, PickFor, Picked, Reserve,
+    CacheKey, Charge, ChargeFor, Lease, Pick, PickError, PickFor, Picked, ProxyBudget, Reserve,
 };
 use crate::auth::{authenticate, Caller};
 use crate::error::ApiError;
@@ -150,13 +150,15 @@ async fn serve(
     };
     let mut charge: Option<Charge> = None;
     let mut admission: Option<Admission> = None;
+    let mut proxy: Option<ProxyBudget> = None;
     let mut error = match admit(state, &caller, &request.model, need).await {
         Ok(first) => {
             trace.group = Some(first.group);
             charge = Some(new_charge(first.group));
             admission = first.admission.clone();
+            proxy = first.proxy;
             if let Some(c) = charge.as_mut() {
-                shared_limits::mark_pending(state, admission.as_ref(), c);
+                shared_limits::mark_pending(state, admission.as_ref(), proxy, c);
             }
             let target = Target {
                 group: first.group,
@@ -170,6 +172,7 @@ async fn serve(
                     request: &request,
                     need,
                     admission: admission.as_ref(),
+                    proxy,
                     fallbacks: 0,
                 },
                 target,
@@ -213,8 +216,9 @@ async fn serve(
                     trace.group = Some(p.group);
                     charge = Some(new_charge(p.group));
                     admission = p.admission.clone();
+                    proxy = p.proxy;
                     if let Some(c) = charge.as_mut() {
-                        shared_limits::mark_pending(state, admission.as_ref(), c);
+                        shared_limits::mark_pending(state, admission.as_ref(), proxy, c);
                     }
                     target.first = target.first.or(Some(p.index));
                 }
@@ -231,6 +235,7 @@ async fn serve(
                 request: &request,
                 need,
                 admission: admission.as_ref(),
+                proxy,
                 fallbacks: n as u32 + 1,
             },
             target,
@@ -449,6 +454,8 @@ struct Routed<'a> {
     request: &'a ModelRequest,
     need: Need,
     admission: Option<&'a Admission>,
+    /// The proxy-wide budget as this instance saw it at admission, when one is set.
+    proxy: Option<ProxyBudget>,
     /// Fallbacks taken before this pass.
     fallbacks: u32,
 }
@@ -532,12 +539,16 @@ async fn route(
         };
         let mut lease = Lease::new(index, addr.clone(), held);
         let deployment = state.deployment(index);
+        let request_limits = shared_limits::Request {
+            admission: routed.admission,
+            proxy: routed.proxy,
+            group_name: state.catalog.name(group),
+        };
         let shared = shared_limits::check(
             state,
             deployment,
             routed.need.tokens,
-            routed.admission,
-            state.catalog.name(group),
+            request_limits,
             charge,
             &mut lease,
         );
@@ -550,7 +561,7 @@ async fn route(
                     patched = Some(a);
                 }
             }
-            shared_limits::Shared::KeyRefused(why) => {
+            shared_limits::Shared::Refused(why) => {
                 if let Some(c) = charge.take() {
                     c.refused();
                 }

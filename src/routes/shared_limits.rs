@@ -1,9 +1,10 @@
-//! The one Redis round trip of a request on several instances: its key's limits (on its first
-//! attempt) and its deployment's rpm and tpm, checked and counted together.
+//! The one Redis round trip of a request on several instances: its key's limits and the
+//! proxy-wide budget (on its first attempt) and its deployment's rpm and tpm, checked and
+//! counted together.
 
 use std::time::Instant;
 
-use crate::actors::{Charge, KeyLimits, Lease};
+use crate::actors::{Charge, Lease, ProxyBudget, SharedLimits};
 use crate::config::Deployment;
 use crate::keys::{Admission, Counting, Rejection};
 use crate::shared::{Checks, Remaining, Verdict};
@@ -17,13 +18,32 @@ pub fn counting(state: &AppState) -> Counting {
     }
 }
 
-/// Notes on a new request's charge that its key's limits are left to Redis.
-pub fn mark_pending(state: &AppState, admission: Option<&Admission>, charge: &mut Charge) {
-    if let (Some(shared), Some(a)) = (&state.shared, admission) {
-        if !a.counted_here {
-            charge.set_key_limits(KeyLimits::SharedPending(shared.clone()));
+/// Notes on a new request's charge where its key was counted, and whether Redis has limits
+/// to hold it to at its first attempt (the key's, when not counted here, or the proxy's budget).
+pub fn mark_pending(
+    state: &AppState,
+    admission: Option<&Admission>,
+    proxy: Option<ProxyBudget>,
+    charge: &mut Charge,
+) {
+    let counted_here = admission.is_none_or(|a| a.counted_here);
+    charge.set_counted_here(counted_here);
+    if let Some(shared) = &state.shared {
+        if !counted_here || (proxy.is_some() && shared.redis.is_up()) {
+            charge.set_shared(SharedLimits::Pending(shared.clone()));
         }
     }
+}
+
+/// What one request needs checked, besides its deployment.
+#[derive(Clone, Copy)]
+pub struct Request<'a> {
+    /// The key's admission.
+    pub admission: Option<&'a Admission>,
+    /// The proxy-wide budget, when one is set.
+    pub proxy: Option<ProxyBudget>,
+    /// The model group's name.
+    pub group_name: &'a str,
 }
 
 /// What the check decided for this attempt.
@@ -33,19 +53,19 @@ pub enum Shared {
         /// The key's requests and tokens left, when Redis counted them.
         remaining: Option<Remaining>,
     },
-    /// The key may not make the request.
-    KeyRefused(Rejection),
+    /// The key (or the proxy's budget) does not allow the request.
+    Refused(Rejection),
     /// The deployment is full across instances: try another.
     DeploymentFull(Instant),
 }
 
-/// Checks the attempt on `deployment` (holding `lease`) against the limits held in Redis.
+/// Checks the attempt on `deployment` (holding `lease`, reserving `reserve` tokens) against
+/// the limits held in Redis.
 pub async fn check(
     state: &AppState,
     deployment: &Deployment,
     reserve: u64,
-    admission: Option<&Admission>,
-    group_name: &str,
+    request: Request<'_>,
     charge: &mut Option<Charge>,
     lease: &mut Lease,
 ) -> Shared {
@@ -55,23 +75,33 @@ pub async fn check(
     };
     let ns = shared.ns();
     let mut checks = Checks::default();
-    let key_pending = charge
+    let pending = charge
         .as_ref()
-        .is_some_and(|c| matches!(c.key_limits(), KeyLimits::SharedPending(_)));
-    if let (true, Some(a)) = (key_pending, admission) {
-        let slot_ms = shared.slot_lifetime.as_millis() as u64;
-        checks.key(&ns, &a.record.row.token, group_name, a, slot_ms);
+        .is_some_and(|c| matches!(c.shared(), SharedLimits::Pending(_)));
+    if pending {
+        if let Some(a) = request.admission.filter(|a| !a.counted_here) {
+            let slot_ms = shared.slot_lifetime.as_millis() as u64;
+            checks.key(ns, &a.record.row.token, request.group_name, a, slot_ms);
+        }
+        if let Some(p) = request.proxy {
+            if let Some(budget) = p.max_budget {
+                checks.proxy(ns, budget, p.spend, p.reset_at);
+            }
+        }
     }
     let hard = state.settings.routing.hard_limits();
     if hard && (deployment.rpm.is_some() || deployment.tpm.is_some()) {
-        checks.deployment(&ns, &deployment.id, deployment.rpm, deployment.tpm, reserve);
+        checks.deployment(ns, &deployment.id, deployment.rpm, deployment.tpm, reserve);
     }
+    let settled = |charge: &mut Option<Charge>, to: SharedLimits| {
+        if let Some(c) = charge.as_mut() {
+            c.set_shared(to);
+        }
+    };
     if checks.is_empty() {
-        if key_pending {
-            // Nothing to hold the key to in Redis: it is admitted as it is.
-            if let Some(c) = charge.as_mut() {
-                c.set_key_limits(KeyLimits::Nowhere);
-            }
+        if pending {
+            // Nothing to hold the request to in Redis: it is admitted as it is.
+            settled(charge, SharedLimits::None);
         }
         return go;
     }
@@ -83,23 +113,25 @@ pub async fn check(
             remaining,
         }) => {
             lease.shared(shared.clone(), deployment);
-            if key_pending {
-                if let Some(c) = charge.as_mut() {
-                    c.set_key_limits(KeyLimits::Shared {
-                        shared: shared.clone(),
-                        ticket: key,
-                        slot,
-                    });
-                }
-                return Shared::Go {
-                    remaining: Some(remaining),
-                };
+            if !pending {
+                return go;
             }
-            go
+            let ticket = key;
+            settled(
+                charge,
+                SharedLimits::Held {
+                    shared: shared.clone(),
+                    ticket,
+                    slot,
+                },
+            );
+            Shared::Go {
+                remaining: Some(remaining),
+            }
         }
         Ok(Verdict::KeyRefused(why)) => {
             lease.withdraw();
-            Shared::KeyRefused(why)
+            Shared::Refused(why)
         }
         Ok(Verdict::DeploymentFull { retry_after }) => {
             lease.withdraw();
@@ -107,10 +139,8 @@ pub async fn check(
         }
         // Redis did not answer: this request goes on (the next ones are counted here).
         Err(_) => {
-            if key_pending {
-                if let Some(c) = charge.as_mut() {
-                    c.set_key_limits(KeyLimits::Nowhere);
-                }
+            if pending {
+                settled(charge, SharedLimits::None);
             }
             go
         }

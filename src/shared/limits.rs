@@ -12,8 +12,8 @@ use crate::keys::{Admission, Rejection};
 enum Label {
     /// A key's rate or parallel limit, named as the 429 names it (`rpm_limit=30`).
     KeyRate(String),
-    /// A key's budget: what ran out (`key`, `model gpt-4o`) and its limit.
-    KeyBudget(String, f64),
+    /// A budget: what ran out (`key`, `model gpt-4o`, `proxy`) and its limit.
+    Budget(String, f64),
     /// The deployment's rpm or tpm.
     Deployment,
 }
@@ -107,7 +107,7 @@ impl Checks {
         self.steps.push(step);
     }
 
-    /// The key's limits: rpm, tpm and parallel requests (its own and on `group`), and its
+    /// The key's limits (call before `proxy` and `deployment`): rpm, tpm and parallel requests (its own and on `group`), and its
     /// budgets (its own and on `group`), whose shared counters start from what this instance
     /// knows (`admission`'s spend). Keys are named under `ns` (`llmgate:key:<hash>:...`).
     pub fn key(&mut self, ns: &str, token: &str, group: &str, a: &Admission, slot_ms: u64) {
@@ -172,7 +172,7 @@ impl Checks {
         }
         let period = period_name(a.period);
         if let Some(budget) = row.max_budget {
-            let label = Label::KeyBudget("key".into(), budget);
+            let label = Label::Budget("key".into(), budget);
             let key = format!("{base}:spend:{period}");
             self.push(
                 key,
@@ -184,7 +184,7 @@ impl Checks {
             );
         }
         if let Some(&budget) = a.record.model_max_budget.get(group) {
-            let label = Label::KeyBudget(format!("model {group}"), budget);
+            let label = Label::Budget(format!("model {group}"), budget);
             let key = format!("{base}:m:{group}:spend:{period}");
             self.push(
                 key,
@@ -195,6 +195,22 @@ impl Checks {
                 Some(Step::Spend),
             );
         }
+        self.key_checks = self.keys.len();
+    }
+
+    /// The proxy-wide budget `budget` of the period ending at `period`, whose shared counter
+    /// starts from `spend` (what this instance knows).
+    pub fn proxy(&mut self, ns: &str, budget: f64, spend: f64, period: Option<DateTime<Utc>>) {
+        let label = Label::Budget("proxy".into(), budget);
+        let key = format!("{ns}:proxy:spend:{}", period_name(period));
+        self.push(
+            key,
+            "B",
+            budget.to_string(),
+            spend.to_string(),
+            label,
+            Some(Step::Spend),
+        );
         self.key_checks = self.keys.len();
     }
 
@@ -293,7 +309,7 @@ impl Checks {
                 what: what.clone(),
                 retry_after: retry_after.max(Duration::from_secs(1)),
             }),
-            Label::KeyBudget(what, budget) => Verdict::KeyRefused(Rejection::BudgetExceeded {
+            Label::Budget(what, budget) => Verdict::KeyRefused(Rejection::BudgetExceeded {
                 what: what.clone(),
                 spend: used,
                 budget: *budget,

@@ -53,6 +53,8 @@ pub struct Shared {
     settler: Arc<OnceLock<mpsc::Sender<Settlement>>>,
     /// Settlements dropped because the queue was full.
     dropped: Arc<AtomicU64>,
+    /// The namespace every key is under.
+    ns: Arc<str>,
     /// This process, in slot ids and in the events it sends (so it ignores its own).
     instance: Arc<str>,
     next_slot: Arc<AtomicU64>,
@@ -63,7 +65,9 @@ pub struct Shared {
 impl Shared {
     /// Shared state on `redis`, slots held at most `slot_lifetime`.
     pub fn new(redis: Redis, slot_lifetime: Duration) -> Self {
+        let ns = Arc::from(redis.key("").trim_end_matches(':'));
         Self {
+            ns,
             redis,
             script: Arc::new(Script::new(include_str!("lua/limits.lua"))),
             admitter: Arc::new(OnceLock::new()),
@@ -81,8 +85,8 @@ impl Shared {
     }
 
     /// The namespace every key is under.
-    pub fn ns(&self) -> String {
-        self.redis.key("").trim_end_matches(':').to_owned()
+    pub fn ns(&self) -> &str {
+        &self.ns
     }
 
     /// A new slot id, unique across instances.

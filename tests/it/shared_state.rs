@@ -138,6 +138,44 @@ async fn a_budget_holds_on_the_spend_of_both_instances() {
 }
 
 #[actix_rt::test]
+async fn the_proxy_budget_holds_on_the_spend_of_both_instances() {
+    let mock = MockUpstream::start().await;
+    let (a, b) = pair(&mock, 6379, "litellm_settings:\n  max_budget: 0.1\n").await;
+    let first = a
+        .post(
+            "/v1/chat/completions",
+            Some("sk-master-shared"),
+            &chat_body("g"),
+        )
+        .await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let cost: f64 = first
+        .header("x-litellm-response-cost")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let allowed = (0.1 / cost).ceil() as usize;
+    let mut ok = 1;
+    for i in 1..allowed + 4 {
+        let gw = if i % 2 == 0 { &a } else { &b };
+        let r = gw
+            .post(
+                "/v1/chat/completions",
+                Some("sk-master-shared"),
+                &chat_body("g"),
+            )
+            .await;
+        match r.status {
+            200 => ok += 1,
+            400 | 429 => assert!(r.text.contains("udget"), "{}", r.text),
+            other => panic!("unexpected {other}: {}", r.text),
+        }
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(ok, allowed, "the proxy budget counts both instances' spend");
+}
+
+#[actix_rt::test]
 async fn a_parallel_slot_held_by_a_dead_instance_frees_itself() {
     let mock = MockUpstream::start().await;
     mock.set(Behavior::Delay(Duration::from_secs(30)));
