@@ -123,8 +123,10 @@ run_scenario() {
   [[ $s == cache-* ]] && conc=1
   BENCH_AUTH="$key" "${LOAD[@]}" wrk -t1 -c"$conc" -d"${WARM_DUR}s" --timeout 5s \
     -s "$BENCH/post.lua" "http://127.0.0.1:$GW_PORT$CHAT_PATH" >/dev/null 2>&1
+  cpu_snap "$GW_PID" >"$TMP/cpu-before-$label"
   BENCH_AUTH="$key" "${LOAD[@]}" wrk -t1 -c"$conc" -d"${TPUT_DUR}s" --timeout 5s --latency \
     -s "$BENCH/post.lua" "http://127.0.0.1:$GW_PORT$CHAT_PATH" >"$TMP/wrk-$label.txt" 2>&1
+  cpu_snap "$GW_PID" >"$TMP/cpu-after-$label"
   stop_pid "$GW_PID" 10
   GW_PID=""
   local req dur
@@ -144,7 +146,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   done
 done
 
-export S_TMP="$TMP" S_ROUNDS="$ROUNDS" S_CONC="$CONC"
+export S_TMP="$TMP" S_ROUNDS="$ROUNDS" S_CONC="$CONC" S_CLK_TCK="$(getconf CLK_TCK 2>/dev/null || echo 100)"
 python3 - <<'PY'
 import os, statistics
 
@@ -156,6 +158,22 @@ def wrk(label):
     except (OSError, StopIteration):
         return None
     return {k: float(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
+
+def gw_ticks(label):
+    try:
+        before = open(os.path.join(tmp, f"cpu-before-{label}")).read().split()[0]
+        after = open(os.path.join(tmp, f"cpu-after-{label}")).read().split()[0]
+    except (OSError, IndexError):
+        return None
+    return int(after.split("=")[1]) - int(before.split("=")[1])
+
+def cpu_us_per_request(name):
+    vals = []
+    for r in range(1, rounds + 1):
+        w, t = wrk(f"{name}-{r}"), gw_ticks(f"{name}-{r}")
+        if w and w["requests"] and t:
+            vals.append(t / int(os.environ["S_CLK_TCK"]) * 1e6 / w["requests"])
+    return statistics.median(vals) if vals else None
 
 def median(name, field):
     vals, bad = [], 0
@@ -179,6 +197,9 @@ if local and shared:
     rows.append(("Redis-backed limits vs local", f"{100 * ratio:.1f}%" + (f", {bad_r:.0f} errors" if bad_r else ""), ">= 85%", "PASS" if ok else "FAIL"))
 else:
     rows.append(("Redis-backed limits vs local", "no data", ">= 85%", "FAIL"))
+cl, cr = cpu_us_per_request("limits-local"), cpu_us_per_request("limits-redis")
+if cl and cr:
+    rows.append(("gateway CPU per request, here / Redis", f"{cl:.1f} us / {cr:.1f} us (+{100 * (cr / cl - 1):.0f}%)", "(report)", "info"))
 for name, limit in (("cache-local", 100), ("cache-redis", 500)):
     p50, bad, _ = median(name, "p50_us")
     p99, _, _ = median(name, "p99_us")
