@@ -44,6 +44,8 @@ pub struct Charge {
     settle_proxy: bool,
     live: Arc<AtomicUsize>,
     sent: bool,
+    /// Whether the request gets a spend-log row (not when it was refused before any attempt).
+    logged: bool,
     /// Whether the router counted the key's rate and parallel limits here.
     counted_here: bool,
     shared: SharedLimits,
@@ -108,6 +110,7 @@ impl Charge {
             settle_proxy,
             live,
             sent: false,
+            logged: true,
             counted_here: true,
             shared: SharedLimits::None,
         }
@@ -137,6 +140,12 @@ impl Charge {
         self.row.provider = deployment.provider.name().to_owned();
     }
 
+    /// The request for `model` is answered from the response cache (logged as a cache hit).
+    pub fn cache_hit(&mut self, model: &str) {
+        self.row.cache_hit = true;
+        self.row.model = model.to_owned();
+    }
+
     /// The request succeeded with `usage`, costing `cost` USD.
     pub fn succeed(self, usage: Usage, cost: f64) {
         self.settle("success", usage, cost);
@@ -147,11 +156,11 @@ impl Charge {
         self.settle("cancelled", usage, cost);
     }
 
-    /// The request was refused before any attempt (a limit held in Redis): no spend-log row,
-    /// nothing to settle.
+    /// The request ends before any attempt (a limit held in Redis refused it, or a cached
+    /// reply could not be replayed): what its admission holds is freed, with no spend-log row.
     pub fn refused(mut self) {
-        self.sent = true;
-        self.live.fetch_sub(1, Ordering::SeqCst);
+        self.logged = false;
+        self.send();
     }
 
     fn settle(mut self, status: &str, usage: Usage, cost: f64) {
@@ -189,11 +198,13 @@ impl Charge {
         {
             shared.settle(ticket, &slot, tokens, self.row.spend);
         }
-        self.spend.do_send(RecordSpend {
-            token: self.token.take(),
-            cost: self.row.spend,
-            row: std::mem::replace(&mut self.row, empty_row()),
-        });
+        if self.logged {
+            self.spend.do_send(RecordSpend {
+                token: self.token.take(),
+                cost: self.row.spend,
+                row: std::mem::replace(&mut self.row, empty_row()),
+            });
+        }
         // After the record is queued, so a stop that waits for zero then flushes sees it.
         self.live.fetch_sub(1, Ordering::SeqCst);
     }

@@ -11,7 +11,7 @@ pub use charge::{Charge, ChargeFor, SharedLimits};
 pub use deployment::{CoolDown, DeploymentActor, Inspect, Report, Reserve};
 pub use lease::Lease;
 pub use router::{
-    CacheKey, CachedKey, ForgetKey, Pick, PickError, PickFor, PickStats, Picked, ProxyBudget,
-    Publish, RouterActor, Settle,
+    AdmitCached, CacheKey, CachedKey, ForgetKey, Pick, PickError, PickFor, PickStats, Picked,
+    ProxyBudget, Publish, RouterActor, Settle,
 };
 pub use spend::{Flush, RecordSpend, SpendActor};

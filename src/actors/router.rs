@@ -305,23 +305,13 @@ impl RouterActor {
         let admission = match &key {
             Some(token) => {
                 let group_name = self.catalog.name(resolved.group).to_owned();
-                let admitted =
-                    self.ledger
-                        .admit(token, &group_name, Instant::now(), wall, counting);
-                let admission = match admitted {
-                    Ok(a) => a,
+                match self.admit_key(token, &group_name, wall, counting) {
+                    Ok(a) => Some(a),
                     Err(rejection) => {
                         self.unpick(index, msg.need);
                         return Err(PickError::Rejected(rejection));
                     }
-                };
-                if let (Some(next), Some(spend)) = (admission.reset, &self.spend) {
-                    spend.do_send(ResetKeySpend {
-                        token: token.clone(),
-                        next,
-                    });
                 }
-                Some(admission)
             }
             None => None,
         };
@@ -332,6 +322,51 @@ impl RouterActor {
             admission,
             proxy: self.proxy.max_budget.map(|_| self.proxy),
         })
+    }
+}
+
+impl RouterActor {
+    /// Admits and counts one request of `token` on `group_name`; a budget window that rolled
+    /// over is written back.
+    fn admit_key(
+        &mut self,
+        token: &str,
+        group_name: &str,
+        wall: DateTime<Utc>,
+        counting: Counting,
+    ) -> Result<Admission, Rejection> {
+        let admission = self
+            .ledger
+            .admit(token, group_name, Instant::now(), wall, counting)?;
+        if let (Some(next), Some(spend)) = (admission.reset, &self.spend) {
+            spend.do_send(ResetKeySpend {
+                token: token.to_owned(),
+                next,
+            });
+        }
+        Ok(admission)
+    }
+}
+
+/// Admits a request answered from the response cache: its key's limits count it as any other
+/// request (no deployment is picked).
+#[derive(Message)]
+#[rtype(result = "Result<Admission, Rejection>")]
+pub struct AdmitCached {
+    /// The hashed key.
+    pub token: String,
+    /// The group the request resolved to.
+    pub group: usize,
+    /// Where the key's rate and parallel limits are counted.
+    pub counting: Counting,
+}
+
+impl Handler<AdmitCached> for RouterActor {
+    type Result = Result<Admission, Rejection>;
+
+    fn handle(&mut self, msg: AdmitCached, _: &mut Context<Self>) -> Self::Result {
+        let group_name = self.catalog.name(msg.group).to_owned();
+        self.admit_key(&msg.token, &group_name, Utc::now(), msg.counting)
     }
 }
 

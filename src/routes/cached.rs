@@ -6,18 +6,16 @@ use std::sync::Arc;
 
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpResponse, HttpResponseBuilder};
-use chrono::Utc;
 
 use super::access_log::Trace;
 use super::model_request::ModelRequest;
-use super::pipeline::{load_key, Call, VERSION};
-use crate::actors::{CachedKey, RecordSpend};
+use super::pipeline::{load_key, pick_error, Call, VERSION};
+use super::shared_limits;
+use crate::actors::{AdmitCached, CachedKey, Charge, ChargeFor, PickError};
 use crate::auth::Caller;
 use crate::cache::{self, Entry, StoreAs};
-use crate::db::models::SpendLogRow;
 use crate::error::ApiError;
-use crate::keys::record::utc;
-use crate::keys::KeyRecord;
+use crate::keys::{KeyRecord, Rejection};
 use crate::providers::Operation;
 use crate::state::AppState;
 
@@ -81,15 +79,18 @@ pub async fn consult(
         let found = cache.get(&cache_key, plan.max_age).await;
         let readable = |k: &VirtualKey| may_read(state, k, asked, name, group);
         if let Some(entry) = found.filter(|_| key.as_ref().is_none_or(readable)) {
-            let found = Found {
-                key: &cache_key,
-                entry,
-                group,
-                key_spend: key.as_ref().map(|k| k.spend),
-            };
-            if let Some(response) = hit(ctx, caller, op, request, found) {
-                trace.group = Some(group);
-                return Ok(Some(response));
+            // A hit counts against the key's limits like any request.
+            if let Some(charge) = admit_hit(ctx, caller, request, group).await? {
+                let found = Found {
+                    key: &cache_key,
+                    entry,
+                    group,
+                    key_spend: key.as_ref().map(|k| k.spend),
+                };
+                if let Some(response) = hit(ctx, op, request, found, charge) {
+                    trace.group = Some(group);
+                    return Ok(Some(response));
+                }
             }
         }
     }
@@ -121,26 +122,70 @@ async fn virtual_key(state: &AppState, token: &str, shown: &str) -> Result<Virtu
     }
 }
 
-/// Whether the key may read a cached reply of `group`: not blocked, not expired, under its
-/// budgets, and allowed the model. Anything else takes the way of a miss, whose admission
-/// answers with the precise error (or admits, say once a budget window has rolled over).
+/// Whether the key may read a cached reply of `group`: whether it may use the model. Its other
+/// rules (blocked, expired, budgets, rate limits) are the admission's (`admit_hit`).
 fn may_read(state: &AppState, key: &VirtualKey, asked: &str, name: &str, group: usize) -> bool {
     let r = &key.record;
-    let row = &r.row;
-    if row.blocked || row.expires.is_some_and(|e| utc(e) <= Utc::now()) {
-        return false;
-    }
-    if row.max_budget.is_some_and(|b| key.spend >= b) {
-        return false;
-    }
-    let group_name = state.catalog.name(group);
-    if let Some(&budget) = r.model_max_budget.get(group_name) {
-        if r.model_spend.get(group_name).copied().unwrap_or(0.0) >= budget {
-            return false;
-        }
-    }
     state.catalog.key_may_use(&r.models, name, group)
         || (asked != name && r.models.iter().any(|m| m == asked))
+}
+
+/// Admits a request the cache can answer: its key is held to all its rules and limits (here,
+/// or in Redis), as for any request. `None` when the key is not cached here any more (the
+/// request then takes the way of a miss).
+async fn admit_hit(
+    ctx: &Call<'_>,
+    caller: &Caller,
+    request: &ModelRequest,
+    group: usize,
+) -> Result<Option<Charge>, ApiError> {
+    let state = ctx.state;
+    let router = &state.actors().router;
+    let mut charge = Charge::new(
+        router.clone(),
+        state.spend().clone(),
+        ChargeFor {
+            token: caller.token().map(str::to_owned),
+            group,
+            group_name: state.catalog.name(group),
+            request_id: ctx.call_id,
+            metadata: request.gateway.metadata_json(),
+            user_id: request.user(),
+            settle_proxy: false,
+            live: state.live_requests.clone(),
+        },
+    );
+    charge.cache_hit(&request.model);
+    let Some(token) = caller.token() else {
+        return Ok(Some(charge));
+    };
+    let admitted = router
+        .send(AdmitCached {
+            token: token.to_owned(),
+            group,
+            counting: shared_limits::counting(state),
+        })
+        .await
+        .map_err(|_| ApiError::Internal)?;
+    let admission = match admitted {
+        Ok(a) => a,
+        Err(Rejection::NotCached) => {
+            charge.refused();
+            return Ok(None);
+        }
+        Err(why) => {
+            charge.refused();
+            return Err(pick_error(state, PickError::Rejected(why)));
+        }
+    };
+    charge.set_counted_here(admission.counted_here);
+    let group_name = state.catalog.name(group);
+    if let Some(why) = shared_limits::check_cached(state, &admission, group_name, &mut charge).await
+    {
+        charge.refused();
+        return Err(pick_error(state, PickError::Rejected(why)));
+    }
+    Ok(Some(charge))
 }
 
 /// A cached reply the caller may read.
@@ -158,10 +203,10 @@ struct Found<'a> {
 /// for a streaming one (`None` when the entry cannot be replayed: then it is a miss).
 fn hit(
     ctx: &Call<'_>,
-    caller: &Caller,
     op: Operation,
     request: &ModelRequest,
     found: Found<'_>,
+    charge: Charge,
 ) -> Option<HttpResponse> {
     let state = ctx.state;
     let Found {
@@ -172,7 +217,11 @@ fn hit(
     } = found;
     let events = if request.stream {
         let with_usage = request.wants_stream_usage || state.settings.always_include_stream_usage;
-        Some(cache::replay::sse_events(op, &entry, with_usage)?)
+        let Some(events) = cache::replay::sse_events(op, &entry, with_usage) else {
+            charge.refused();
+            return None;
+        };
+        Some(events)
     } else {
         None
     };
@@ -189,7 +238,8 @@ fn hit(
     if let Some(spend) = key_spend {
         put("x-litellm-key-spend", &spend.to_string());
     }
-    record_hit(ctx, caller, request, &entry, group);
+    // Nothing is spent; the cached call's tokens count against the key's tpm.
+    charge.succeed(entry.usage, 0.0);
     timing_headers(&mut b, ctx);
     Some(match events {
         Some(events) => {
@@ -205,48 +255,6 @@ fn timing_headers(b: &mut HttpResponseBuilder, ctx: &Call<'_>) {
     let ms = format!("{:.3}", ctx.started.elapsed().as_secs_f64() * 1000.0);
     b.insert_header(("x-litellm-response-duration-ms", ms.clone()));
     b.insert_header(("x-litellm-overhead-duration-ms", ms));
-}
-
-/// The hit's spend-log row: cost 0, `cache_hit`, the cached call's tokens; the key's spend is
-/// not touched.
-fn record_hit(
-    ctx: &Call<'_>,
-    caller: &Caller,
-    request: &ModelRequest,
-    entry: &Entry,
-    group: usize,
-) {
-    let end = Utc::now();
-    let start = chrono::Duration::from_std(ctx.started.elapsed())
-        .ok()
-        .and_then(|d| end.checked_sub_signed(d))
-        .unwrap_or(end);
-    let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    let token = caller.token().map(str::to_owned);
-    let row = SpendLogRow {
-        request_id: ctx.call_id.to_owned(),
-        api_key: token.clone().unwrap_or_default(),
-        model: request.model.clone(),
-        model_group: ctx.state.catalog.name(group).to_owned(),
-        model_id: String::new(),
-        api_base: String::new(),
-        provider: String::new(),
-        prompt_tokens: clamp(entry.usage.prompt_tokens),
-        completion_tokens: clamp(entry.usage.completion_tokens),
-        total_tokens: clamp(entry.usage.total_tokens),
-        spend: 0.0,
-        start_time: start.naive_utc(),
-        end_time: end.naive_utc(),
-        status: "success".into(),
-        cache_hit: true,
-        user_id: request.user(),
-        metadata: request.gateway.metadata_json(),
-    };
-    ctx.state.spend().do_send(RecordSpend {
-        token,
-        cost: 0.0,
-        row,
-    });
 }
 
 /// Where this attempt's reply is to be cached, if anywhere: not when a fallback answers (its

@@ -431,7 +431,7 @@ fn no_deployment(state: &AppState, group: usize, no: NoCapacity) -> ApiError {
     }
 }
 
-fn pick_error(state: &AppState, e: PickError) -> ApiError {
+pub(super) fn pick_error(state: &AppState, e: PickError) -> ApiError {
     match e {
         PickError::UnknownModel(m) => ApiError::UnknownModel(m),
         PickError::Rejected(r) => ApiError::Key(r),

@@ -35,6 +35,45 @@ pub fn mark_pending(
     }
 }
 
+/// Holds a request answered from the response cache to its key's limits in Redis (there is no
+/// deployment to check); the refusal, if the key may not make it now.
+pub async fn check_cached(
+    state: &AppState,
+    admission: &Admission,
+    group_name: &str,
+    charge: &mut Charge,
+) -> Option<Rejection> {
+    let shared = state.shared.as_ref()?;
+    if admission.counted_here || !shared.redis.is_up() {
+        return None;
+    }
+    let mut checks = Checks::default();
+    let slot_ms = shared.slot_lifetime.as_millis() as u64;
+    checks.key(
+        shared.ns(),
+        &admission.record.row.token,
+        group_name,
+        admission,
+        slot_ms,
+    );
+    if checks.is_empty() {
+        return None;
+    }
+    let slot = shared.slot_id();
+    match shared.admit(checks, slot.clone()).await {
+        Ok(Verdict::Admitted { key, .. }) => {
+            charge.set_shared(SharedLimits::Held {
+                shared: shared.clone(),
+                ticket: key,
+                slot,
+            });
+            None
+        }
+        Ok(Verdict::KeyRefused(why)) => Some(why),
+        Ok(Verdict::DeploymentFull { .. }) | Err(_) => None,
+    }
+}
+
 /// What one request needs checked, besides its deployment.
 #[derive(Clone, Copy)]
 pub struct Request<'a> {

@@ -670,3 +670,28 @@ async fn an_unreachable_redis_never_fails_a_request() {
     }
     assert_eq!(mock.call_count(), 6);
 }
+
+#[actix_rt::test]
+async fn a_hit_counts_against_the_keys_rate_limits() {
+    let mock = MockUpstream::start().await;
+    let gw = gateway(&mock, &Store::Local, "").await;
+    let key = new_key(&gw, json!({"rpm_limit": 3})).await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let r = gw
+            .post("/v1/chat/completions", Some(&key), &chat("counted"))
+            .await;
+        statuses.push((r.status, is_hit(&r)));
+    }
+    assert_eq!(
+        statuses,
+        [
+            (200, false),
+            (200, true),
+            (200, true),
+            (429, false),
+            (429, false)
+        ]
+    );
+    assert_eq!(mock.call_count(), 1);
+}

@@ -176,6 +176,33 @@ async fn the_proxy_budget_holds_on_the_spend_of_both_instances() {
 }
 
 #[actix_rt::test]
+async fn cache_hits_count_against_a_key_limit_held_across_instances() {
+    let mock = MockUpstream::start().await;
+    let (a, b) = pair(
+        &mock,
+        6379,
+        "litellm_settings:\n  cache: true\n  cache_params: {type: local}\n",
+    )
+    .await;
+    let key = new_key(&a, json!({"rpm_limit": 3, "duration": null})).await;
+    let mut ok = 0;
+    for i in 0..8 {
+        let gw = if i % 2 == 0 { &a } else { &b };
+        let r = gw
+            .post("/v1/chat/completions", Some(&key), &chat_body("g"))
+            .await;
+        if r.status == 200 {
+            ok += 1;
+        }
+    }
+    assert_eq!(
+        ok, 3,
+        "misses and hits on both instances count against rpm_limit"
+    );
+    assert!(mock.call_count() <= 2, "the other calls were cache hits");
+}
+
+#[actix_rt::test]
 async fn a_parallel_slot_held_by_a_dead_instance_frees_itself() {
     let mock = MockUpstream::start().await;
     mock.set(Behavior::Delay(Duration::from_secs(30)));
