@@ -59,15 +59,16 @@ local function window(key)
   return used, oldest
 end
 
--- Adds `n` to the bucket of second `at`, keeping `sum` and `min`.
-local function count(key, at, n)
-  if n ~= 0 then
-    redis.call('HINCRBY', key, at, n)
-    redis.call('HINCRBY', key, 'sum', n)
-    local oldest = tonumber(redis.call('HGET', key, 'min'))
-    if oldest == nil or tonumber(at) < oldest then redis.call('HSET', key, 'min', at) end
-  end
-  redis.call('EXPIRE', key, 62)
+-- Adds `n` to the bucket of second `at`, keeping `sum` and `min`. `oldest` is the window's
+-- oldest second when the caller read it (nil for an empty window), or false when it did not.
+-- A bucket's first count renews the window's lifetime; later ones in that second need not.
+local function count(key, at, n, oldest)
+  if n == 0 then return end
+  local bucket = redis.call('HINCRBY', key, at, n)
+  redis.call('HINCRBY', key, 'sum', n)
+  if oldest == false then oldest = tonumber(redis.call('HGET', key, 'min')) end
+  if oldest == nil or tonumber(at) < oldest then redis.call('HSET', key, 'min', at) end
+  if bucket == n then redis.call('EXPIRE', key, 62) end
 end
 
 local function frees_in(oldest)
@@ -79,6 +80,7 @@ end
 -- each), holding parallel slot `slot`.
 local function admit_one(first_key, first_arg, k, slot)
   local reply = {'0', tostring(second)}
+  local olds = {}
   for i = 1, k do
     local at = first_arg + 3 * (i - 1)
     local kind, limit, amount = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2]
@@ -88,16 +90,22 @@ local function admit_one(first_key, first_arg, k, slot)
       local oldest
       used, oldest = window(key)
       if used + 1 > limit then return {tostring(i), tostring(frees_in(oldest)), tostring(used)} end
+      olds[i] = oldest
     elseif kind == 'T' then
       local oldest
       used, oldest = window(key)
       if used >= limit or used + tonumber(amount) > limit then
         return {tostring(i), tostring(frees_in(oldest)), tostring(used)}
       end
+      olds[i] = oldest
     elseif kind == 'P' then
-      redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-      used = redis.call('ZCARD', key)
-      if used >= limit then return {tostring(i), '1000', tostring(used)} end
+      -- Slots past their expiry (held by an instance that died) are not counted, and are
+      -- cleared out when they would refuse a request.
+      used = redis.call('ZCOUNT', key, '(' .. now, '+inf')
+      if used >= limit then
+        redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+        return {tostring(i), '1000', tostring(used)}
+      end
     elseif kind == 'B' then
       local spent = redis.call('GET', key)
       if not spent then
@@ -115,9 +123,9 @@ local function admit_one(first_key, first_arg, k, slot)
     local kind, amount = ARGV[at], ARGV[at + 2]
     local key = KEYS[first_key + i - 1]
     if kind == 'R' then
-      count(key, second, 1)
+      count(key, second, 1, olds[i])
     elseif kind == 'T' then
-      count(key, second, tonumber(amount))
+      count(key, second, tonumber(amount), olds[i])
     elseif kind == 'P' then
       redis.call('ZADD', key, now + tonumber(amount), slot)
       redis.call('PEXPIRE', key, tonumber(amount) + 1000)
@@ -148,9 +156,9 @@ local function settle()
     elseif kind == 'T' then
       local at, used = string.match(b, '^(%d+):(%d+)$')
       if redis.call('HEXISTS', key, at) == 1 and tonumber(at) > second - 61 then
-        count(key, at, tonumber(a))
+        count(key, at, tonumber(a), false)
       else
-        count(key, second, tonumber(used))
+        count(key, second, tonumber(used), false)
       end
     elseif kind == 'S' then
       if redis.call('EXISTS', key) == 1 then
