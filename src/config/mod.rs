@@ -12,7 +12,7 @@ pub use deployment::{Deployment, DeploymentSource};
 pub use error::ConfigError;
 pub use resolve::Env;
 pub use settings::{CliOverrides, Settings};
-pub use shared::{CacheSettings, CacheStore, RedisTarget, DEFAULT_CACHE_TTL};
+pub use shared::{CacheSettings, CacheStore, RedisTarget, DEFAULT_CACHE_TTL, URL_UNRESERVED};
 pub use support::{unimplemented_settings, SettingStatus};
 
 /// A secret string (provider key, master key) whose `Debug` never shows the value.

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 use serde_yaml::Value;
 
@@ -252,7 +253,7 @@ impl Parts {
         };
         let auth = self
             .password
-            .map(|p| format!(":{}@", percent_encode(&p)))
+            .map(|p| format!(":{}@", utf8_percent_encode(&p, URL_UNRESERVED)))
             .unwrap_or_default();
         Ok(Some(RedisTarget {
             url: Secret::new(format!("redis://{auth}{host}:{port}")),
@@ -269,18 +270,12 @@ fn shown_address(url: &str) -> String {
     rest.split(['/', '?']).next().unwrap_or_default().to_owned()
 }
 
-/// Escapes what a password may hold that a URL cannot.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+/// What stays as it is in a URL component: letters, digits and `-._~` (RFC 3986).
+pub const URL_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 #[cfg(test)]
 mod tests {

@@ -9,9 +9,9 @@ use actix_web::{HttpResponse, HttpResponseBuilder};
 
 use super::access_log::Trace;
 use super::model_request::ModelRequest;
-use super::pipeline::{load_key, pick_error, Call, VERSION};
+use super::pipeline::{load_key, new_charge, pick_error, Call, VERSION};
 use super::shared_limits;
-use crate::actors::{AdmitCached, CachedKey, Charge, ChargeFor, PickError};
+use crate::actors::{AdmitCached, CachedKey, Charge, PickError};
 use crate::auth::Caller;
 use crate::cache::{self, Entry, StoreAs};
 use crate::error::ApiError;
@@ -141,20 +141,8 @@ async fn admit_hit(
 ) -> Result<Option<Charge>, ApiError> {
     let state = ctx.state;
     let router = &state.actors().router;
-    let mut charge = Charge::new(
-        router.clone(),
-        state.spend().clone(),
-        ChargeFor {
-            token: caller.token().map(str::to_owned),
-            group,
-            group_name: state.catalog.name(group),
-            request_id: ctx.call_id,
-            metadata: request.gateway.metadata_json(),
-            user_id: request.user(),
-            settle_proxy: false,
-            live: state.live_requests.clone(),
-        },
-    );
+    // A hit costs nothing: the proxy-wide budget need not hear of it.
+    let mut charge = new_charge(ctx, caller, request, group, false);
     charge.cache_hit(&request.model);
     let Some(token) = caller.token() else {
         return Ok(Some(charge));

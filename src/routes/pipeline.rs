@@ -132,22 +132,8 @@ async fn serve(
         return Ok(hit);
     }
     let need = need_of(state, &request);
-    let new_charge = |group: usize| {
-        Charge::new(
-            state.actors().router.clone(),
-            state.spend().clone(),
-            ChargeFor {
-                token: caller.token().map(str::to_owned),
-                group,
-                group_name: state.catalog.name(group),
-                request_id: ctx.call_id,
-                metadata: request.gateway.metadata_json(),
-                user_id: request.user(),
-                settle_proxy: state.settings.max_budget.is_some(),
-                live: state.live_requests.clone(),
-            },
-        )
-    };
+    let settle_proxy = state.settings.max_budget.is_some();
+    let new_charge = |group: usize| new_charge(ctx, &caller, &request, group, settle_proxy);
     let mut charge: Option<Charge> = None;
     let mut admission: Option<Admission> = None;
     let mut proxy: Option<ProxyBudget> = None;
@@ -248,6 +234,32 @@ async fn serve(
         }
     }
     Err(error)
+}
+
+/// Starts the accounting of `request` on `group` (`settle_proxy`: its cost counts against the
+/// proxy-wide budget).
+pub(super) fn new_charge(
+    ctx: &Call<'_>,
+    caller: &Caller,
+    request: &ModelRequest,
+    group: usize,
+    settle_proxy: bool,
+) -> Charge {
+    let state = ctx.state;
+    Charge::new(
+        state.actors().router.clone(),
+        state.spend().clone(),
+        ChargeFor {
+            token: caller.token().map(str::to_owned),
+            group,
+            group_name: state.catalog.name(group),
+            request_id: ctx.call_id,
+            metadata: request.gateway.metadata_json(),
+            user_id: request.user(),
+            settle_proxy,
+            live: state.live_requests.clone(),
+        },
+    )
 }
 
 /// What the request needs of a deployment. Its tokens are estimated only when a limit or a

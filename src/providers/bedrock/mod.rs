@@ -408,15 +408,7 @@ pub fn merge_titan(so_far: &[u8], next: &[u8]) -> bytes::Bytes {
 /// `model` as one URL path segment: everything but unreserved characters percent-encoded
 /// (`:` in versions, `/` in ARNs).
 pub fn encode_model_id(model: &str) -> String {
-    let mut out = String::with_capacity(model.len());
-    for b in model.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(model, crate::config::URL_UNRESERVED).to_string()
 }
 
 #[cfg(test)]
