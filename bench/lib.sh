@@ -71,3 +71,14 @@ wait_ready() { # wait_ready PID PORT: polls /health/liveliness until 200 (30 s a
   done
   return 1
 }
+
+pin_cpus() { # pin_cpus PIN LOAD_DESC: sets LOAD and GW_PIN (taskset prefixes) and PIN_DESC
+  NCPU="$(nproc 2>/dev/null || echo 1)"
+  if [[ $1 == 1 && $NCPU -ge 2 ]] && command -v taskset >/dev/null; then
+    LOAD=(taskset -c 1) GW_PIN=(taskset -c 0)
+    PIN_DESC="gateway on CPU 0; $2 on CPU 1 (taskset)"
+  else
+    LOAD=() GW_PIN=()
+    PIN_DESC="no CPU pinning ($( [[ $1 == 0 ]] && echo '--no-pin' || echo "only $NCPU CPU(s) or no taskset"))"
+  fi
+}

@@ -61,14 +61,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "interrupted" >&2; exit 130' INT TERM HUP
 
-NCPU="$(nproc 2>/dev/null || echo 1)"
-if [[ $PIN == 1 && $NCPU -ge 2 ]] && command -v taskset >/dev/null; then
-  LOAD=(taskset -c 1) GW_PIN=(taskset -c 0)
-  PIN_DESC="gateway on CPU 0; mock, wrk and redis-server's clients on CPU 1 (taskset)"
-else
-  LOAD=() GW_PIN=()
-  PIN_DESC="no CPU pinning"
-fi
+pin_cpus "$PIN" "mock, wrk and redis-server"
 
 echo "== llmgate shared-state benchmark ($( [[ $QUICK == 1 ]] && echo quick || echo full )): $CMDLINE"
 if [[ $BUILD == 1 ]]; then
