@@ -52,10 +52,25 @@ pub async fn start(
                 settings.database.describe()
             ))
         })?;
-    let (stored_spend, stored_reset) = db
+    let (stored_spend, mut stored_reset) = db
         .run(|db| async move { db.proxy_spend().await })
         .await
         .map_err(|e| std::io::Error::other(format!("cannot read the proxy spend: {e}")))?;
+    if let (None, Some(first)) = (
+        stored_reset,
+        settings
+            .budget_duration
+            .and_then(|d| d.after(chrono::Utc::now())),
+    ) {
+        // Every instance on this database counts the budget period the first one started.
+        let at = first.naive_utc();
+        stored_reset = db
+            .run(move |db| async move { db.claim_proxy_reset(at).await })
+            .await
+            .map_err(|e| {
+                std::io::Error::other(format!("cannot store the proxy budget's reset: {e}"))
+            })?;
+    }
     let proxy_budget = ProxyBudget {
         max_budget: settings.max_budget,
         spend: stored_spend,

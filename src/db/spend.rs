@@ -248,6 +248,21 @@ impl Db {
         }))
     }
 
+    /// Stores `at` as when the proxy-wide budget first resets, unless an instance already has;
+    /// the reset time stored, so every instance counts the same budget period.
+    pub async fn claim_proxy_reset(
+        &self,
+        at: NaiveDateTime,
+    ) -> Result<Option<NaiveDateTime>, DbError> {
+        with_conn!(self, conn => {
+            diesel::update(proxy::table.find(1).filter(proxy::budget_reset_at.is_null()))
+                .set(proxy::budget_reset_at.eq(at))
+                .execute(conn)
+                .await?
+        });
+        Ok(self.proxy_spend().await?.1)
+    }
+
     /// Sum of every key's spend.
     pub async fn total_key_spend(&self) -> Result<f64, DbError> {
         use diesel::dsl::sum;

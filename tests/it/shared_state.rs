@@ -119,6 +119,23 @@ async fn the_proxy_budget_holds_on_the_spend_of_both_instances() {
     assert_eq!(ok, allowed, "the proxy budget counts both instances' spend");
 }
 
+#[actix_rt::test]
+async fn a_proxy_budget_that_resets_is_one_period_on_every_instance() {
+    let mock = MockUpstream::start().await;
+    let ns = namespace();
+    let db = crate::support::binary::temp_dir("period").join("llmgate.db");
+    let extra = format!(
+        "  database_url: 'sqlite://{}'\nlitellm_settings:\n  max_budget: 0.1\n  budget_duration: 30d\n",
+        db.display()
+    );
+    let a = Gateway::start_with(settings(&mock, 6379, &ns, &extra)).await;
+    // The second instance starts in a later second: it must still count the first's period.
+    actix_rt::time::sleep(Duration::from_millis(1100)).await;
+    let b = Gateway::start_with(settings(&mock, 6379, &ns, &extra)).await;
+    let (ok, allowed) = spend_a_budget_of_a_tenth(&a, &b, "sk-master-shared").await;
+    assert_eq!(ok, allowed, "both instances count the same budget period");
+}
+
 /// Sends requests with `key` through `a` and `b` in turn, past a budget of 0.1: the successes,
 /// and how many the budget allows. The mock's usage costs 0.03 a request here, so it allows
 /// four in all, while each instance alone has seen at most two when the fourth is charged.
