@@ -18,7 +18,8 @@ const SETTLE_BATCH: usize = 256;
 /// One request's settlement: the script's keys and values.
 pub type Settlement = (Vec<String>, Vec<String>);
 
-/// Admissions waiting for the admitter at most; beyond this a request goes on with local state.
+/// Admissions waiting for the admitter at most; beyond this Redis counts as down (for a second)
+/// and requests go on with local state.
 pub const ADMIT_QUEUE: usize = 4096;
 
 /// Admissions sent in one script call at most.

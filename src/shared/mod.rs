@@ -84,13 +84,17 @@ impl Shared {
             tx
         });
         let (reply_to, reply) = oneshot::channel();
-        queue
-            .try_send(AdmitRequest {
-                checks,
-                slot,
-                reply_to,
-            })
-            .map_err(|_| Unavailable)?;
+        let request = AdmitRequest {
+            checks,
+            slot,
+            reply_to,
+        };
+        if queue.try_send(request).is_err() {
+            // More requests are waiting on Redis than it can answer in time: this one is
+            // admitted on local state, as when Redis is down.
+            self.redis.mark_down("admit", "too many admissions waiting");
+            return Err(Unavailable);
+        }
         let answer = actix_rt::time::timeout(redis::COMMAND_TIMEOUT * 2, reply).await;
         let Ok(Ok((checks, Ok(reply)))) = answer else {
             return Err(Unavailable);
