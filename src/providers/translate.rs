@@ -97,6 +97,33 @@ pub fn data_url(url: &str) -> Option<(&str, &str)> {
     url.strip_prefix("data:")?.split_once(";base64,")
 }
 
+/// A request's parameters as an adapter reads them: the request's own fields over the
+/// deployment's defaults, without those being dropped.
+#[derive(Clone, Copy)]
+pub struct Params<'a> {
+    /// The request's fields.
+    pub fields: &'a Map<String, Json>,
+    /// The deployment's default parameters.
+    pub defaults: &'a Map<String, Json>,
+    /// Parameters dropped (`drop_params`, `additional_drop_params`).
+    pub skip: &'a [String],
+}
+
+impl<'a> Params<'a> {
+    /// Whether `key` is dropped.
+    pub fn skipped(&self, key: &str) -> bool {
+        self.skip.iter().any(|s| s == key)
+    }
+
+    /// `key`'s value, from the request else the defaults, unless dropped.
+    pub fn get(&self, key: &str) -> Option<&'a Json> {
+        if self.skipped(key) {
+            return None;
+        }
+        self.fields.get(key).or_else(|| self.defaults.get(key))
+    }
+}
+
 /// The first of `params` the request (or the deployment's `defaults`) sets, unless in `skip`:
 /// the parameter an adapter names when it refuses one it has no counterpart for.
 pub fn first_present(

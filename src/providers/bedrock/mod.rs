@@ -6,6 +6,7 @@ pub mod reply;
 pub mod sign;
 pub mod stream;
 
+use crate::providers::translate::Params;
 use serde_json::{json, Map, Value as Json};
 
 use crate::providers::translate::push_turn;
@@ -72,14 +73,13 @@ pub fn chat_request(
     defaults: &Map<String, Json>,
     skip: &[String],
 ) -> Json {
-    let skipped = |k: &str| skip.iter().any(|s| s == k);
-    let get = |k: &str| {
-        if skipped(k) {
-            None
-        } else {
-            fields.get(k).or_else(|| defaults.get(k))
-        }
+    let params = Params {
+        fields,
+        defaults,
+        skip,
     };
+    let skipped = |k: &str| params.skipped(k);
+    let get = |k: &str| params.get(k);
     let mut out = Map::new();
     let (system, messages) = messages(get("messages").and_then(Json::as_array));
     out.insert("messages".into(), Json::Array(messages));

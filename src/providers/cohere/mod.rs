@@ -4,6 +4,7 @@
 pub mod reply;
 pub mod stream;
 
+use crate::providers::translate::Params;
 use serde_json::{json, Map, Value as Json};
 
 /// OpenAI chat parameters with no Cohere counterpart.
@@ -74,14 +75,13 @@ pub fn chat_request(
     stream: bool,
     skip: &[String],
 ) -> Json {
-    let skipped = |k: &str| skip.iter().any(|s| s == k);
-    let get = |k: &str| {
-        if skipped(k) {
-            None
-        } else {
-            fields.get(k).or_else(|| defaults.get(k))
-        }
+    let params = Params {
+        fields,
+        defaults,
+        skip,
     };
+    let skipped = |k: &str| params.skipped(k);
+    let get = |k: &str| params.get(k);
     let mut out = Map::new();
     out.insert("model".into(), Json::from(model));
     out.insert(
@@ -336,14 +336,13 @@ pub fn embed_request(
     defaults: &Map<String, Json>,
     skip: &[String],
 ) -> Json {
-    let skipped = |k: &str| skip.iter().any(|s| s == k);
-    let get = |k: &str| {
-        if skipped(k) {
-            None
-        } else {
-            fields.get(k).or_else(|| defaults.get(k))
-        }
+    let params = Params {
+        fields,
+        defaults,
+        skip,
     };
+    let skipped = |k: &str| params.skipped(k);
+    let get = |k: &str| params.get(k);
     let texts: Vec<&str> = match fields.get("input") {
         Some(Json::String(s)) => vec![s.as_str()],
         Some(Json::Array(items)) => items.iter().filter_map(Json::as_str).collect(),

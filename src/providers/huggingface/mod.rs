@@ -7,6 +7,7 @@ pub mod prompt;
 pub mod reply;
 pub mod stream;
 
+use crate::providers::translate::Params;
 use serde_json::{json, Map, Value as Json};
 
 /// Which of a Hugging Face server's APIs a deployment speaks.
@@ -110,13 +111,13 @@ pub fn generate_request(
     stream: bool,
     skip: &[String],
 ) -> Json {
-    let skipped = |k: &str| skip.iter().any(|s| s == k);
-    let get = |k: &str| {
-        (!skipped(k))
-            .then(|| fields.get(k).or_else(|| defaults.get(k)))
-            .flatten()
-            .filter(|v| !v.is_null())
+    let params = Params {
+        fields,
+        defaults,
+        skip,
     };
+    let skipped = |k: &str| params.skipped(k);
+    let get = |k: &str| params.get(k).filter(|v| !v.is_null());
     // Always asked: the finish reason and token count come with the details, and a chat reply
     // is the generation alone.
     let mut parameters = Map::new();

@@ -4,6 +4,7 @@
 pub mod reply;
 pub mod stream;
 
+use crate::providers::translate::Params;
 use serde_json::{json, Map, Value as Json};
 
 use super::kind::{Flavor, OLLAMA_CHAT};
@@ -148,13 +149,13 @@ pub fn request(
     stream: bool,
     skip: &[String],
 ) -> Result<Json, String> {
-    let skipped = |k: &str| skip.iter().any(|s| s == k);
-    let get = |k: &str| {
-        (!skipped(k))
-            .then(|| fields.get(k).or_else(|| defaults.get(k)))
-            .flatten()
-            .filter(|v| !v.is_null())
+    let params = Params {
+        fields,
+        defaults,
+        skip,
     };
+    let skipped = |k: &str| params.skipped(k);
+    let get = |k: &str| params.get(k).filter(|v| !v.is_null());
     let mut out = Map::new();
     out.insert("model".into(), Json::from(model));
     let messages = get("messages").and_then(Json::as_array);
