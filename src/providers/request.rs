@@ -35,6 +35,43 @@ pub struct PreparedCall {
     pub prompt_tokens: Option<u64>,
 }
 
+/// What a provider's call builder is given.
+#[derive(Clone, Copy)]
+pub struct CallInput<'a> {
+    /// The operation on the wire (after any reshaping).
+    pub op: Operation,
+    /// The deployment.
+    pub deployment: &'a Deployment,
+    /// The upstream model.
+    pub model: &'a str,
+    /// The client's fields (translated for the wire operation).
+    pub fields: &'a Map<String, Json>,
+    /// Whether the client asked for a stream.
+    pub stream: bool,
+    /// What to do with fields the provider cannot take.
+    pub drop: &'a DropPolicy<'a>,
+    /// How the reply is reshaped.
+    pub reshape: Reshape,
+}
+
+impl CallInput<'_> {
+    /// The call to `url` with `request` as its JSON body.
+    pub fn prepared(
+        &self,
+        url: String,
+        request: &impl Serialize,
+        prompt_tokens: Option<u64>,
+    ) -> Result<PreparedCall, ProviderError> {
+        let body = serde_json::to_vec(request).map_err(|e| encode_error(self.deployment, e))?;
+        Ok(PreparedCall {
+            url,
+            body: Bytes::from(body),
+            reshape: self.reshape,
+            prompt_tokens,
+        })
+    }
+}
+
 /// What to do with request fields a provider cannot take.
 #[derive(Debug, Default)]
 pub struct DropPolicy<'a> {
@@ -152,27 +189,27 @@ pub fn prepare(
             &translated
         }
     };
-    if let ProviderKind::Anthropic(_) = deployment.provider {
-        return anthropic_call(wire_op, deployment, model, fields, stream, drop, reshape);
-    }
-    if let ProviderKind::Gemini(_) = deployment.provider {
-        return gemini_call(wire_op, deployment, model, fields, stream, drop, reshape);
-    }
-    if let ProviderKind::Cohere(_) = deployment.provider {
-        return cohere_call(wire_op, deployment, model, fields, stream, drop, reshape);
-    }
-    if let ProviderKind::Bedrock(_) = deployment.provider {
-        return bedrock_call(wire_op, deployment, model, fields, stream, drop, reshape);
-    }
-    if let ProviderKind::VertexAi(_) = deployment.provider {
-        return vertex_ai::call(wire_op, deployment, model, fields, stream, drop, reshape);
-    }
-    if let ProviderKind::HuggingFace(_, huggingface::Api::Generate) = deployment.provider {
-        return huggingface_call(wire_op, deployment, model, fields, stream, drop, reshape);
-    }
-    if let ProviderKind::Ollama(flavor) = deployment.provider {
-        let api = ollama::Api::for_call(flavor, wire_op == Operation::Embedding);
-        return ollama_call(api, deployment, model, fields, stream, drop, reshape);
+    let call = CallInput {
+        op: wire_op,
+        deployment,
+        model,
+        fields,
+        stream,
+        drop,
+        reshape,
+    };
+    match deployment.provider {
+        ProviderKind::Anthropic(_) => return anthropic_call(&call),
+        ProviderKind::Gemini(_) => return gemini_call(&call),
+        ProviderKind::Cohere(_) => return cohere_call(&call),
+        ProviderKind::Bedrock(_) => return bedrock_call(&call),
+        ProviderKind::VertexAi(_) => return vertex_ai::call(&call),
+        ProviderKind::HuggingFace(_, huggingface::Api::Generate) => return huggingface_call(&call),
+        ProviderKind::Ollama(flavor) => {
+            let api = ollama::Api::for_call(flavor, wire_op == Operation::Embedding);
+            return ollama_call(api, &call);
+        }
+        _ => {}
     }
     let body = serde_json::to_vec(&Outgoing {
         model,
@@ -231,15 +268,16 @@ fn encode_error(deployment: &Deployment, e: serde_json::Error) -> ProviderError 
 }
 
 /// The Messages API call for a chat request (completions arrive here already as chat).
-fn anthropic_call(
-    op: Operation,
-    deployment: &Deployment,
-    model: &str,
-    fields: &Map<String, Json>,
-    stream: bool,
-    drop: &DropPolicy<'_>,
-    reshape: Reshape,
-) -> Result<PreparedCall, ProviderError> {
+fn anthropic_call(call: &CallInput<'_>) -> Result<PreparedCall, ProviderError> {
+    let CallInput {
+        op,
+        deployment,
+        model,
+        fields,
+        stream,
+        drop,
+        ..
+    } = *call;
     if op == Operation::Embedding {
         return Err(bad_request(
             format!("anthropic does not serve embeddings (model={model})"),
@@ -250,31 +288,26 @@ fn anthropic_call(
         anthropic::first_unsupported(fields, &deployment.defaults, drop.always)
     })?;
     let request = anthropic::chat_request(model, fields, &deployment.defaults, stream, drop.always);
-    let body = serde_json::to_vec(&request).map_err(|e| encode_error(deployment, e))?;
     let route = if deployment.api_base.ends_with("/v1") {
         "/messages"
     } else {
         "/v1/messages"
     };
-    Ok(PreparedCall {
-        url: join(&deployment.api_base, route),
-        body: Bytes::from(body),
-        reshape,
-        prompt_tokens: None,
-    })
+    call.prepared(join(&deployment.api_base, route), &request, None)
 }
 
 /// The Gemini call: `generateContent`, `streamGenerateContent?alt=sse` or
 /// `batchEmbedContents` on the model, under `/v1beta` unless the base names a version.
-fn gemini_call(
-    op: Operation,
-    deployment: &Deployment,
-    model: &str,
-    fields: &Map<String, Json>,
-    stream: bool,
-    drop: &DropPolicy<'_>,
-    reshape: Reshape,
-) -> Result<PreparedCall, ProviderError> {
+fn gemini_call(call: &CallInput<'_>) -> Result<PreparedCall, ProviderError> {
+    let CallInput {
+        op,
+        deployment,
+        model,
+        fields,
+        stream,
+        drop,
+        ..
+    } = *call;
     let (method, request) = if op == Operation::Embedding {
         ("batchEmbedContents", gemini::embed_request(model, fields))
     } else {
@@ -297,26 +330,21 @@ fn gemini_call(
         "{base}{}/models/{model}:{method}",
         if versioned { "" } else { "/v1beta" }
     );
-    let body = serde_json::to_vec(&request).map_err(|e| encode_error(deployment, e))?;
-    Ok(PreparedCall {
-        url,
-        body: Bytes::from(body),
-        reshape,
-        prompt_tokens: None,
-    })
+    call.prepared(url, &request, None)
 }
 
 /// The Cohere call: `/v2/chat` for chat (completions arrive here already as chat), `/v2/embed`
 /// for embeddings; a base that already ends in `/v2` gets no second one.
-fn cohere_call(
-    op: Operation,
-    deployment: &Deployment,
-    model: &str,
-    fields: &Map<String, Json>,
-    stream: bool,
-    drop: &DropPolicy<'_>,
-    reshape: Reshape,
-) -> Result<PreparedCall, ProviderError> {
+fn cohere_call(call: &CallInput<'_>) -> Result<PreparedCall, ProviderError> {
+    let CallInput {
+        op,
+        deployment,
+        model,
+        fields,
+        stream,
+        drop,
+        ..
+    } = *call;
     let (route, request) = if op == Operation::Embedding {
         let request = cohere::embed_request(model, fields, &deployment.defaults, drop.always);
         ("/embed", request)
@@ -338,27 +366,22 @@ fn cohere_call(
     } else {
         format!("/v2{route}")
     };
-    let body = serde_json::to_vec(&request).map_err(|e| encode_error(deployment, e))?;
-    Ok(PreparedCall {
-        url: join(&deployment.api_base, &route),
-        body: Bytes::from(body),
-        reshape,
-        prompt_tokens: None,
-    })
+    call.prepared(join(&deployment.api_base, &route), &request, None)
 }
 
 /// The Bedrock call: Converse (`/model/{id}/converse`, `/converse-stream` when streaming) for
 /// chat (completions arrive here already as chat), InvokeModel (`/model/{id}/invoke`) for
 /// Titan and Cohere embeddings. SigV4 headers are added when it is sent (`client::send`).
-fn bedrock_call(
-    op: Operation,
-    deployment: &Deployment,
-    model: &str,
-    fields: &Map<String, Json>,
-    stream: bool,
-    drop: &DropPolicy<'_>,
-    reshape: Reshape,
-) -> Result<PreparedCall, ProviderError> {
+fn bedrock_call(call: &CallInput<'_>) -> Result<PreparedCall, ProviderError> {
+    let CallInput {
+        op,
+        deployment,
+        model,
+        fields,
+        stream,
+        drop,
+        ..
+    } = *call;
     let (action, request) = if op == Operation::Embedding {
         let request = bedrock::embed_request(model, fields, &deployment.defaults)
             .map_err(|message| bad_request(format!("BedrockException - {message}"), "input"))?;
@@ -378,26 +401,21 @@ fn bedrock_call(
         )
     };
     let route = format!("/model/{}/{action}", bedrock::encode_model_id(model));
-    let body = serde_json::to_vec(&request).map_err(|e| encode_error(deployment, e))?;
-    Ok(PreparedCall {
-        url: join(&deployment.api_base, &route),
-        body: Bytes::from(body),
-        reshape,
-        prompt_tokens: None,
-    })
+    call.prepared(join(&deployment.api_base, &route), &request, None)
 }
 
 /// TGI's raw `generate` call (`generate_stream` when streaming) at the server's root: chat
 /// written into one prompt with the deployment's template, counted for the usage.
-fn huggingface_call(
-    op: Operation,
-    deployment: &Deployment,
-    model: &str,
-    fields: &Map<String, Json>,
-    stream: bool,
-    drop: &DropPolicy<'_>,
-    reshape: Reshape,
-) -> Result<PreparedCall, ProviderError> {
+fn huggingface_call(call: &CallInput<'_>) -> Result<PreparedCall, ProviderError> {
+    let CallInput {
+        op,
+        deployment,
+        model,
+        fields,
+        stream,
+        drop,
+        ..
+    } = *call;
     if op == Operation::Embedding {
         return Err(bad_request(
             format!("huggingface serves no embeddings through TGI's `generate` API (model={model}); use a deployment without a prompt template"),
@@ -416,29 +434,27 @@ fn huggingface_call(
     let prompt = huggingface::prompt::write(deployment.prompt_template.as_ref(), model, messages);
     let request =
         huggingface::generate_request(&prompt, fields, &deployment.defaults, stream, drop.always);
-    let body = serde_json::to_vec(&request).map_err(|e| encode_error(deployment, e))?;
     let root = deployment
         .api_base
         .strip_suffix("/v1")
         .unwrap_or(&deployment.api_base);
-    Ok(PreparedCall {
-        url: join(root, huggingface::Api::generate_route(stream)),
-        body: Bytes::from(body),
-        reshape,
-        prompt_tokens: Some(crate::tokens::count(&prompt)),
-    })
+    call.prepared(
+        join(root, huggingface::Api::generate_route(stream)),
+        &request,
+        Some(crate::tokens::count(&prompt)),
+    )
 }
 
 /// The Ollama call for a chat (to `/api/chat` or `/api/generate`) or embedding request.
-fn ollama_call(
-    api: ollama::Api,
-    deployment: &Deployment,
-    model: &str,
-    fields: &Map<String, Json>,
-    stream: bool,
-    drop: &DropPolicy<'_>,
-    reshape: Reshape,
-) -> Result<PreparedCall, ProviderError> {
+fn ollama_call(api: ollama::Api, call: &CallInput<'_>) -> Result<PreparedCall, ProviderError> {
+    let CallInput {
+        deployment,
+        model,
+        fields,
+        stream,
+        drop,
+        ..
+    } = *call;
     refuse_unsupported(deployment, model, drop, || {
         ollama::first_unsupported(api, fields, &deployment.defaults, drop.always)
     })?;
@@ -454,13 +470,7 @@ fn ollama_call(
         let display = deployment.provider.display();
         bad_request(format!("{display}Exception - {message}"), "messages")
     })?;
-    let body = serde_json::to_vec(&request).map_err(|e| encode_error(deployment, e))?;
-    Ok(PreparedCall {
-        url: join(&deployment.api_base, api.route()),
-        body: Bytes::from(body),
-        reshape,
-        prompt_tokens: None,
-    })
+    call.prepared(join(&deployment.api_base, api.route()), &request, None)
 }
 
 /// Whether the deployment's API takes tools (the legacy completions API, Ollama's `generate` and
@@ -477,7 +487,7 @@ fn takes_tools(deployment: &Deployment) -> bool {
 }
 
 /// LiteLLM's `BadRequestError` for a request this deployment cannot serve, naming `param`.
-fn bad_request(message: String, param: &str) -> ProviderError {
+pub(crate) fn bad_request(message: String, param: &str) -> ProviderError {
     ProviderError {
         status: 400,
         kind: ErrorKind::Status,
@@ -490,7 +500,7 @@ fn bad_request(message: String, param: &str) -> ProviderError {
 
 /// Refuses the first parameter the adapter has no counterpart for (as `found` names it),
 /// unless `drop_params` lets it be dropped.
-fn refuse_unsupported(
+pub(crate) fn refuse_unsupported(
     deployment: &Deployment,
     model: &str,
     drop: &DropPolicy<'_>,

@@ -7,12 +7,11 @@ pub mod token;
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Map, Value as Json};
 
-use super::request::{DropPolicy, PreparedCall, Reshape};
-use super::{anthropic, gemini, ErrorKind, Operation, ProviderError};
+use super::request::{bad_request, refuse_unsupported, CallInput, PreparedCall};
+use super::{anthropic, gemini, Operation, ProviderError};
 pub use account::ServiceAccount;
 
 /// The `anthropic_version` Anthropic's models on Vertex take in the body.
@@ -129,15 +128,16 @@ pub fn url(
 }
 
 /// The Vertex call for a chat (completions arrive already as chat) or embedding request.
-pub fn call(
-    op: Operation,
-    deployment: &crate::config::Deployment,
-    model: &str,
-    fields: &Map<String, Json>,
-    stream: bool,
-    drop: &DropPolicy<'_>,
-    reshape: Reshape,
-) -> Result<PreparedCall, ProviderError> {
+pub fn call(call: &CallInput<'_>) -> Result<PreparedCall, ProviderError> {
+    let CallInput {
+        op,
+        deployment,
+        model,
+        fields,
+        stream,
+        drop,
+        ..
+    } = *call;
     let settings = deployment.vertex.as_ref().ok_or_else(|| {
         ProviderError::connection(deployment.provider, "the deployment has no vertex settings")
     })?;
@@ -145,24 +145,16 @@ pub fn call(
     let defaults = &deployment.defaults;
     let (method, request) = match (family, op) {
         (Family::Anthropic, Operation::Embedding) => {
-            return Err(ProviderError {
-                status: 400,
-                kind: ErrorKind::Status,
-                message: format!(
-                    "litellm.BadRequestError: Anthropic's models on vertex_ai serve no embeddings (model={model})"
-                ),
-                upstream_type: Some("invalid_request_error".into()),
-                param: Some("model".into()),
-                retry_after: None,
-            });
+            return Err(bad_request(
+                format!("Anthropic's models on vertex_ai serve no embeddings (model={model})"),
+                "model",
+            ));
         }
         (Family::Gemini, Operation::Embedding) => ("predict", predict_request(fields)),
         (Family::Anthropic, _) => {
-            if !drop.unsupported {
-                if let Some(param) = anthropic::first_unsupported(fields, defaults, drop.always) {
-                    return Err(unsupported(deployment, model, param));
-                }
-            }
+            refuse_unsupported(deployment, model, drop, || {
+                anthropic::first_unsupported(fields, defaults, drop.always)
+            })?;
             let mut request = anthropic::chat_request(model, fields, defaults, stream, drop.always);
             if let Some(body) = request.as_object_mut() {
                 body.remove("model");
@@ -176,11 +168,9 @@ pub fn call(
             (method, request)
         }
         (Family::Gemini, _) => {
-            if !drop.unsupported {
-                if let Some(param) = gemini::first_unsupported(fields, defaults, drop.always) {
-                    return Err(unsupported(deployment, model, param));
-                }
-            }
+            refuse_unsupported(deployment, model, drop, || {
+                gemini::first_unsupported(fields, defaults, drop.always)
+            })?;
             let method = if stream {
                 "streamGenerateContent?alt=sse"
             } else {
@@ -190,32 +180,8 @@ pub fn call(
         }
     };
     let beta = deployment.provider.name() == "vertex_ai_beta";
-    let body = serde_json::to_vec(&request).map_err(|e| {
-        ProviderError::connection(
-            deployment.provider,
-            format!("cannot encode the request: {e}"),
-        )
-    })?;
-    Ok(PreparedCall {
-        url: url(&deployment.api_base, beta, settings, family, model, method),
-        body: Bytes::from(body),
-        reshape,
-        prompt_tokens: None,
-    })
-}
-
-fn unsupported(deployment: &crate::config::Deployment, model: &str, param: &str) -> ProviderError {
-    ProviderError {
-        status: 400,
-        kind: ErrorKind::Status,
-        message: format!(
-            "litellm.UnsupportedParamsError: {} does not support parameters: ['{param}'], for model={model}. To drop these, set `drop_params: true` in litellm_settings (or send `drop_params: true` in the request).",
-            deployment.provider.name()
-        ),
-        upstream_type: Some("invalid_request_error".into()),
-        param: Some(param.to_owned()),
-        retry_after: None,
-    }
+    let url = url(&deployment.api_base, beta, settings, family, model, method);
+    call.prepared(url, &request, None)
 }
 
 /// The `predict` request for an OpenAI embeddings request: one instance per input text, and
@@ -301,6 +267,27 @@ pub fn openai_reply(op: Operation, model: &str, body: &[u8]) -> serde_json::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::request::{DropPolicy, Reshape};
+
+    fn call_for(
+        op: Operation,
+        deployment: &crate::config::Deployment,
+        model: &str,
+        fields: &Map<String, Json>,
+        stream: bool,
+        drop: &DropPolicy<'_>,
+        reshape: Reshape,
+    ) -> Result<PreparedCall, ProviderError> {
+        call(&CallInput {
+            op,
+            deployment,
+            model,
+            fields,
+            stream,
+            drop,
+            reshape,
+        })
+    }
 
     fn settings() -> Settings {
         let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
@@ -403,7 +390,7 @@ mod tests {
                 .unwrap();
         let none = DropPolicy::default();
         let model = "claude-sonnet-4@20250514";
-        let call = call(
+        let call = call_for(
             Operation::Chat,
             &d,
             model,
@@ -428,7 +415,7 @@ mod tests {
             })
         );
         let input: Map<String, Json> = serde_json::from_value(json!({"input": "x"})).unwrap();
-        let err = super::call(
+        let err = call_for(
             Operation::Embedding,
             &d,
             model,
@@ -441,7 +428,7 @@ mod tests {
         assert_eq!((err.status, err.param.as_deref()), (400, Some("model")));
 
         let beta = deployment("vertex_ai_beta/gemini-2.5-pro", ", api_base: 'http://h/'");
-        let call = super::call(
+        let call = call_for(
             Operation::Chat,
             &beta,
             "gemini-2.5-pro",
