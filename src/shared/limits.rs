@@ -329,20 +329,23 @@ impl Ticket {
     /// and cost `cost`.
     pub fn settlement(self, slot: &str, tokens: u64, cost: f64) -> (Vec<String>, Vec<String>) {
         let mut keys = Vec::with_capacity(self.steps.len());
-        let mut args = Vec::with_capacity(self.steps.len() * 3);
+        let mut args = Vec::with_capacity(self.steps.len() * 4);
         for (key, step) in self.steps {
             keys.push(key);
             match step {
-                Step::FreeSlot => args.extend(["P".into(), slot.to_owned(), "0".into()]),
+                Step::FreeSlot => {
+                    args.extend(["P".into(), slot.to_owned(), "0".into(), "0".into()])
+                }
                 Step::Tokens { reserved } => {
                     let change = tokens as i64 - reserved as i64;
                     args.extend([
                         "T".into(),
                         change.to_string(),
-                        format!("{}:{tokens}", self.second),
+                        self.second.to_string(),
+                        tokens.to_string(),
                     ]);
                 }
-                Step::Spend => args.extend(["S".into(), cost.to_string(), "0".into()]),
+                Step::Spend => args.extend(["S".into(), cost.to_string(), "0".into(), "0".into()]),
             }
         }
         (keys, args)
@@ -420,10 +423,10 @@ mod tests {
         );
         let (keys, args) = key.settlement("i:7", 10, 0.25);
         assert_eq!(keys, ["ns:key:t:par", "ns:key:t:spend:all"]);
-        assert_eq!(args, ["P", "i:7", "0", "S", "0.25", "0"]);
+        assert_eq!(args, ["P", "i:7", "0", "0", "S", "0.25", "0", "0"]);
         let (keys, args) = deployment.settlement("", 30, 0.0);
         assert_eq!(keys, ["ns:dep:d1:tpm"]);
-        assert_eq!(args, ["T", "-20", "1700000000:30"]);
+        assert_eq!(args, ["T", "-20", "1700000000", "30"]);
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod mock_response;
 mod ollama;
 mod providers;
 mod routing;
+mod shared_script;
 mod shared_state;
 mod spend;
 mod strategies;
