@@ -1,6 +1,7 @@
 //! One try of a request on one deployment: mock or upstream call, reply or relay, headers,
 //! and the request's charge.
 
+use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -11,6 +12,7 @@ use bytes::Bytes;
 use super::cached;
 use super::model_request::ModelRequest;
 use super::pipeline::{Call, VERSION};
+use super::shared_limits::{Begun, Shared};
 use crate::actors::{Charge, Lease};
 use crate::config::Deployment;
 use crate::keys::Admission;
@@ -20,6 +22,7 @@ use crate::providers::stream::{Dialect, RelayOptions, SseRelay};
 use crate::providers::{
     client, mock, translate, usage_of, ErrorKind, Operation, ProviderError, ProviderKind, Usage,
 };
+use crate::shared::Remaining;
 
 /// One try on one deployment.
 pub struct Attempt<'a> {
@@ -39,6 +42,36 @@ pub struct Attempt<'a> {
     pub fallbacks: u32,
     /// The key's admission, if a key was admitted.
     pub admission: Option<&'a Admission>,
+    /// Redis's verdict, when the request goes upstream before it is in.
+    pub gate: Gate,
+}
+
+/// A verdict from Redis still on its way while the request goes upstream: the answer waits
+/// for it, and a refusal drops the upstream call.
+#[derive(Default)]
+pub struct Gate {
+    begun: RefCell<Option<Begun>>,
+    refused: RefCell<Option<Shared>>,
+    remaining: Cell<Option<Remaining>>,
+}
+
+impl Gate {
+    /// A gate on `begun`'s verdict.
+    pub fn new(begun: Begun) -> Self {
+        Self {
+            begun: RefCell::new(Some(begun)),
+            ..Self::default()
+        }
+    }
+
+    /// What the verdict decided, when it did not let the request through.
+    pub fn refusal(&self) -> Option<Shared> {
+        self.refused.borrow_mut().take()
+    }
+
+    fn is_open(&self) -> bool {
+        self.begun.borrow().is_none()
+    }
 }
 
 /// The price of `usage` at `deployment` for `model`.
@@ -86,11 +119,54 @@ impl Attempt<'_> {
         charge: &mut Option<Charge>,
     ) -> Result<HttpResponse, ProviderError> {
         let mut slot = Some(lease);
-        let result = self.call(&mut slot, charge).await;
+        let mut result = self.call(&mut slot, charge).await;
+        if !self.gate.is_open() {
+            // The call ended before it reached the gate: the verdict still counts.
+            if let Err(refused) = self.pass_gate(&mut slot, charge).await {
+                result = Err(refused);
+            }
+        }
+        if self.gate.refused.borrow().is_some() {
+            return result;
+        }
         if let (Err(err), Some(lease)) = (&result, slot.as_mut()) {
             lease.fail(err);
         }
         result
+    }
+
+    /// Waits for Redis's verdict, if one is on its way, and applies it; `Err` when it refused
+    /// (the refusal is kept for `Gate::refusal`).
+    async fn pass_gate(
+        &self,
+        slot: &mut Option<Lease>,
+        charge: &mut Option<Charge>,
+    ) -> Result<(), ProviderError> {
+        let begun = self.gate.begun.borrow_mut().take();
+        let (Some(begun), Some(lease)) = (begun, slot.as_mut()) else {
+            return Ok(());
+        };
+        match begun.finish(charge, lease).await {
+            Shared::Go { remaining } => {
+                self.gate.remaining.set(remaining);
+                Ok(())
+            }
+            refused => {
+                *self.gate.refused.borrow_mut() = Some(refused);
+                Err(ProviderError::connection(
+                    self.deployment.provider,
+                    "refused by the limits held in redis",
+                ))
+            }
+        }
+    }
+
+    /// Whether the attempt calls the deployment (not a mock, not a provider llmgate lacks).
+    fn goes_upstream(&self) -> bool {
+        let mock = self.request.gateway.mock_timeout
+            || self.request.gateway.mock_response.is_some()
+            || self.deployment.mock_response.is_some();
+        !mock && !matches!(self.deployment.provider, ProviderKind::NotYet(_))
     }
 
     async fn call(
@@ -100,6 +176,9 @@ impl Attempt<'_> {
     ) -> Result<HttpResponse, ProviderError> {
         let d = self.deployment;
         let model = self.upstream_model();
+        if !self.goes_upstream() {
+            self.pass_gate(slot, charge).await?;
+        }
         if let Some(c) = charge.as_mut() {
             c.serving(d, &model);
         }
@@ -197,6 +276,7 @@ impl Attempt<'_> {
             .collect();
         let mut reply =
             client::send_with(self.ctx.http, d, &call, &extra, first_byte, max_body).await?;
+        self.pass_gate(slot, charge).await?;
         let mut builder = self.response_builder(StatusCode::OK, &reply.provider_headers);
         if stream {
             let fields = self.request.fields.clone();
@@ -330,11 +410,13 @@ impl Attempt<'_> {
         put("x-litellm-attempted-retries", &self.retries.to_string());
         put("x-litellm-attempted-fallbacks", &self.fallbacks.to_string());
         if let Some(a) = self.admission {
-            if let Some((limit, remaining)) = a.requests {
+            // Redis's counts, when it counted this request after the attempt began.
+            let counted = self.gate.remaining.get().unwrap_or_default();
+            if let Some((limit, remaining)) = counted.requests.or(a.requests) {
                 put("x-ratelimit-limit-requests", &limit.to_string());
                 put("x-ratelimit-remaining-requests", &remaining.to_string());
             }
-            if let Some((limit, remaining)) = a.tokens {
+            if let Some((limit, remaining)) = counted.tokens.or(a.tokens) {
                 put("x-ratelimit-limit-tokens", &limit.to_string());
                 put("x-ratelimit-remaining-tokens", &remaining.to_string());
             }

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
 use super::access_log::Trace;
-use super::attempt::Attempt;
+use super::attempt::{Attempt, Gate};
 use super::model_request::ModelRequest;
 use super::shared_limits;
 use crate::actors::{
@@ -556,35 +556,29 @@ async fn route(
             proxy: routed.proxy,
             group_name: state.catalog.name(group),
         };
-        let shared = shared_limits::check(
+        let begun = shared_limits::begin(
             state,
             deployment,
             routed.need.tokens,
             request_limits,
             charge,
-            &mut lease,
         );
-        match shared.await {
-            shared_limits::Shared::Go { remaining } => {
-                if let (Some(left), Some(a)) = (remaining, routed.admission) {
-                    let mut a = a.clone();
-                    a.requests = left.requests.or(a.requests);
-                    a.tokens = left.tokens.or(a.tokens);
-                    patched = Some(a);
+        // Far from its limits, the request goes upstream while Redis decides (the answer
+        // waits for the verdict); otherwise the verdict comes first.
+        let gate = if begun.early() {
+            Gate::new(begun)
+        } else {
+            let decided = begun.finish(charge, &mut lease).await;
+            match on_verdict(state, decided, routed.admission, charge, &mut patched) {
+                Ok(()) => Gate::default(),
+                Err(Next::Answer(err)) => return Err(err),
+                Err(Next::Elsewhere(frees)) => {
+                    refused.add(crate::routing::Blocked::AtLimit(Some(frees)));
+                    exclude.push(index);
+                    continue;
                 }
             }
-            shared_limits::Shared::Refused(why) => {
-                if let Some(c) = charge.take() {
-                    c.refused();
-                }
-                return Err(pick_error(state, PickError::Rejected(why)));
-            }
-            shared_limits::Shared::DeploymentFull(frees) => {
-                refused.add(crate::routing::Blocked::AtLimit(Some(frees)));
-                exclude.push(index);
-                continue;
-            }
-        }
+        };
         trace.deployment = Some(index);
         let attempt = Attempt {
             ctx,
@@ -595,8 +589,21 @@ async fn route(
             retries,
             fallbacks: routed.fallbacks,
             admission: patched.as_ref().or(routed.admission),
+            gate,
         };
-        match attempt.run(lease, charge).await {
+        let result = attempt.run(lease, charge).await;
+        if let Some(decided) = attempt.gate.refusal() {
+            match on_verdict(state, decided, routed.admission, charge, &mut patched) {
+                Ok(()) => {}
+                Err(Next::Answer(err)) => return Err(err),
+                Err(Next::Elsewhere(frees)) => {
+                    refused.add(crate::routing::Blocked::AtLimit(Some(frees)));
+                    exclude.push(index);
+                    continue;
+                }
+            }
+        }
+        match result {
             Ok(response) => return Ok(response),
             Err(err) => {
                 // A per-request `num_retries` applies to every retryable error; otherwise
@@ -624,5 +631,42 @@ async fn route(
                 return Err(err.into());
             }
         }
+    }
+}
+
+/// Where a request goes after a refusal from the limits held in Redis.
+enum Next {
+    /// Answer the client with this error.
+    Answer(ApiError),
+    /// Try another deployment (this one is full until then).
+    Elsewhere(Instant),
+}
+
+/// Applies Redis's decision on an attempt: on `Go`, the key's admission with Redis's counts
+/// (for the rate-limit headers) goes in `patched`.
+fn on_verdict(
+    state: &AppState,
+    decided: shared_limits::Shared,
+    admission: Option<&Admission>,
+    charge: &mut Option<Charge>,
+    patched: &mut Option<Admission>,
+) -> Result<(), Next> {
+    match decided {
+        shared_limits::Shared::Go { remaining } => {
+            if let (Some(left), Some(a)) = (remaining, admission) {
+                let mut a = a.clone();
+                a.requests = left.requests.or(a.requests);
+                a.tokens = left.tokens.or(a.tokens);
+                *patched = Some(a);
+            }
+            Ok(())
+        }
+        shared_limits::Shared::Refused(why) => {
+            if let Some(c) = charge.take() {
+                c.refused();
+            }
+            Err(Next::Answer(pick_error(state, PickError::Rejected(why))))
+        }
+        shared_limits::Shared::DeploymentFull(frees) => Err(Next::Elsewhere(frees)),
     }
 }

@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use crate::actors::{Charge, Lease, ProxyBudget, SharedLimits};
 use crate::config::Deployment;
+use crate::keys::record::Headroom;
 use crate::keys::{Admission, Counting, Rejection};
-use crate::shared::{Checks, Remaining, Verdict};
+use crate::shared::{Asked, Checks, Remaining, Verdict};
 use crate::state::AppState;
 
 /// Where a new request's key limits are counted: in Redis while it answers, else here.
@@ -98,17 +99,44 @@ pub enum Shared {
     DeploymentFull(Instant),
 }
 
-/// Checks the attempt on `deployment` (holding `lease`, reserving `reserve` tokens) against
-/// the limits held in Redis.
-pub async fn check(
+/// A check begun: decided already, or Redis's verdict on its way. It lives for one attempt,
+/// on the stack or in the attempt's gate, so the larger variant is not boxed (that would cost
+/// an allocation per request).
+#[allow(clippy::large_enum_variant)]
+pub enum Begun {
+    /// Nothing to wait for.
+    Now(Shared),
+    /// Asked of Redis.
+    Asked(Asking),
+}
+
+/// An admission asked of Redis, to be applied to the request's charge and lease once in.
+pub struct Asking {
+    asked: Asked,
+    shared: crate::shared::Shared,
+    slot: String,
+    /// Whether the key's checks (or the proxy's budget) are among the checks.
+    pending: bool,
+    /// The key's note of whether it is far from its limits.
+    headroom: Option<Headroom>,
+    /// Whether the request may go upstream before the verdict is in.
+    pub early: bool,
+}
+
+/// Begins checking the attempt on `deployment` (reserving `reserve` tokens) against the limits
+/// held in Redis, without waiting: `Begun::finish` applies the verdict. A key that Redis last
+/// found far from every limit (and no deployment limit to check) may have its request sent
+/// upstream meanwhile (`Asking::early`); its answer still waits for the verdict, and a refusal
+/// drops the upstream call, so no limit is exceeded. That takes Redis's round trip off the
+/// request's path, which on a busy worker is as long as the rest of the request.
+pub fn begin(
     state: &AppState,
     deployment: &Deployment,
     reserve: u64,
     request: Request<'_>,
     charge: &mut Option<Charge>,
-    lease: &mut Lease,
-) -> Shared {
-    let go = Shared::Go { remaining: None };
+) -> Begun {
+    let go = Begun::Now(Shared::Go { remaining: None });
     let Some(shared) = state.shared.as_ref().filter(|s| s.redis.is_up()) else {
         return go;
     };
@@ -117,10 +145,12 @@ pub async fn check(
     let pending = charge
         .as_ref()
         .is_some_and(|c| matches!(c.shared(), SharedLimits::Pending(_)));
+    let mut headroom = None;
     if pending {
         if let Some(a) = request.admission.filter(|a| !a.counted_here) {
             let slot_ms = shared.slot_lifetime.as_millis() as u64;
             checks.key(ns, &a.record.row.token, request.group_name, a, slot_ms);
+            headroom = Some(a.record.headroom.clone());
         }
         if let Some(p) = request.proxy {
             if let Some(budget) = p.max_budget {
@@ -132,56 +162,107 @@ pub async fn check(
     if hard && (deployment.rpm.is_some() || deployment.tpm.is_some()) {
         checks.deployment(ns, &deployment.id, deployment.rpm, deployment.tpm, reserve);
     }
-    let settled = |charge: &mut Option<Charge>, to: SharedLimits| {
-        if let Some(c) = charge.as_mut() {
-            c.set_shared(to);
-        }
-    };
     if checks.is_empty() {
         if pending {
             // Nothing to hold the request to in Redis: it is admitted as it is.
-            settled(charge, SharedLimits::None);
+            settle_charge(charge, SharedLimits::None);
         }
         return go;
     }
+    let early =
+        pending && !checks.has_deployment() && headroom.as_ref().is_some_and(Headroom::ample);
     let slot = shared.slot_id();
-    match shared.admit(checks, slot.clone()).await {
-        Ok(Verdict::Admitted {
-            key,
-            deployment,
-            remaining,
-        }) => {
-            lease.shared(shared.clone(), deployment);
-            if !pending {
-                return go;
-            }
-            let ticket = key;
-            settled(
-                charge,
-                SharedLimits::Held {
-                    shared: shared.clone(),
-                    ticket,
-                    slot,
-                },
-            );
-            Shared::Go {
-                remaining: Some(remaining),
-            }
-        }
-        Ok(Verdict::KeyRefused(why)) => {
-            lease.withdraw();
-            Shared::Refused(why)
-        }
-        Ok(Verdict::DeploymentFull { retry_after }) => {
-            lease.withdraw();
-            Shared::DeploymentFull(Instant::now() + retry_after)
-        }
-        // Redis did not answer: this request goes on (the next ones are counted here).
+    match shared.ask(checks, slot.clone()) {
+        Ok(asked) => Begun::Asked(Asking {
+            asked,
+            shared: shared.clone(),
+            slot,
+            pending,
+            headroom,
+            early,
+        }),
+        // Redis cannot take it: this request goes on (the next ones are counted here).
         Err(_) => {
             if pending {
-                settled(charge, SharedLimits::None);
+                settle_charge(charge, SharedLimits::None);
             }
             go
+        }
+    }
+}
+
+fn settle_charge(charge: &mut Option<Charge>, to: SharedLimits) {
+    if let Some(c) = charge.as_mut() {
+        c.set_shared(to);
+    }
+}
+
+impl Begun {
+    /// Whether the request may go upstream before the verdict is in.
+    pub fn early(&self) -> bool {
+        matches!(self, Begun::Asked(a) if a.early)
+    }
+
+    /// The verdict, applied to the request's `charge` and to the attempt's `lease`.
+    pub async fn finish(self, charge: &mut Option<Charge>, lease: &mut Lease) -> Shared {
+        let asking = match self {
+            Begun::Now(decided) => return decided,
+            Begun::Asked(asking) => asking,
+        };
+        let go = Shared::Go { remaining: None };
+        let Asking {
+            asked,
+            shared,
+            slot,
+            pending,
+            headroom,
+            ..
+        } = asking;
+        match asked.verdict().await {
+            Ok(Verdict::Admitted {
+                key,
+                deployment,
+                remaining,
+                ample,
+            }) => {
+                if let Some(h) = &headroom {
+                    h.set(ample);
+                }
+                lease.shared(shared.clone(), deployment);
+                if !pending {
+                    return go;
+                }
+                let ticket = key;
+                settle_charge(
+                    charge,
+                    SharedLimits::Held {
+                        shared,
+                        ticket,
+                        slot,
+                    },
+                );
+                Shared::Go {
+                    remaining: Some(remaining),
+                }
+            }
+            Ok(Verdict::KeyRefused(why)) => {
+                if let Some(h) = &headroom {
+                    h.set(false);
+                }
+                lease.withdraw();
+                Shared::Refused(why)
+            }
+            Ok(Verdict::DeploymentFull { retry_after }) => {
+                lease.withdraw();
+                Shared::DeploymentFull(Instant::now() + retry_after)
+            }
+            // Redis did not answer: this request goes on (the next ones are counted here).
+            Err(_) => {
+                if pending {
+                    settle_charge(charge, SharedLimits::None);
+                }
+                go
+            }
         }
     }
 }

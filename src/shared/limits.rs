@@ -68,6 +68,8 @@ pub enum Verdict {
         deployment: Ticket,
         /// The key's requests and tokens left this minute, for the headers.
         remaining: Remaining,
+        /// Whether every key check has ample room left (see `Checks::ample`).
+        ample: bool,
     },
     /// The key may not make the request now.
     KeyRefused(Rejection),
@@ -77,6 +79,9 @@ pub enum Verdict {
         retry_after: Duration,
     },
 }
+
+/// The fewest requests, slots or tokens left under a limit for it to have ample room.
+const AMPLE: u64 = 64;
 
 /// How long a request's parallel slot is held at most: a request cannot outlive its timeout,
 /// so an instance that died holding a slot frees it after this.
@@ -257,6 +262,35 @@ impl Checks {
         &self.args
     }
 
+    /// Whether an admitted request left every key check (its rates and parallel slots) far
+    /// from its limit: a tenth of it and at least `AMPLE` requests, slots or tokens, with no
+    /// budget among them. Far from its limits, a key's next request is sent upstream while its
+    /// admission is on its way (see `shared_limits::begin`).
+    fn ample(&self, reply: &[String]) -> bool {
+        (0..self.key_checks).all(|i| {
+            let (kind, limit) = (self.args[3 * i].as_str(), &self.args[3 * i + 1]);
+            let used = reply.get(2 + i);
+            match kind {
+                "R" | "T" | "P" => {
+                    let (Ok(limit), Some(Ok(used))) =
+                        (limit.parse::<u64>(), used.map(|u| u.parse::<u64>()))
+                    else {
+                        return false;
+                    };
+                    limit.saturating_sub(used + 1) >= (limit / 10).max(AMPLE)
+                }
+                // A request refused after it went upstream may still be billed by the
+                // provider: a key with a budget always waits for its verdict.
+                _ => false,
+            }
+        })
+    }
+
+    /// Whether the checks include the deployment's (which may send the request elsewhere).
+    pub fn has_deployment(&self) -> bool {
+        self.keys.len() > self.key_checks
+    }
+
     /// Reads the script's reply: `[0, second, used...]` or `[check, retry_after_ms, used]`.
     pub fn verdict(&self, reply: &[String]) -> Option<Verdict> {
         let first: usize = reply.first()?.parse().ok()?;
@@ -297,6 +331,7 @@ impl Checks {
                 key,
                 deployment,
                 remaining,
+                ample: self.ample(reply),
             });
         }
         let retry_after = Duration::from_millis(second);
@@ -410,6 +445,7 @@ mod tests {
             key,
             deployment,
             remaining,
+            ample,
         }) = c.verdict(&reply)
         else {
             panic!("admitted")
@@ -421,12 +457,46 @@ mod tests {
                 tokens: None
             }
         );
+        assert!(!ample, "25 requests left of 30 is not ample room");
         let (keys, args) = key.settlement("i:7", 10, 0.25);
         assert_eq!(keys, ["ns:key:t:par", "ns:key:t:spend:all"]);
         assert_eq!(args, ["P", "i:7", "0", "0", "S", "0.25", "0", "0"]);
         let (keys, args) = deployment.settlement("", 30, 0.0);
         assert_eq!(keys, ["ns:dep:d1:tpm"]);
         assert_eq!(args, ["T", "-20", "1700000000", "30"]);
+    }
+
+    #[test]
+    fn room_is_ample_far_from_every_rate_limit_and_never_with_a_budget() {
+        let mut r = row();
+        r.max_budget = None;
+        r.rpm_limit = Some(1000);
+        r.max_parallel_requests = Some(500);
+        let mut c = Checks::default();
+        c.key("ns", "t", "g", &admission(r.clone()), 1000);
+        let admitted = |c: &Checks, used: [&str; 2]| match c
+            .verdict(&["0", "1", used[0], used[1]].map(String::from))
+        {
+            Some(Verdict::Admitted { ample, .. }) => ample,
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            admitted(&c, ["10", "500"]),
+            "490 slots and 499 requests left"
+        );
+        assert!(!admitted(&c, ["440", "10"]), "59 slots left: fewer than 64");
+        assert!(
+            !admitted(&c, ["10", "950"]),
+            "49 requests left: under a tenth"
+        );
+        r.max_budget = Some(100.0);
+        let mut c = Checks::default();
+        c.key("ns", "t", "g", &admission(r), 1000);
+        let reply = ["0", "1", "0", "0", "0.5"].map(String::from);
+        assert!(matches!(
+            c.verdict(&reply),
+            Some(Verdict::Admitted { ample: false, .. })
+        ));
     }
 
     #[test]

@@ -78,6 +78,13 @@ impl Shared {
     /// at the same moment go in one script call, so under load a request costs a fraction of a
     /// round trip. `Err` means Redis is unreachable: the caller goes on with local state.
     pub async fn admit(&self, checks: Checks, slot: String) -> Result<Verdict, Unavailable> {
+        self.ask(checks, slot)?.verdict().await
+    }
+
+    /// Queues the admission of a request against `checks` holding slot `slot`, without
+    /// waiting: the verdict is read later (`Asked::verdict`), so the caller can do something
+    /// else meanwhile. `Err` means Redis is unreachable or swamped: go on with local state.
+    pub fn ask(&self, checks: Checks, slot: String) -> Result<Asked, Unavailable> {
         let queue = self.admitter.get_or_init(|| {
             let (tx, rx) = mpsc::channel(ADMIT_QUEUE);
             actix_rt::spawn(admit_batches(self.redis.clone(), self.script.clone(), rx));
@@ -95,13 +102,9 @@ impl Shared {
             self.redis.mark_down("admit", "too many admissions waiting");
             return Err(Unavailable);
         }
-        let answer = actix_rt::time::timeout(redis::COMMAND_TIMEOUT * 2, reply).await;
-        let Ok(Ok((checks, Ok(reply)))) = answer else {
-            return Err(Unavailable);
-        };
-        checks.verdict(&reply).ok_or_else(|| {
-            self.redis.mark_down("admit", "unexpected reply");
-            Unavailable
+        Ok(Asked {
+            reply,
+            redis: self.redis.clone(),
         })
     }
 
@@ -145,6 +148,26 @@ impl Shared {
                 })
                 .await;
         });
+    }
+}
+
+/// An admission on its way to Redis.
+pub struct Asked {
+    reply: oneshot::Receiver<(Checks, Result<Vec<String>, Unavailable>)>,
+    redis: Redis,
+}
+
+impl Asked {
+    /// Waits (a bounded time) for Redis's verdict.
+    pub async fn verdict(self) -> Result<Verdict, Unavailable> {
+        let answer = actix_rt::time::timeout(redis::COMMAND_TIMEOUT * 2, self.reply).await;
+        let Ok(Ok((checks, Ok(reply)))) = answer else {
+            return Err(Unavailable);
+        };
+        checks.verdict(&reply).ok_or_else(|| {
+            self.redis.mark_down("admit", "unexpected reply");
+            Unavailable
+        })
     }
 }
 

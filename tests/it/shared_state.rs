@@ -323,3 +323,81 @@ async fn redis_going_away_fails_nothing_and_shared_limits_resume_when_it_returns
     }
     assert_eq!(ok, 4, "the rpm limit holds across both instances again");
 }
+
+/// Sets the key's request window in Redis to `used` this second, as other instances' traffic
+/// would.
+async fn fill_rpm_window(ns: &str, token: &str, used: u64) {
+    let client = ::redis::Client::open("redis://127.0.0.1:6379/").unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let _: () = ::redis::cmd("HSET")
+        .arg(format!("{ns}:key:{token}:rpm"))
+        .arg(second)
+        .arg(used)
+        .arg("sum")
+        .arg(used)
+        .arg("min")
+        .arg(second)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[actix_rt::test]
+async fn a_key_far_from_its_limits_goes_upstream_early_and_still_waits_for_its_verdict() {
+    let mock = MockUpstream::start().await;
+    let ns = namespace();
+    let gw = Gateway::start_with(settings(&mock, 6379, &ns, "")).await;
+    let generated = gw
+        .post(
+            "/key/generate",
+            Some("sk-master-shared"),
+            &json!({"rpm_limit": 1000, "duration": null}),
+        )
+        .await;
+    let key = generated.json()["key"].as_str().unwrap().to_owned();
+    let token = generated.json()["token"].as_str().unwrap().to_owned();
+    let body = chat_body("g");
+    let ask = || gw.post("/v1/chat/completions", Some(&key), &body);
+    // The first request waits for Redis; it finds the key far from its limit, so the second
+    // goes upstream meanwhile, and its headers still carry Redis's count.
+    let mut charged = 0.0;
+    for remaining in ["999", "998"] {
+        let r = ask().await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.header("x-ratelimit-remaining-requests"), Some(remaining));
+        charged += r
+            .header("x-litellm-response-cost")
+            .unwrap()
+            .parse::<f64>()
+            .unwrap();
+    }
+    // Other instances use up the minute: the next request went upstream early, but Redis
+    // refuses it, so the client gets the 429 and nothing is charged.
+    fill_rpm_window(&ns, &token, 1000).await;
+    let calls = mock.call_count();
+    let refused = ask().await;
+    assert_eq!(refused.status, 429, "{}", refused.text);
+    assert!(refused.text.contains("rpm_limit"), "{}", refused.text);
+    assert_eq!(mock.call_count(), calls + 1, "it had gone upstream early");
+    assert!(refused.header("x-litellm-response-cost").is_none());
+    // Refused, the key waits for its verdict again: nothing more goes upstream.
+    let again = ask().await;
+    assert_eq!(again.status, 429, "{}", again.text);
+    assert_eq!(
+        mock.call_count(),
+        calls + 1,
+        "a refused key is not sent early"
+    );
+    let info = gw
+        .get(&format!("/key/info?key={key}"), Some("sk-master-shared"))
+        .await;
+    let spent = info.json()["info"]["spend"].as_f64().unwrap();
+    assert!(
+        (spent - charged).abs() < 1e-9,
+        "only the two answered requests are charged: {spent} against {charged}"
+    );
+}
