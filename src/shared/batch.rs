@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
-use ::redis::Script;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use ::redis::aio::MultiplexedConnection;
+use ::redis::{Cmd, ErrorKind, FromRedisValue, RedisResult, Script, ServerErrorKind};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::{mpsc, oneshot};
 
-use super::{now_millis, Checks, Redis, Unavailable};
+use super::{now_millis, Checks, Redis, Ticket, Unavailable};
 
 /// Settlements waiting for the settler at most; beyond this they are dropped (their slots
 /// expire, their spend still reaches the database).
@@ -15,8 +17,17 @@ pub const SETTLE_QUEUE: usize = 16_384;
 /// Settlements sent in one script call at most.
 const SETTLE_BATCH: usize = 256;
 
-/// One request's settlement: the script's keys and values.
-pub type Settlement = (Vec<String>, Vec<String>);
+/// One request's end: what its admission counted, its slot, the tokens it used and its cost.
+pub struct Settlement {
+    /// What ending it must undo or add.
+    pub ticket: Ticket,
+    /// Its parallel-request slot.
+    pub slot: String,
+    /// Tokens used.
+    pub tokens: u64,
+    /// USD.
+    pub cost: f64,
+}
 
 /// Admissions waiting for the admitter at most; beyond this Redis counts as down (for a second)
 /// and requests go on with local state.
@@ -39,52 +50,66 @@ pub struct AdmitRequest {
 }
 
 /// Sends waiting admissions, as many as are queued (up to `ADMIT_BATCH`) per script call, and
-/// hands each request its own reply.
+/// hands each request its own reply. The calls run inside this task rather than as tasks of
+/// their own: on a busy worker every task wake is a turn in the queue behind the HTTP traffic,
+/// and an admission's turns are what its request waits for.
 pub async fn admit_batches(
     redis: Redis,
     script: Arc<Script>,
     mut queue: mpsc::Receiver<AdmitRequest>,
 ) {
-    let in_flight = Arc::new(Semaphore::new(ADMIT_CALLS_IN_FLIGHT));
-    while let Some(first) = queue.recv().await {
-        // While the calls in flight are out, more requests queue up and join this batch.
-        let Ok(permit) = in_flight.clone().acquire_owned().await else {
-            return;
-        };
-        let mut batch = Vec::with_capacity(ADMIT_BATCH);
-        batch.push(first);
-        while batch.len() < ADMIT_BATCH {
-            match queue.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
+    let mut calls = FuturesUnordered::new();
+    let mut open = true;
+    loop {
+        tokio::select! {
+            biased;
+            Some(()) = calls.next(), if !calls.is_empty() => {}
+            // While the calls in flight are out, more requests queue up and join the next batch.
+            next = queue.recv(), if open && calls.len() < ADMIT_CALLS_IN_FLIGHT => match next {
+                Some(first) => {
+                    let mut batch = Vec::with_capacity(ADMIT_BATCH);
+                    batch.push(first);
+                    while batch.len() < ADMIT_BATCH {
+                        match queue.try_recv() {
+                            Ok(next) => batch.push(next),
+                            Err(_) => break,
+                        }
+                    }
+                    calls.push(admit_batch(&redis, &script, batch));
+                }
+                None => open = false,
+            },
+            else => return,
         }
-        let (redis, script) = (redis.clone(), script.clone());
-        actix_rt::spawn(async move {
-            admit_batch(&redis, &script, batch).await;
-            drop(permit);
-        });
     }
 }
 
 /// One script call for `batch`; each request gets its own reply.
 async fn admit_batch(redis: &Redis, script: &Script, batch: Vec<AdmitRequest>) {
-    let mut invocation = script.prepare_invoke();
-    invocation.arg("admit").arg(now_millis()).arg(batch.len());
+    let keys: usize = batch.iter().map(|r| r.checks.keys().len()).sum();
+    let bytes: usize = batch
+        .iter()
+        .map(|r| {
+            let text = |v: &[String]| v.iter().map(String::len).sum::<usize>();
+            text(r.checks.keys()) + text(r.checks.args()) + r.slot.len() + 4
+        })
+        .sum();
+    let mut cmd = evalsha(script, keys, 4 * keys + 2 * batch.len() + 5, bytes + 64);
     for request in &batch {
-        invocation
-            .arg(&request.slot)
-            .arg(request.checks.keys().len());
         for k in request.checks.keys() {
-            invocation.key(k);
+            cmd.arg(k);
         }
+    }
+    cmd.arg("admit").arg(now_millis()).arg(batch.len());
+    for request in &batch {
+        cmd.arg(&request.slot).arg(request.checks.keys().len());
         for a in request.checks.args() {
-            invocation.arg(a);
+            cmd.arg(a);
         }
     }
     let replies: Result<Vec<Vec<String>>, Unavailable> = redis
         .run("admit", |mut conn| async move {
-            invocation.invoke_async(&mut conn).await
+            run_script(&mut conn, script, &cmd).await
         })
         .await;
     let replies: Vec<Result<Vec<String>, Unavailable>> = match replies {
@@ -102,28 +127,63 @@ pub async fn settle_batches(
     script: Arc<Script>,
     mut queue: mpsc::Receiver<Settlement>,
 ) {
-    while let Some((mut keys, mut args)) = queue.recv().await {
-        for _ in 1..SETTLE_BATCH {
+    let mut batch = Vec::with_capacity(SETTLE_BATCH);
+    while let Some(first) = queue.recv().await {
+        batch.push(first);
+        while batch.len() < SETTLE_BATCH {
             match queue.try_recv() {
-                Ok((k, a)) => {
-                    keys.extend(k);
-                    args.extend(a);
-                }
+                Ok(next) => batch.push(next),
                 Err(_) => break,
             }
         }
-        let mut invocation = script.prepare_invoke();
-        invocation.arg("settle").arg(now_millis()).arg("");
-        for k in &keys {
-            invocation.key(k);
+        let keys: usize = batch.iter().map(|s| s.ticket.len()).sum();
+        let bytes: usize = batch
+            .iter()
+            .map(|s| {
+                s.ticket.keys().map(str::len).sum::<usize>() + s.slot.len() + 32 * s.ticket.len()
+            })
+            .sum();
+        let mut cmd = evalsha(&script, keys, 5 * keys + 5, bytes + 64);
+        for s in &batch {
+            for k in s.ticket.keys() {
+                cmd.arg(k);
+            }
         }
-        for a in &args {
-            invocation.arg(a);
+        cmd.arg("settle").arg(now_millis()).arg("");
+        for s in batch.drain(..) {
+            s.ticket.write_values(&s.slot, s.tokens, s.cost, &mut cmd);
         }
+        let script = &*script;
         let _ = redis
             .run("settle", |mut conn| async move {
-                invocation.invoke_async::<i64>(&mut conn).await
+                run_script::<i64>(&mut conn, script, &cmd).await
             })
             .await;
+    }
+}
+
+/// `EVALSHA` of `script` with `keys` keys, its keys and values to be appended (about `args`
+/// of them, `bytes` long in all). Built as one command in one buffer sized up front, rather
+/// than through `redis::ScriptInvocation`, which copies each value into an allocation of its
+/// own first: on a busy worker those allocations, and the large buffers regrown as they fill,
+/// cost more than the call.
+fn evalsha(script: &Script, keys: usize, args: usize, bytes: usize) -> Cmd {
+    let mut cmd = Cmd::with_capacity(args, bytes);
+    cmd.arg("EVALSHA").arg(script.get_hash()).arg(keys);
+    cmd
+}
+
+/// Runs `cmd` (an `EVALSHA` of `script`), loading the script first if Redis does not have it.
+async fn run_script<T: FromRedisValue>(
+    conn: &mut MultiplexedConnection,
+    script: &Script,
+    cmd: &Cmd,
+) -> RedisResult<T> {
+    match cmd.query_async(conn).await {
+        Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+            script.prepare_invoke().load_async(conn).await?;
+            cmd.query_async(conn).await
+        }
+        other => other,
     }
 }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use redis::Cmd;
 
 use crate::keys::{Admission, Rejection};
 
@@ -360,30 +361,29 @@ impl Ticket {
         self.steps.is_empty()
     }
 
-    /// The settle script's `KEYS` and values for a request holding `slot` that used `tokens`
-    /// and cost `cost`.
-    pub fn settlement(self, slot: &str, tokens: u64, cost: f64) -> (Vec<String>, Vec<String>) {
-        let mut keys = Vec::with_capacity(self.steps.len());
-        let mut args = Vec::with_capacity(self.steps.len() * 4);
-        for (key, step) in self.steps {
-            keys.push(key);
+    /// The settle steps' keys (the script's `KEYS`, in order).
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.steps.iter().map(|(key, _)| key.as_str())
+    }
+
+    /// How many settle steps ending the request takes.
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Appends the settle steps' values (four per key, in `keys` order) for a request holding
+    /// `slot` that used `tokens` and cost `cost`.
+    pub fn write_values(&self, slot: &str, tokens: u64, cost: f64, cmd: &mut Cmd) {
+        for (_, step) in &self.steps {
             match step {
-                Step::FreeSlot => {
-                    args.extend(["P".into(), slot.to_owned(), "0".into(), "0".into()])
-                }
+                Step::FreeSlot => cmd.arg("P").arg(slot).arg(0).arg(0),
                 Step::Tokens { reserved } => {
-                    let change = tokens as i64 - reserved as i64;
-                    args.extend([
-                        "T".into(),
-                        change.to_string(),
-                        self.second.to_string(),
-                        tokens.to_string(),
-                    ]);
+                    let change = tokens as i64 - *reserved as i64;
+                    cmd.arg("T").arg(change).arg(self.second).arg(tokens)
                 }
-                Step::Spend => args.extend(["S".into(), cost.to_string(), "0".into(), "0".into()]),
-            }
+                Step::Spend => cmd.arg("S").arg(cost).arg(0).arg(0),
+            };
         }
-        (keys, args)
     }
 }
 
@@ -458,12 +458,40 @@ mod tests {
             }
         );
         assert!(!ample, "25 requests left of 30 is not ample room");
-        let (keys, args) = key.settlement("i:7", 10, 0.25);
-        assert_eq!(keys, ["ns:key:t:par", "ns:key:t:spend:all"]);
-        assert_eq!(args, ["P", "i:7", "0", "0", "S", "0.25", "0", "0"]);
-        let (keys, args) = deployment.settlement("", 30, 0.0);
-        assert_eq!(keys, ["ns:dep:d1:tpm"]);
-        assert_eq!(args, ["T", "-20", "1700000000", "30"]);
+        assert_eq!(
+            settled(&key, "i:7", 10, 0.25),
+            [
+                "ns:key:t:par",
+                "ns:key:t:spend:all",
+                "P",
+                "i:7",
+                "0",
+                "0",
+                "S",
+                "0.25",
+                "0",
+                "0"
+            ]
+        );
+        assert_eq!(
+            settled(&deployment, "", 30, 0.0),
+            ["ns:dep:d1:tpm", "T", "-20", "1700000000", "30"]
+        );
+    }
+
+    /// A ticket's settle keys, then its values, as the script gets them.
+    fn settled(ticket: &Ticket, slot: &str, tokens: u64, cost: f64) -> Vec<String> {
+        let mut cmd = Cmd::new();
+        for key in ticket.keys() {
+            cmd.arg(key);
+        }
+        ticket.write_values(slot, tokens, cost, &mut cmd);
+        cmd.args_iter()
+            .map(|a| match a {
+                redis::Arg::Simple(b) => String::from_utf8_lossy(b).into_owned(),
+                _ => String::new(),
+            })
+            .collect()
     }
 
     #[test]

@@ -116,7 +116,12 @@ impl Shared {
         if ticket.is_empty() {
             return;
         }
-        let settlement = ticket.settlement(slot, tokens, cost);
+        let settlement = Settlement {
+            ticket,
+            slot: slot.to_owned(),
+            tokens,
+            cost,
+        };
         let queue = self.settler.get_or_init(|| {
             let (tx, rx) = mpsc::channel(SETTLE_QUEUE);
             actix_rt::spawn(settle_batches(self.redis.clone(), self.script.clone(), rx));
