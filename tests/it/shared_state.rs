@@ -401,3 +401,40 @@ async fn a_key_far_from_its_limits_goes_upstream_early_and_still_waits_for_its_v
         "only the two answered requests are charged: {spent} against {charged}"
     );
 }
+
+#[actix_rt::test]
+async fn a_stream_sent_upstream_early_is_relayed_whole_and_a_refused_one_is_a_429() {
+    let mock = MockUpstream::start().await;
+    let ns = namespace();
+    let gw = Gateway::start_with(settings(&mock, 6379, &ns, "")).await;
+    let generated = gw
+        .post(
+            "/key/generate",
+            Some("sk-master-shared"),
+            &json!({"rpm_limit": 1000, "max_parallel_requests": 500, "duration": null}),
+        )
+        .await;
+    let key = generated.json()["key"].as_str().unwrap().to_owned();
+    let token = generated.json()["token"].as_str().unwrap().to_owned();
+    let first = gw
+        .post("/v1/chat/completions", Some(&key), &chat_body("g"))
+        .await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let mut body = chat_body("g");
+    body["stream"] = json!(true);
+    let streamed = gw.post("/v1/chat/completions", Some(&key), &body).await;
+    assert_eq!(streamed.status, 200, "{}", streamed.text);
+    assert_eq!(
+        streamed.header("x-ratelimit-remaining-requests"),
+        Some("998")
+    );
+    assert!(
+        streamed.text.trim_end().ends_with("data: [DONE]"),
+        "{}",
+        streamed.text
+    );
+    fill_rpm_window(&ns, &token, 1000).await;
+    let refused = gw.post("/v1/chat/completions", Some(&key), &body).await;
+    assert_eq!(refused.status, 429, "{}", refused.text);
+    assert!(!refused.text.contains("data:"), "{}", refused.text);
+}
