@@ -2,12 +2,14 @@
 //! to Redis in one script call, so under load a request costs a fraction of a round trip.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use ::redis::aio::MultiplexedConnection;
 use ::redis::{Cmd, ErrorKind, FromRedisValue, RedisResult, Script, ServerErrorKind};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
+use super::redis::COMMAND_TIMEOUT;
 use super::{now_millis, Checks, Redis, Ticket, Unavailable};
 
 /// Settlements waiting for the settler at most; beyond this they are dropped (their slots
@@ -47,6 +49,20 @@ pub struct AdmitRequest {
     pub slot: String,
     /// Where its reply goes.
     pub reply_to: oneshot::Sender<(Checks, Result<Vec<String>, Unavailable>)>,
+    /// When it was queued.
+    pub queued: Instant,
+}
+
+impl AdmitRequest {
+    /// Answers "Redis unavailable" to a request that waited longer than a command may take
+    /// (it goes on with local state); hands back the others.
+    fn unless_stale(self, now: Instant) -> Option<Self> {
+        if now.duration_since(self.queued) <= COMMAND_TIMEOUT {
+            return Some(self);
+        }
+        let _ = self.reply_to.send((self.checks, Err(Unavailable)));
+        None
+    }
 }
 
 /// Sends waiting admissions, as many as are queued (up to `ADMIT_BATCH`) per script call, and
@@ -67,15 +83,18 @@ pub async fn admit_batches(
             // While the calls in flight are out, more requests queue up and join the next batch.
             next = queue.recv(), if open && calls.len() < ADMIT_CALLS_IN_FLIGHT => match next {
                 Some(first) => {
+                    let now = Instant::now();
                     let mut batch = Vec::with_capacity(ADMIT_BATCH);
-                    batch.push(first);
+                    batch.extend(first.unless_stale(now));
                     while batch.len() < ADMIT_BATCH {
                         match queue.try_recv() {
-                            Ok(next) => batch.push(next),
+                            Ok(next) => batch.extend(next.unless_stale(now)),
                             Err(_) => break,
                         }
                     }
-                    calls.push(admit_batch(&redis, &script, batch));
+                    if !batch.is_empty() {
+                        calls.push(admit_batch(&redis, &script, batch));
+                    }
                 }
                 None => open = false,
             },

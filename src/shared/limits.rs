@@ -1,6 +1,7 @@
 //! Limits held across instances: the checks of one request (its key's and its deployment's),
 //! sent to Redis as one atomic script call, and the settlement that ends the request.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -8,15 +9,39 @@ use redis::Cmd;
 
 use crate::keys::{Admission, Rejection};
 
-/// Why a check may refuse: what the refusal says.
+/// Why a check may refuse: what the refusal says. Only a refusal spells it out, so admitting
+/// a request formats nothing.
 #[derive(Debug, Clone, PartialEq)]
 enum Label {
-    /// A key's rate or parallel limit, named as the 429 names it (`rpm_limit=30`).
-    KeyRate(String),
-    /// A budget: what ran out (`key`, `model gpt-4o`, `proxy`) and its limit.
-    Budget(String, f64),
+    /// A key's rate or parallel limit (`rpm_limit`) and its value, on a model group when the
+    /// limit is per model: named as the 429 names it (`rpm_limit=30`).
+    KeyRate(&'static str, i64, Option<Arc<str>>),
+    /// A budget: what ran out (`key`, a model group, `proxy`) and its limit.
+    Budget(Spent, f64),
     /// The deployment's rpm or tpm.
     Deployment,
+}
+
+/// Whose budget a budget check holds.
+#[derive(Debug, Clone, PartialEq)]
+enum Spent {
+    Key,
+    Model(Arc<str>),
+    Proxy,
+}
+
+impl Label {
+    /// What the refusal names.
+    fn what(&self) -> String {
+        match self {
+            Label::KeyRate(name, limit, None) => format!("{name}={limit}"),
+            Label::KeyRate(name, limit, Some(group)) => format!("{name} for {group}={limit}"),
+            Label::Budget(Spent::Key, _) => "key".into(),
+            Label::Budget(Spent::Model(group), _) => format!("model {group}"),
+            Label::Budget(Spent::Proxy, _) => "proxy".into(),
+            Label::Deployment => "deployment".into(),
+        }
+    }
 }
 
 /// What ending the request must do for one check.
@@ -120,7 +145,7 @@ impl Checks {
         let row = &a.record.row;
         let base = format!("{ns}:key:{token}");
         if let Some(max) = row.max_parallel_requests {
-            let label = Label::KeyRate(format!("max_parallel_requests={max}"));
+            let label = Label::KeyRate("max_parallel_requests", max, None);
             self.push(
                 format!("{base}:par"),
                 "P",
@@ -131,7 +156,7 @@ impl Checks {
             );
         }
         if let Some(rpm) = row.rpm_limit {
-            let label = Label::KeyRate(format!("rpm_limit={rpm}"));
+            let label = Label::KeyRate("rpm_limit", rpm, None);
             self.push(
                 format!("{base}:rpm"),
                 "R",
@@ -142,7 +167,7 @@ impl Checks {
             );
         }
         if let Some(tpm) = row.tpm_limit {
-            let label = Label::KeyRate(format!("tpm_limit={tpm}"));
+            let label = Label::KeyRate("tpm_limit", tpm, None);
             let step = Some(Step::Tokens { reserved: 0 });
             self.push(
                 format!("{base}:tpm"),
@@ -154,7 +179,7 @@ impl Checks {
             );
         }
         if let Some(&rpm) = a.record.model_rpm_limit.get(group) {
-            let label = Label::KeyRate(format!("model_rpm_limit for {group}={rpm}"));
+            let label = Label::KeyRate("model_rpm_limit", rpm as i64, Some(Arc::from(group)));
             self.push(
                 format!("{base}:m:{group}:rpm"),
                 "R",
@@ -165,7 +190,7 @@ impl Checks {
             );
         }
         if let Some(&tpm) = a.record.model_tpm_limit.get(group) {
-            let label = Label::KeyRate(format!("model_tpm_limit for {group}={tpm}"));
+            let label = Label::KeyRate("model_tpm_limit", tpm as i64, Some(Arc::from(group)));
             let step = Some(Step::Tokens { reserved: 0 });
             self.push(
                 format!("{base}:m:{group}:tpm"),
@@ -178,7 +203,7 @@ impl Checks {
         }
         let period = period_name(a.period);
         if let Some(budget) = row.max_budget {
-            let label = Label::Budget("key".into(), budget);
+            let label = Label::Budget(Spent::Key, budget);
             let key = format!("{base}:spend:{period}");
             self.push(
                 key,
@@ -190,7 +215,7 @@ impl Checks {
             );
         }
         if let Some(&budget) = a.record.model_max_budget.get(group) {
-            let label = Label::Budget(format!("model {group}"), budget);
+            let label = Label::Budget(Spent::Model(Arc::from(group)), budget);
             let key = format!("{base}:m:{group}:spend:{period}");
             self.push(
                 key,
@@ -207,7 +232,7 @@ impl Checks {
     /// The proxy-wide budget `budget` of the period ending at `period`, whose shared counter
     /// starts from `spend` (what this instance knows).
     pub fn proxy(&mut self, ns: &str, budget: f64, spend: f64, period: Option<DateTime<Utc>>) {
-        let label = Label::Budget("proxy".into(), budget);
+        let label = Label::Budget(Spent::Proxy, budget);
         let key = format!("{ns}:proxy:spend:{}", period_name(period));
         self.push(
             key,
@@ -341,12 +366,12 @@ impl Checks {
             .and_then(|u| u.parse::<f64>().ok())
             .unwrap_or(0.0);
         Some(match self.labels.get(first - 1)? {
-            Label::KeyRate(what) => Verdict::KeyRefused(Rejection::RateLimited {
-                what: what.clone(),
+            label @ Label::KeyRate(..) => Verdict::KeyRefused(Rejection::RateLimited {
+                what: label.what(),
                 retry_after: retry_after.max(Duration::from_secs(1)),
             }),
-            Label::Budget(what, budget) => Verdict::KeyRefused(Rejection::BudgetExceeded {
-                what: what.clone(),
+            label @ Label::Budget(_, budget) => Verdict::KeyRefused(Rejection::BudgetExceeded {
+                what: label.what(),
                 spend: used,
                 budget: *budget,
             }),

@@ -95,6 +95,7 @@ impl Shared {
             checks,
             slot,
             reply_to,
+            queued: std::time::Instant::now(),
         };
         if queue.try_send(request).is_err() {
             // More requests are waiting on Redis than it can answer in time: this one is
@@ -163,10 +164,11 @@ pub struct Asked {
 }
 
 impl Asked {
-    /// Waits (a bounded time) for Redis's verdict.
+    /// Waits for Redis's verdict. The wait is bounded without a timer of its own: the admitter
+    /// answers at once a request that waited in its queue longer than a command may take, and
+    /// every call it makes is bounded by `COMMAND_TIMEOUT`.
     pub async fn verdict(self) -> Result<Verdict, Unavailable> {
-        let answer = actix_rt::time::timeout(redis::COMMAND_TIMEOUT * 2, self.reply).await;
-        let Ok(Ok((checks, Ok(reply)))) = answer else {
+        let Ok((checks, Ok(reply))) = self.reply.await else {
             return Err(Unavailable);
         };
         checks.verdict(&reply).ok_or_else(|| {
