@@ -346,20 +346,28 @@ async fn fill_rpm_window(ns: &str, token: &str, used: u64) {
         .unwrap();
 }
 
+/// One gateway on the machine's Redis (a namespace of its own) and a key with `limits`: the
+/// gateway, the namespace, the key and its stored token.
+async fn alone_with_key(
+    mock: &MockUpstream,
+    mut limits: Value,
+) -> (Gateway, String, String, String) {
+    let ns = namespace();
+    let gw = Gateway::start_with(settings(mock, 6379, &ns, "")).await;
+    limits["duration"] = Value::Null;
+    let generated = gw
+        .post("/key/generate", Some("sk-master-shared"), &limits)
+        .await;
+    assert_eq!(generated.status, 200, "{}", generated.text);
+    let field = |name: &str| generated.json()[name].as_str().unwrap().to_owned();
+    let (key, token) = (field("key"), field("token"));
+    (gw, ns, key, token)
+}
+
 #[actix_rt::test]
 async fn a_key_far_from_its_limits_goes_upstream_early_and_still_waits_for_its_verdict() {
     let mock = MockUpstream::start().await;
-    let ns = namespace();
-    let gw = Gateway::start_with(settings(&mock, 6379, &ns, "")).await;
-    let generated = gw
-        .post(
-            "/key/generate",
-            Some("sk-master-shared"),
-            &json!({"rpm_limit": 1000, "duration": null}),
-        )
-        .await;
-    let key = generated.json()["key"].as_str().unwrap().to_owned();
-    let token = generated.json()["token"].as_str().unwrap().to_owned();
+    let (gw, ns, key, token) = alone_with_key(&mock, json!({"rpm_limit": 1000})).await;
     let body = chat_body("g");
     let ask = || gw.post("/v1/chat/completions", Some(&key), &body);
     // The first request waits for Redis; it finds the key far from its limit, so the second
@@ -405,17 +413,8 @@ async fn a_key_far_from_its_limits_goes_upstream_early_and_still_waits_for_its_v
 #[actix_rt::test]
 async fn a_stream_sent_upstream_early_is_relayed_whole_and_a_refused_one_is_a_429() {
     let mock = MockUpstream::start().await;
-    let ns = namespace();
-    let gw = Gateway::start_with(settings(&mock, 6379, &ns, "")).await;
-    let generated = gw
-        .post(
-            "/key/generate",
-            Some("sk-master-shared"),
-            &json!({"rpm_limit": 1000, "max_parallel_requests": 500, "duration": null}),
-        )
-        .await;
-    let key = generated.json()["key"].as_str().unwrap().to_owned();
-    let token = generated.json()["token"].as_str().unwrap().to_owned();
+    let limits = json!({"rpm_limit": 1000, "max_parallel_requests": 500});
+    let (gw, ns, key, token) = alone_with_key(&mock, limits).await;
     let first = gw
         .post("/v1/chat/completions", Some(&key), &chat_body("g"))
         .await;
