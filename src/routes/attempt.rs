@@ -161,14 +161,6 @@ impl Attempt<'_> {
         }
     }
 
-    /// Whether the attempt calls the deployment (not a mock, not a provider llmgate lacks).
-    fn goes_upstream(&self) -> bool {
-        let mock = self.request.gateway.mock_timeout
-            || self.request.gateway.mock_response.is_some()
-            || self.deployment.mock_response.is_some();
-        !mock && !matches!(self.deployment.provider, ProviderKind::NotYet(_))
-    }
-
     async fn call(
         &self,
         slot: &mut Option<Lease>,
@@ -176,7 +168,17 @@ impl Attempt<'_> {
     ) -> Result<HttpResponse, ProviderError> {
         let d = self.deployment;
         let model = self.upstream_model();
-        if !self.goes_upstream() {
+        let mock_value = self
+            .request
+            .gateway
+            .mock_response
+            .as_deref()
+            .or(d.mock_response.as_deref());
+        let upstream = !self.request.gateway.mock_timeout
+            && mock_value.is_none()
+            && !matches!(d.provider, ProviderKind::NotYet(_));
+        if !upstream {
+            // Nothing goes upstream to overlap with the verdict: it comes first.
             self.pass_gate(slot, charge).await?;
         }
         if let Some(c) = charge.as_mut() {
@@ -187,12 +189,6 @@ impl Attempt<'_> {
             actix_rt::time::sleep(after).await;
             return Err(mock::timeout_error(after));
         }
-        let mock_value = self
-            .request
-            .gateway
-            .mock_response
-            .as_deref()
-            .or(d.mock_response.as_deref());
         if let Some(value) = mock_value {
             return match mock::interpret(value) {
                 mock::Mock::Fail(err) => Err(err),

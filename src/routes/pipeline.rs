@@ -569,15 +569,11 @@ async fn route(
             Gate::new(begun)
         } else {
             let decided = begun.finish(charge, &mut lease).await;
-            match on_verdict(state, decided, routed.admission, charge, &mut patched) {
-                Ok(()) => Gate::default(),
-                Err(Next::Answer(err)) => return Err(err),
-                Err(Next::Elsewhere(frees)) => {
-                    refused.add(crate::routing::Blocked::AtLimit(Some(frees)));
-                    exclude.push(index);
-                    continue;
-                }
+            if let Err(next) = on_verdict(state, decided, routed.admission, charge, &mut patched) {
+                next.give_way(index, &mut refused, &mut exclude)?;
+                continue;
             }
+            Gate::default()
         };
         trace.deployment = Some(index);
         let attempt = Attempt {
@@ -593,14 +589,9 @@ async fn route(
         };
         let result = attempt.run(lease, charge).await;
         if let Some(decided) = attempt.gate.refusal() {
-            match on_verdict(state, decided, routed.admission, charge, &mut patched) {
-                Ok(()) => {}
-                Err(Next::Answer(err)) => return Err(err),
-                Err(Next::Elsewhere(frees)) => {
-                    refused.add(crate::routing::Blocked::AtLimit(Some(frees)));
-                    exclude.push(index);
-                    continue;
-                }
+            if let Err(next) = on_verdict(state, decided, routed.admission, charge, &mut patched) {
+                next.give_way(index, &mut refused, &mut exclude)?;
+                continue;
             }
         }
         match result {
@@ -640,6 +631,26 @@ enum Next {
     Answer(ApiError),
     /// Try another deployment (this one is full until then).
     Elsewhere(Instant),
+}
+
+impl Next {
+    /// The client's error (`Err`), or deployment `index` set aside as full so the loop tries
+    /// another (`Ok`).
+    fn give_way(
+        self,
+        index: usize,
+        refused: &mut NoCapacity,
+        exclude: &mut Vec<usize>,
+    ) -> Result<(), ApiError> {
+        match self {
+            Next::Answer(err) => Err(err),
+            Next::Elsewhere(frees) => {
+                refused.add(crate::routing::Blocked::AtLimit(Some(frees)));
+                exclude.push(index);
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Applies Redis's decision on an attempt: on `Go`, the key's admission with Redis's counts
