@@ -1,13 +1,12 @@
 //! `KeyRecord`: a stored key with its JSON fields parsed, and how it is shown by the key API.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{json, Value as Json};
 
 use crate::db::models::KeyRow;
+pub use crate::shared::Headroom;
 
 /// A key as the gateway uses it.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,34 +25,8 @@ pub struct KeyRecord {
     pub model_tpm_limit: HashMap<String, u64>,
     /// Spend per model group, as stored.
     pub model_spend: HashMap<String, f64>,
-    /// Whether Redis last found the key far from all its limits.
+    /// What Redis last said about the key's room under its limits, and its lease.
     pub headroom: Headroom,
-}
-
-/// Whether Redis last found a key far from every limit it holds the key to, so the key's next
-/// request may go upstream while its admission is on its way. Shared by a record's clones and
-/// not part of what the record is (it compares equal always).
-#[derive(Debug, Clone, Default)]
-pub struct Headroom(Arc<AtomicBool>);
-
-impl Headroom {
-    /// What Redis last said.
-    pub fn ample(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    /// Notes what Redis said.
-    pub fn set(&self, ample: bool) {
-        if self.0.load(Ordering::Relaxed) != ample {
-            self.0.store(ample, Ordering::Relaxed);
-        }
-    }
-}
-
-impl PartialEq for Headroom {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
 }
 
 fn parse<T: serde::de::DeserializeOwned + Default>(text: &str) -> T {

@@ -8,7 +8,7 @@ use crate::actors::{Charge, Lease, ProxyBudget, SharedLimits};
 use crate::config::Deployment;
 use crate::keys::record::Headroom;
 use crate::keys::{Admission, Counting, Rejection};
-use crate::shared::{Asked, Checks, Remaining, Verdict};
+use crate::shared::{Asked, Checks, Credit, Remaining, Verdict};
 use crate::state::AppState;
 
 /// Where a new request's key limits are counted: in Redis while it answers, else here.
@@ -141,10 +141,27 @@ pub fn begin(
         return go;
     };
     let ns = shared.ns();
-    let mut checks = Checks::default();
     let pending = charge
         .as_ref()
         .is_some_and(|c| matches!(c.shared(), SharedLimits::Pending(_)));
+    let hard = state.settings.routing.hard_limits();
+    let deployment_checked = hard && (deployment.rpm.is_some() || deployment.tpm.is_some());
+    if pending && !deployment_checked && request.proxy.is_none_or(|p| p.max_budget.is_none()) {
+        if let Some(credit) = leased(shared, &request) {
+            settle_charge(
+                charge,
+                SharedLimits::Held {
+                    shared: shared.clone(),
+                    ticket: credit.ticket,
+                    slot: credit.slot,
+                },
+            );
+            return Begun::Now(Shared::Go {
+                remaining: Some(credit.remaining),
+            });
+        }
+    }
+    let mut checks = Checks::default();
     let mut headroom = None;
     if pending {
         if let Some(a) = request.admission.filter(|a| !a.counted_here) {
@@ -158,8 +175,7 @@ pub fn begin(
             }
         }
     }
-    let hard = state.settings.routing.hard_limits();
-    if hard && (deployment.rpm.is_some() || deployment.tpm.is_some()) {
+    if deployment_checked {
         checks.deployment(ns, &deployment.id, deployment.rpm, deployment.tpm, reserve);
     }
     if checks.is_empty() {
@@ -189,6 +205,32 @@ pub fn begin(
             go
         }
     }
+}
+
+/// A request admitted on its key's lease (see `shared::lease`), when the key holds only rate
+/// and parallel limits, is far from them and has a leased request left in this second; a lease
+/// running low is renewed (with the key's `checks`) on the way.
+fn leased(shared: &crate::shared::Shared, request: &Request<'_>) -> Option<Credit> {
+    let a = request.admission.filter(|a| !a.counted_here)?;
+    let most = Checks::lease_size(a, request.group_name);
+    if most < 2 {
+        return None;
+    }
+    let headroom = &a.record.headroom;
+    let (credit, lease) = headroom.take(shared, most);
+    if let Some(copies) = lease {
+        let mut checks = Checks::default();
+        let slot_ms = shared.slot_lifetime.as_millis() as u64;
+        checks.key(
+            shared.ns(),
+            &a.record.row.token,
+            request.group_name,
+            a,
+            slot_ms,
+        );
+        headroom.lease(shared, checks, copies);
+    }
+    credit
 }
 
 fn settle_charge(charge: &mut Option<Charge>, to: SharedLimits) {
@@ -224,6 +266,7 @@ impl Begun {
                 deployment,
                 remaining,
                 ample,
+                ..
             }) => {
                 if let Some(h) = &headroom {
                     h.set(ample);

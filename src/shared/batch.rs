@@ -45,8 +45,10 @@ const ADMIT_CALLS_IN_FLIGHT: usize = 2;
 pub struct AdmitRequest {
     /// The request's checks.
     pub checks: Checks,
-    /// Its parallel-request slot.
+    /// Its parallel-request slot (the lease's slots' prefix, when `copies` > 1).
     pub slot: String,
+    /// How many copies of it to admit: 1, or a lease's size.
+    pub copies: u32,
     /// Where its reply goes.
     pub reply_to: oneshot::Sender<(Checks, Result<Vec<String>, Unavailable>)>,
     /// When it was queued.
@@ -110,10 +112,10 @@ async fn admit_batch(redis: &Redis, script: &Script, batch: Vec<AdmitRequest>) {
         .iter()
         .map(|r| {
             let text = |v: &[String]| v.iter().map(String::len).sum::<usize>();
-            text(r.checks.keys()) + text(r.checks.args()) + r.slot.len() + 4
+            text(r.checks.keys()) + text(r.checks.args()) + r.slot.len() + 8
         })
         .sum();
-    let mut cmd = evalsha(script, keys, 4 * keys + 2 * batch.len() + 5, bytes + 64);
+    let mut cmd = evalsha(script, keys, 4 * keys + 3 * batch.len() + 5, bytes + 64);
     for request in &batch {
         for k in request.checks.keys() {
             cmd.arg(k);
@@ -121,7 +123,9 @@ async fn admit_batch(redis: &Redis, script: &Script, batch: Vec<AdmitRequest>) {
     }
     cmd.arg("admit").arg(now_millis()).arg(batch.len());
     for request in &batch {
-        cmd.arg(&request.slot).arg(request.checks.keys().len());
+        cmd.arg(&request.slot)
+            .arg(request.copies)
+            .arg(request.checks.keys().len());
         for a in request.checks.args() {
             cmd.arg(a);
         }

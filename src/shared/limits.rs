@@ -56,7 +56,7 @@ enum Step {
 }
 
 /// One request's checks, in the script's argument layout.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Checks {
     keys: Vec<String>,
     args: Vec<String>,
@@ -69,7 +69,8 @@ pub struct Checks {
 /// charge for the key's part and by its lease for the deployment's).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Ticket {
-    steps: Vec<(String, Step)>,
+    /// Shared by the copies of a lease, so a request admitted on one copies nothing.
+    steps: Arc<[(String, Step)]>,
     /// The second the request was admitted in (its tokens' bucket).
     second: u64,
 }
@@ -96,6 +97,8 @@ pub enum Verdict {
         remaining: Remaining,
         /// Whether every key check has ample room left (see `Checks::ample`).
         ample: bool,
+        /// How many copies were admitted: 1, or up to a lease's size.
+        copies: u32,
     },
     /// The key may not make the request now.
     KeyRefused(Rejection),
@@ -108,6 +111,12 @@ pub enum Verdict {
 
 /// The fewest requests, slots or tokens left under a limit for it to have ample room.
 const AMPLE: u64 = 64;
+
+/// The most requests one lease takes.
+pub const MAX_LEASE: u32 = 64;
+
+/// A lease takes at most this share (1/n) of the tightest request or slot limit.
+const LEASE_SHARE: u64 = 64;
 
 /// How long a request's parallel slot is held at most: a request cannot outlive its timeout,
 /// so an instance that died holding a slot frees it after this.
@@ -229,6 +238,27 @@ impl Checks {
         self.key_checks = self.keys.len();
     }
 
+    /// How many requests a lease on `a`'s key may take at once, for a request to `group` (see
+    /// `shared::lease`): none unless the key has only rate and parallel limits there (a budget
+    /// is checked request by request), and a small share of the tightest request or slot limit.
+    pub fn lease_size(a: &Admission, group: &str) -> u32 {
+        let (row, record) = (&a.record.row, &a.record);
+        if row.max_budget.is_some()
+            || record.model_max_budget.contains_key(group)
+            || record.model_rpm_limit.contains_key(group)
+            || record.model_tpm_limit.contains_key(group)
+        {
+            return 0;
+        }
+        let tightest = [row.rpm_limit, row.max_parallel_requests]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(i64::MAX)
+            .max(0) as u64;
+        (tightest / LEASE_SHARE).min(u64::from(MAX_LEASE)) as u32
+    }
+
     /// The proxy-wide budget `budget` of the period ending at `period`, whose shared counter
     /// starts from `spend` (what this instance knows).
     pub fn proxy(&mut self, ns: &str, budget: f64, spend: f64, period: Option<DateTime<Utc>>) {
@@ -292,7 +322,7 @@ impl Checks {
     /// from its limit: a tenth of it and at least `AMPLE` requests, slots or tokens, with no
     /// budget among them. Far from its limits, a key's next request is sent upstream while its
     /// admission is on its way (see `shared_limits::begin`).
-    fn ample(&self, reply: &[String]) -> bool {
+    fn ample(&self, reply: &[String], copies: u32) -> bool {
         (0..self.key_checks).all(|i| {
             let (kind, limit) = (self.args[3 * i].as_str(), &self.args[3 * i + 1]);
             let used = reply.get(2 + i);
@@ -303,7 +333,7 @@ impl Checks {
                     else {
                         return false;
                     };
-                    limit.saturating_sub(used + 1) >= (limit / 10).max(AMPLE)
+                    limit.saturating_sub(used + u64::from(copies)) >= (limit / 10).max(AMPLE)
                 }
                 // A request refused after it went upstream may still be billed by the
                 // provider: a key with a budget always waits for its verdict.
@@ -317,29 +347,36 @@ impl Checks {
         self.keys.len() > self.key_checks
     }
 
+    /// What giving back an unused copy of a lease on these checks undoes: its request in each
+    /// rate window (a count of 1 reserved, none used) and its parallel slot.
+    pub fn giveback(&self) -> Ticket {
+        let steps = (0..self.key_checks)
+            .filter_map(|i| match self.args[3 * i].as_str() {
+                "R" => Some((self.keys[i].clone(), Step::Tokens { reserved: 1 })),
+                "P" => Some((self.keys[i].clone(), Step::FreeSlot)),
+                _ => None,
+            })
+            .collect();
+        Ticket { steps, second: 0 }
+    }
+
     /// Reads the script's reply: `[0, second, used...]` or `[check, retry_after_ms, used]`.
     pub fn verdict(&self, reply: &[String]) -> Option<Verdict> {
         let first: usize = reply.first()?.parse().ok()?;
         let second: u64 = reply.get(1)?.parse().ok()?;
         if first == 0 {
-            let mut key = Ticket {
-                steps: Vec::new(),
+            let ticket = |range: std::ops::Range<usize>| Ticket {
+                steps: range
+                    .filter_map(|i| Some((self.keys[i].clone(), self.steps[i].clone()?)))
+                    .collect(),
                 second,
             };
-            let mut deployment = Ticket {
-                steps: Vec::new(),
-                second,
-            };
-            for (i, step) in self.steps.iter().enumerate() {
-                if let Some(step) = step {
-                    let ticket = if i < self.key_checks {
-                        &mut key
-                    } else {
-                        &mut deployment
-                    };
-                    ticket.steps.push((self.keys[i].clone(), step.clone()));
-                }
-            }
+            let key = ticket(0..self.key_checks);
+            let deployment = ticket(self.key_checks..self.keys.len());
+            let copies = reply
+                .get(2 + self.keys.len())
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1);
             let used = |suffix: &str| {
                 (0..self.key_checks)
                     .find(|&i| self.keys[i].ends_with(suffix) && !self.keys[i].contains(":m:"))
@@ -357,7 +394,8 @@ impl Checks {
                 key,
                 deployment,
                 remaining,
-                ample: self.ample(reply),
+                ample: self.ample(reply, copies),
+                copies,
             });
         }
         let retry_after = Duration::from_millis(second);
@@ -381,6 +419,16 @@ impl Checks {
 }
 
 impl Ticket {
+    /// The second its request was admitted in.
+    pub fn second(&self) -> u64 {
+        self.second
+    }
+
+    /// The same steps, for a request admitted in `second`.
+    pub fn in_second(self, second: u64) -> Ticket {
+        Ticket { second, ..self }
+    }
+
     /// Whether ending the request has anything to do in Redis.
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
@@ -399,7 +447,7 @@ impl Ticket {
     /// Appends the settle steps' values (four per key, in `keys` order) for a request holding
     /// `slot` that used `tokens` and cost `cost`.
     pub fn write_values(&self, slot: &str, tokens: u64, cost: f64, cmd: &mut Cmd) {
-        for (_, step) in &self.steps {
+        for (_, step) in self.steps.iter() {
             match step {
                 Step::FreeSlot => cmd.arg("P").arg(slot).arg(0).arg(0),
                 Step::Tokens { reserved } => {
@@ -463,7 +511,7 @@ mod tests {
         );
         assert_eq!(&c.args()[..6], ["P", "2", "605000", "R", "30", "1"]);
         assert_eq!(&c.args()[6..9], ["B", "1", "0.5"]);
-        let reply: Vec<String> = ["0", "1700000000", "0", "4", "0.5", "0", "0"]
+        let reply: Vec<String> = ["0", "1700000000", "0", "4", "0.5", "0", "0", "1"]
             .map(String::from)
             .into();
         let Some(Verdict::Admitted {
@@ -471,6 +519,7 @@ mod tests {
             deployment,
             remaining,
             ample,
+            copies: 1,
         }) = c.verdict(&reply)
         else {
             panic!("admitted")
@@ -550,6 +599,59 @@ mod tests {
             c.verdict(&reply),
             Some(Verdict::Admitted { ample: false, .. })
         ));
+    }
+
+    #[test]
+    fn a_lease_counts_its_copies_and_gives_back_requests_and_slots() {
+        let mut r = row();
+        r.max_budget = None;
+        r.rpm_limit = Some(100_000);
+        r.max_parallel_requests = Some(2_000);
+        r.tpm_limit = Some(1_000_000);
+        let a = admission(r.clone());
+        assert_eq!(Checks::lease_size(&a, "g"), 31, "a 64th of 2000 slots");
+        let mut c = Checks::default();
+        c.key("ns", "t", "g", &a, 1000);
+        // A tenth of 2000 slots must be left after all the copies: 1790 used and 32 copies
+        // leave 178, too few, where one request alone would leave 209.
+        let lease = |used: &str, copies: &str| match c
+            .verdict(&["0", "7", used, "10", "0", copies].map(String::from))
+        {
+            Some(Verdict::Admitted { copies, ample, .. }) => (copies, ample),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(lease("1000", "32"), (32, true));
+        assert_eq!(lease("1790", "32"), (32, false));
+        assert_eq!(lease("1790", "1"), (1, true));
+        assert_eq!(
+            settled(&c.giveback().in_second(7), "i:3:5", 0, 0.0),
+            [
+                "ns:key:t:par",
+                "ns:key:t:rpm",
+                "P",
+                "i:3:5",
+                "0",
+                "0",
+                "T",
+                "-1",
+                "7",
+                "0"
+            ],
+            "a copy given back frees its slot and takes its request out of second 7's bucket"
+        );
+        r.max_budget = Some(5.0);
+        assert_eq!(
+            Checks::lease_size(&admission(r.clone()), "g"),
+            0,
+            "a budget"
+        );
+        r.max_budget = None;
+        r.rpm_limit = Some(100);
+        assert_eq!(
+            Checks::lease_size(&admission(r), "g"),
+            1,
+            "too tight to lease"
+        );
     }
 
     #[test]

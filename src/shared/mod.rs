@@ -3,11 +3,12 @@
 
 mod batch;
 pub mod events;
+pub mod lease;
 pub mod limits;
 pub mod redis;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use ::redis::Script;
@@ -17,6 +18,7 @@ use self::batch::{
     admit_batches, settle_batches, AdmitRequest, Settlement, ADMIT_QUEUE, SETTLE_QUEUE,
 };
 
+pub use self::lease::{Credit, Headroom};
 pub use self::limits::{Checks, Remaining, Ticket, Verdict};
 pub use self::redis::{Redis, Unavailable};
 
@@ -30,6 +32,9 @@ pub struct Shared {
     admitter: Arc<OnceLock<mpsc::Sender<AdmitRequest>>>,
     /// Where settlements queue for the settler (started with the first one).
     settler: Arc<OnceLock<mpsc::Sender<Settlement>>>,
+    /// Keys holding a lease, for the sweeper (started with the first lease).
+    leases: Arc<Mutex<Vec<Headroom>>>,
+    sweeper: Arc<OnceLock<()>>,
     /// Settlements dropped because the queue was full.
     dropped: Arc<AtomicU64>,
     /// The namespace every key is under.
@@ -51,6 +56,8 @@ impl Shared {
             script: Arc::new(Script::new(include_str!("lua/limits.lua"))),
             admitter: Arc::new(OnceLock::new()),
             settler: Arc::new(OnceLock::new()),
+            leases: Arc::default(),
+            sweeper: Arc::new(OnceLock::new()),
             dropped: Arc::new(AtomicU64::new(0)),
             instance: Arc::from(crate::providers::random_uuid().simple().to_string()),
             next_slot: Arc::new(AtomicU64::new(0)),
@@ -85,6 +92,17 @@ impl Shared {
     /// waiting: the verdict is read later (`Asked::verdict`), so the caller can do something
     /// else meanwhile. `Err` means Redis is unreachable or swamped: go on with local state.
     pub fn ask(&self, checks: Checks, slot: String) -> Result<Asked, Unavailable> {
+        self.ask_copies(checks, slot, 1)
+    }
+
+    /// `ask` for up to `copies` copies of the request at once (a lease; see `lease`): copy c
+    /// holds slot `<slot>:c`.
+    pub fn ask_copies(
+        &self,
+        checks: Checks,
+        slot: String,
+        copies: u32,
+    ) -> Result<Asked, Unavailable> {
         let queue = self.admitter.get_or_init(|| {
             let (tx, rx) = mpsc::channel(ADMIT_QUEUE);
             actix_rt::spawn(admit_batches(self.redis.clone(), self.script.clone(), rx));
@@ -94,6 +112,7 @@ impl Shared {
         let request = AdmitRequest {
             checks,
             slot,
+            copies,
             reply_to,
             queued: std::time::Instant::now(),
         };
@@ -136,6 +155,25 @@ impl Shared {
 }
 
 impl Shared {
+    /// Has the sweeper watch `headroom`'s lease, giving back what is left unused in it.
+    fn sweep(&self, headroom: Headroom) {
+        self.leases
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(headroom);
+        self.sweeper.get_or_init(|| {
+            let shared = self.clone();
+            actix_rt::spawn(async move {
+                let mut tick = actix_rt::time::interval(lease::SWEEP_EVERY);
+                loop {
+                    tick.tick().await;
+                    let mut leases = shared.leases.lock().unwrap_or_else(PoisonError::into_inner);
+                    leases.retain(|h| h.sweep(&shared));
+                }
+            });
+        });
+    }
+
     /// Drops the shared spend counter of `token`'s budget period ending at `period` (an admin
     /// set its spend): the next admission starts it again from the database's figure.
     pub fn forget_spend(&self, token: &str, period: Option<chrono::DateTime<chrono::Utc>>) {

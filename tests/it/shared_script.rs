@@ -15,6 +15,7 @@ use llmgate::keys::{Admission, KeyRecord, Rejection};
 use llmgate::shared::{Checks, Redis, Shared, Verdict};
 
 use crate::support::eventually;
+use crate::support::redis_counts::{connect, requests_and_slots};
 
 const SLOT_MS: u64 = 60_000;
 
@@ -34,12 +35,7 @@ fn shared() -> Shared {
 /// Deletes what a test wrote under its namespace (windows and slot sets expire by themselves
 /// within a minute; budget counters would stay a day).
 async fn clean(shared: &Shared) {
-    let mut conn = shared
-        .redis
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = connect(6379).await;
     let keys: Vec<String> = ::redis::cmd("KEYS")
         .arg(format!("{}:*", shared.ns()))
         .query_async(&mut conn)
@@ -208,5 +204,64 @@ async fn spend_settled_together_adds_up_against_the_budget() {
     })
     .await;
     assert!(refused, "the budget counter did not reach 1.0");
+    clean(&shared).await;
+}
+
+#[actix_rt::test]
+async fn a_lease_admits_requests_here_and_gives_back_what_it_did_not_use() {
+    let shared = shared();
+    let a = admission(|r| {
+        r.rpm_limit = Some(100_000);
+        r.max_parallel_requests = Some(10_000);
+    });
+    let headroom = &a.record.headroom;
+    headroom.set(true);
+    let most = Checks::lease_size(&a, "g");
+    assert_eq!(most, 64);
+    // Requests taken one by one for a while, as a slow key would: leases are started when
+    // the current one runs low, and copies left at the end of their second are given back.
+    let (mut credits, mut leases) = (Vec::new(), 0);
+    let until = std::time::Instant::now() + Duration::from_millis(1500);
+    while std::time::Instant::now() < until {
+        let (credit, lease) = headroom.take(&shared, most);
+        if let Some(copies) = lease {
+            leases += 1;
+            headroom.lease(&shared, key_checks(&shared, &a), copies);
+        }
+        credits.extend(credit);
+        actix_rt::time::sleep(Duration::from_millis(3)).await;
+    }
+    assert!(
+        credits.len() > 3 * leases,
+        "{} requests on {leases} leases",
+        credits.len()
+    );
+    let slots: std::collections::HashSet<_> = credits.iter().map(|c| c.slot.clone()).collect();
+    assert_eq!(
+        slots.len(),
+        credits.len(),
+        "each request holds a slot of its own"
+    );
+    // Once the sweeper has given back the unused copies, Redis counts exactly the requests
+    // used: in the minute's window and in the slots held.
+    let mut conn = connect(6379).await;
+    let counts = async |conn: &mut _| requests_and_slots(conn, shared.ns(), "t").await;
+    let used = credits.len() as u64;
+    let mut seen = (0, 0);
+    let exact = eventually(Duration::from_secs(4), async || {
+        seen = counts(&mut conn).await;
+        seen == (used, used)
+    })
+    .await;
+    assert!(exact, "redis counts {seen:?} for {used} requests used");
+    // Ending the requests frees their slots.
+    for c in credits {
+        shared.settle(c.ticket, &c.slot, 10, 0.0);
+    }
+    let freed = eventually(Duration::from_secs(3), async || {
+        counts(&mut conn).await.1 == 0
+    })
+    .await;
+    assert!(freed, "slots still held after every request ended");
     clean(&shared).await;
 }

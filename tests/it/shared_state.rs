@@ -10,6 +10,7 @@ use llmgate::config::{CliOverrides, Settings};
 use serde_json::{json, Value};
 
 use crate::support::binary::{free_port, Process};
+use crate::support::redis_counts::{connect, requests_and_slots};
 use crate::support::{chat_body, eventually, Behavior, Gateway, MockUpstream};
 
 /// A `redis-server` of the test's own, on a free port; stopped on drop.
@@ -327,8 +328,7 @@ async fn redis_going_away_fails_nothing_and_shared_limits_resume_when_it_returns
 /// Sets the key's request window in Redis to `used` this second, as other instances' traffic
 /// would.
 async fn fill_rpm_window(ns: &str, token: &str, used: u64) {
-    let client = ::redis::Client::open("redis://127.0.0.1:6379/").unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = connect(6379).await;
     let second = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -367,13 +367,14 @@ async fn alone_with_key(
 #[actix_rt::test]
 async fn a_key_far_from_its_limits_goes_upstream_early_and_still_waits_for_its_verdict() {
     let mock = MockUpstream::start().await;
-    let (gw, ns, key, token) = alone_with_key(&mock, json!({"rpm_limit": 1000})).await;
+    // (A limit of 100 is too tight for leases, which would admit the key's requests here.)
+    let (gw, ns, key, token) = alone_with_key(&mock, json!({"rpm_limit": 100})).await;
     let body = chat_body("g");
     let ask = || gw.post("/v1/chat/completions", Some(&key), &body);
     // The first request waits for Redis; it finds the key far from its limit, so the second
     // goes upstream meanwhile, and its headers still carry Redis's count.
     let mut charged = 0.0;
-    for remaining in ["999", "998"] {
+    for remaining in ["99", "98"] {
         let r = ask().await;
         assert_eq!(r.status, 200, "{}", r.text);
         assert_eq!(r.header("x-ratelimit-remaining-requests"), Some(remaining));
@@ -385,7 +386,7 @@ async fn a_key_far_from_its_limits_goes_upstream_early_and_still_waits_for_its_v
     }
     // Other instances use up the minute: the next request went upstream early, but Redis
     // refuses it, so the client gets the 429 and nothing is charged.
-    fill_rpm_window(&ns, &token, 1000).await;
+    fill_rpm_window(&ns, &token, 100).await;
     let calls = mock.call_count();
     let refused = ask().await;
     assert_eq!(refused.status, 429, "{}", refused.text);
@@ -413,7 +414,7 @@ async fn a_key_far_from_its_limits_goes_upstream_early_and_still_waits_for_its_v
 #[actix_rt::test]
 async fn a_stream_sent_upstream_early_is_relayed_whole_and_a_refused_one_is_a_429() {
     let mock = MockUpstream::start().await;
-    let limits = json!({"rpm_limit": 1000, "max_parallel_requests": 500});
+    let limits = json!({"rpm_limit": 100, "max_parallel_requests": 100});
     let (gw, ns, key, token) = alone_with_key(&mock, limits).await;
     let first = gw
         .post("/v1/chat/completions", Some(&key), &chat_body("g"))
@@ -425,15 +426,98 @@ async fn a_stream_sent_upstream_early_is_relayed_whole_and_a_refused_one_is_a_42
     assert_eq!(streamed.status, 200, "{}", streamed.text);
     assert_eq!(
         streamed.header("x-ratelimit-remaining-requests"),
-        Some("998")
+        Some("98")
     );
     assert!(
         streamed.text.trim_end().ends_with("data: [DONE]"),
         "{}",
         streamed.text
     );
-    fill_rpm_window(&ns, &token, 1000).await;
+    fill_rpm_window(&ns, &token, 100).await;
     let refused = gw.post("/v1/chat/completions", Some(&key), &body).await;
     assert_eq!(refused.status, 429, "{}", refused.text);
     assert!(!refused.text.contains("data:"), "{}", refused.text);
+}
+
+/// How many script calls (`EVALSHA`) the Redis on `port` has run.
+async fn script_calls(port: u16) -> u64 {
+    let mut conn = connect(port).await;
+    let stats: String = ::redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[actix_rt::test]
+async fn a_busy_key_far_from_its_limits_is_admitted_on_leases_and_redis_counts_each_request() {
+    let mock = MockUpstream::start().await;
+    let redis = PrivateRedis::start();
+    let ns = namespace();
+    let gw = Gateway::start_with(settings(&mock, redis.port, &ns, "")).await;
+    let limits = json!({"rpm_limit": 100_000, "max_parallel_requests": 10_000, "duration": null});
+    let generated = gw
+        .post("/key/generate", Some("sk-master-shared"), &limits)
+        .await;
+    let (key, token) = (
+        generated.json()["key"].as_str().unwrap().to_owned(),
+        generated.json()["token"].as_str().unwrap().to_owned(),
+    );
+    let before = script_calls(redis.port).await;
+    let body = chat_body("g");
+    const SENT: u64 = 300;
+    for _ in 0..SENT {
+        let r = gw.post("/v1/chat/completions", Some(&key), &body).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    // One by one, each request asked for its own admission would make two calls (admit and
+    // settle); on leases, most make only the settle call.
+    let calls = script_calls(redis.port).await - before;
+    assert!(
+        calls < SENT * 4 / 3,
+        "{calls} script calls for {SENT} requests"
+    );
+    // Copies leased and not used are given back: Redis's window holds exactly the requests
+    // made, and no slot stays held.
+    let mut conn = connect(redis.port).await;
+    let mut seen = (0, 0);
+    let exact = eventually(Duration::from_secs(5), async || {
+        seen = requests_and_slots(&mut conn, &ns, &token).await;
+        seen == (SENT, 0)
+    })
+    .await;
+    assert!(exact, "redis counts (requests, slots held) {seen:?}");
+}
+
+#[actix_rt::test]
+async fn leases_on_two_instances_admit_exactly_the_rpm_limit() {
+    let mock = MockUpstream::start().await;
+    let (a, b) = pair(&mock, 6379, "").await;
+    // A limit of 256 lets each lease take 4 requests while the key is far from it.
+    let key = new_key(
+        &a,
+        json!({"rpm_limit": 256, "max_parallel_requests": 1000, "duration": null}),
+    )
+    .await;
+    let body = chat_body("g");
+    let mut ok = 0;
+    for round in 0..33 {
+        let sends = (0..10).map(|i| {
+            let gw = if (round + i) % 2 == 0 { &a } else { &b };
+            gw.post("/v1/chat/completions", Some(&key), &body)
+        });
+        for r in futures_util::future::join_all(sends).await {
+            match r.status {
+                200 => ok += 1,
+                429 => assert!(r.text.contains("rpm_limit"), "{}", r.text),
+                other => panic!("{other}: {}", r.text),
+            }
+        }
+    }
+    assert_eq!(ok, 256, "330 requests over both instances");
 }

@@ -3,9 +3,11 @@
 -- ARGV[1]: 'admit' or 'settle'. ARGV[2]: now, in milliseconds since the epoch. Both modes
 -- take a batch of requests; KEYS holds their keys, request after request.
 --
--- admit: ARGV[3] is the number of requests; then, for each, its slot id, its number of checks
--- k and 3k values. Each request is held to every limit it names, atomically: either every
--- check passes and all of them count it, or nothing changes and the first refusal is told.
+-- admit: ARGV[3] is the number of requests; then, for each, its slot id, its copies c, its
+-- number of checks k and 3k values. Each request is held to every limit it names, atomically:
+-- either every check passes and all of them count it, or nothing changes and the first refusal
+-- is told. A request of c > 1 copies is a lease: up to c requests admitted in turn (slots
+-- `<slot id>:1` to `:c`), as many as fit.
 -- Check i's kind, limit and amount:
 --   R  requests in the sliding minute   (limit: requests)
 --   T  tokens in the sliding minute     (limit: tokens; amount: tokens reserved now)
@@ -14,8 +16,9 @@
 --                                         counter does not exist yet)
 -- Windows are hashes of per-second buckets (see `read_window`). A bucket leaves the window 61 s
 -- after its second began, so no event is forgotten sooner than 60 s after it happened.
--- Returns one reply per request: {0, second, used_1, ..., used_k} when admitted (each check's
--- use before it), else {i, retry_after_ms, used} for the first check that refused. Numbers
+-- Returns one reply per request: {0, second, used_1, ..., used_k, copies} when admitted (each
+-- check's use before its first copy, and the copies admitted), else {i, retry_after_ms, used}
+-- for the first check that refused. Numbers
 -- go back as integers (budgets as the counter's string): making strings costs more in Lua
 -- than anything else the script does.
 --
@@ -178,15 +181,34 @@ local function admit_one(first_key, first_arg, k, slot)
   return reply
 end
 
+-- Admits up to `copies` copies of one request in turn: one alone holds slot `slot`, copy c of
+-- a lease holds `<slot>:c`. The reply is the first copy's, with the number admitted appended.
+local function admit_copies(first_key, first_arg, k, slot, copies)
+  if copies == 1 then
+    local reply = admit_one(first_key, first_arg, k, slot)
+    if reply[1] == 0 then reply[#reply + 1] = 1 end
+    return reply
+  end
+  local reply = admit_one(first_key, first_arg, k, slot .. ':1')
+  if reply[1] ~= 0 then return reply end
+  local admitted = 1
+  while admitted < copies do
+    if admit_one(first_key, first_arg, k, slot .. ':' .. (admitted + 1))[1] ~= 0 then break end
+    admitted = admitted + 1
+  end
+  reply[#reply + 1] = admitted
+  return reply
+end
+
 -- Admits each request of the batch in turn, then writes what was counted.
 local function admit()
   local replies = {}
   local key_at, arg_at = 1, 4
   for r = 1, tonumber(ARGV[3]) do
-    local slot, k = ARGV[arg_at], tonumber(ARGV[arg_at + 1])
-    replies[r] = admit_one(key_at, arg_at + 2, k, slot)
+    local slot, copies, k = ARGV[arg_at], tonumber(ARGV[arg_at + 1]), tonumber(ARGV[arg_at + 2])
+    replies[r] = admit_copies(key_at, arg_at + 3, k, slot, copies)
     key_at = key_at + k
-    arg_at = arg_at + 2 + 3 * k
+    arg_at = arg_at + 3 + 3 * k
   end
   for _, key in ipairs(window_order) do
     local w = windows[key]
