@@ -86,6 +86,9 @@ pub async fn start(
         let hearer = state.clone();
         actix_rt::spawn(shared.listen(move |event| hearer.on_event(event)));
     }
+    if state.settings.health.background {
+        crate::health::start_background(state.clone(), upstream_client);
+    }
     let app_state = state.clone();
     let server = HttpServer::new(move || {
         App::new()

@@ -11,6 +11,8 @@ use crate::actors::{CoolDown, DeploymentActor, ForgetKey, ProxyBudget, RouterAct
 use crate::catalog::Catalog;
 use crate::config::{Deployment, Settings};
 use crate::db::DbHandle;
+use crate::health::HealthBoard;
+use crate::metrics::{DeploymentView, Metrics};
 use crate::providers::vertex_ai::token::TokenCache;
 use crate::routing::{Enforce, Profile};
 use crate::shared::events::{Event, Pending};
@@ -52,6 +54,10 @@ pub struct AppState {
     pub cache: Option<crate::cache::ResponseCache>,
     /// Limits, cooldowns and key changes shared with other instances, when Redis is set.
     pub shared: Option<Shared>,
+    /// What `/metrics` shows.
+    pub metrics: Arc<Metrics>,
+    /// The last round of health checks.
+    pub health: HealthBoard,
     /// Other instances' cooldowns heard before the actors started.
     pending_cooldowns: Pending,
     /// The spend writer, on the database arbiter: it outlives the HTTP workers, so a graceful
@@ -64,14 +70,16 @@ pub struct AppState {
 impl AppState {
     /// The shared state; the actors start on the first worker that asks for them.
     pub fn new(settings: Settings, db: DbHandle, proxy_budget: ProxyBudget) -> Self {
+        let metrics = Arc::new(Metrics::new());
         let spend = {
             let (handle, every, keep_rows) = (
                 db.clone(),
                 settings.spend_write_every,
                 !settings.disable_spend_logs,
             );
+            let metrics = metrics.clone();
             SpendActor::start_in_arbiter(db.arbiter(), move |_| {
-                SpendActor::new(handle, every, SPEND_BUFFER_ROWS, keep_rows)
+                SpendActor::new(handle, every, SPEND_BUFFER_ROWS, keep_rows).with_metrics(metrics)
             })
         };
         let catalog = Arc::new(
@@ -120,6 +128,8 @@ impl AppState {
             vertex_tokens: TokenCache::default(),
             cache,
             shared,
+            metrics,
+            health: HealthBoard::default(),
             pending_cooldowns: Pending::default(),
             spend,
             proxy_budget,
@@ -162,6 +172,12 @@ impl AppState {
             .iter()
             .map(|d| d.id.clone())
             .collect();
+        let metrics: Vec<_> = self
+            .deployment_views()
+            .iter()
+            .map(|view| self.metrics.deployment(view))
+            .collect();
+        let mut metrics = metrics.into_iter();
         let mut deployments = Vec::new();
         let router = RouterActor::create(|ctx| {
             let me = ctx.address();
@@ -174,8 +190,11 @@ impl AppState {
                         hard_limits: rules.hard_limits(),
                         latency,
                     };
-                    let actor =
+                    let mut actor =
                         DeploymentActor::new(i, group_size[i] > 1, policy, enforce, me.clone());
+                    if let Some(m) = metrics.next() {
+                        actor = actor.with_metrics(m);
+                    }
                     match &shared {
                         Some(s) => actor.sharing_cooldowns(s.clone(), ids[i].clone()).start(),
                         None => actor.start(),
@@ -244,6 +263,37 @@ impl AppState {
     /// The deployment at `index`.
     pub fn deployment(&self, index: usize) -> &Deployment {
         &self.settings.deployments[index]
+    }
+
+    /// Each deployment's live state, from its own actor (by index).
+    pub async fn deployment_snapshots(&self) -> Vec<crate::routing::DeploymentSnapshot> {
+        let asks = self
+            .actors()
+            .deployments
+            .iter()
+            .map(|a| a.send(crate::actors::Inspect));
+        futures_util::future::join_all(asks)
+            .await
+            .into_iter()
+            .map(Result::unwrap_or_default)
+            .collect()
+    }
+
+    /// What names each deployment in the metrics, by index (no secrets).
+    pub fn deployment_views(&self) -> Vec<DeploymentView> {
+        self.settings
+            .deployments
+            .iter()
+            .map(|d| DeploymentView {
+                model_group: d.model_name.clone(),
+                model: d.upstream_model.clone(),
+                id: d.id.clone(),
+                provider: d.provider.name().to_owned(),
+                api_base: d.public_api_base.clone(),
+                rpm: d.rpm,
+                tpm: d.tpm,
+            })
+            .collect()
     }
 }
 

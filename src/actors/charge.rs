@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::Addr;
 use chrono::Utc;
@@ -49,6 +50,10 @@ pub struct Charge {
     /// Whether the router counted the key's rate and parallel limits here.
     counted_here: bool,
     shared: SharedLimits,
+    /// The key's alias, for the metrics.
+    key_alias: Option<String>,
+    /// How long the upstream took to answer the attempt that succeeded.
+    upstream: Option<Duration>,
 }
 
 /// The request's limits held in Redis (its key's, and the proxy-wide budget).
@@ -113,7 +118,20 @@ impl Charge {
             logged: true,
             counted_here: true,
             shared: SharedLimits::None,
+            key_alias: None,
+            upstream: None,
         }
+    }
+
+    /// Notes the key's alias (for the metrics).
+    pub fn set_key_alias(&mut self, alias: Option<&str>) {
+        self.key_alias = alias.map(str::to_owned);
+    }
+
+    /// Notes how long the upstream took to answer the attempt that succeeded: the rest of the
+    /// request's time is the gateway's own.
+    pub fn upstream_took(&mut self, took: Duration) {
+        self.upstream = Some(took);
     }
 
     /// Notes whether the router counted the key's rate and parallel limits here (it frees the
@@ -203,6 +221,8 @@ impl Charge {
                 token: self.token.take(),
                 cost: self.row.spend,
                 row: std::mem::replace(&mut self.row, empty_row()),
+                key_alias: self.key_alias.take(),
+                upstream: self.upstream,
             });
         }
         // After the record is queued, so a stop that waits for zero then flushes sees it.

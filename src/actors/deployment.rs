@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult};
 
 use super::router::{Publish, RouterActor};
+use crate::metrics::DeploymentMetrics;
 use crate::routing::{
     CooldownPolicy, DeploymentSnapshot, DeploymentState, Enforce, Outcome, Refused, Reservation,
 };
@@ -22,6 +23,8 @@ pub struct DeploymentActor {
     publish_pending: bool,
     /// Where its cooldowns are told to the other instances, and its id there.
     shared: Option<(Shared, String)>,
+    /// Its attempts, counted for `/metrics`.
+    metrics: Option<DeploymentMetrics>,
 }
 
 impl DeploymentActor {
@@ -42,7 +45,14 @@ impl DeploymentActor {
             published: DeploymentSnapshot::default(),
             publish_pending: false,
             shared: None,
+            metrics: None,
         }
+    }
+
+    /// Counts its attempts in `metrics`.
+    pub fn with_metrics(mut self, metrics: DeploymentMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Tells every other instance of this deployment's cooldowns (by its `id`).
@@ -125,6 +135,9 @@ impl Handler<Report> for DeploymentActor {
 
     fn handle(&mut self, msg: Report, ctx: &mut Context<Self>) {
         let now = Instant::now();
+        if let Some(m) = &self.metrics {
+            m.attempt(&msg.outcome);
+        }
         let cooled = self.state.report(
             now,
             msg.held,

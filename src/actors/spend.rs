@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use crate::db::models::SpendLogRow;
 use crate::db::spend::SpendBatch;
 use crate::db::DbHandle;
+use crate::metrics::{Metrics, RequestRecord};
 
 /// Spend waiting to be written, aggregated per key.
 #[derive(Debug, Default)]
@@ -168,6 +169,8 @@ pub struct SpendActor {
     /// The proxy spend of the batch being written.
     writing_proxy_delta: f64,
     failures: u32,
+    /// Where each request is counted for `/metrics`, and the buffer's size shown.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl SpendActor {
@@ -183,6 +186,20 @@ impl SpendActor {
             writing: false,
             writing_proxy_delta: 0.0,
             failures: 0,
+            metrics: None,
+        }
+    }
+
+    /// Counts each request in `metrics` as it is recorded.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Shows the buffer's size in the metrics.
+    fn show_buffer(&self) {
+        if let Some(m) = &self.metrics {
+            m.spend_buffer_rows.set(self.buffer.len() as i64);
         }
     }
 
@@ -208,6 +225,9 @@ impl SpendActor {
                 Ok(()) => act.failures = 0,
                 Err(e) => {
                     act.failures += 1;
+                    if let Some(m) = &act.metrics {
+                        m.spend_flush_failures.inc();
+                    }
                     let wait = Duration::from_millis(250 * 2u64.pow(act.failures.min(6)));
                     log::warn!(
                         "spend write of {} rows failed ({e}); kept, retrying in {wait:?}",
@@ -217,6 +237,7 @@ impl SpendActor {
                     ctx.run_later(wait, |act, ctx| act.write(ctx));
                 }
             }
+            act.show_buffer();
         }));
     }
 }
@@ -243,6 +264,10 @@ pub struct RecordSpend {
     pub cost: f64,
     /// The spend-log row.
     pub row: SpendLogRow,
+    /// The key's alias, for the metrics.
+    pub key_alias: Option<String>,
+    /// How long the upstream took to answer (the rest of the request is the gateway's own).
+    pub upstream: Option<Duration>,
 }
 
 impl Handler<RecordSpend> for SpendActor {
@@ -253,10 +278,18 @@ impl Handler<RecordSpend> for SpendActor {
         if let Some(new) = msg.token.as_ref().and_then(|t| self.renamed.get(t)) {
             msg.token = Some(new.clone());
         }
+        if let Some(m) = &self.metrics {
+            m.request(&RequestRecord {
+                row: &msg.row,
+                key_alias: msg.key_alias.as_deref(),
+                upstream: msg.upstream,
+            });
+        }
         self.buffer.record(msg, self.keep_rows);
         if self.buffer.len() >= self.max_rows && self.failures == 0 {
             self.write(ctx);
         }
+        self.show_buffer();
     }
 }
 
@@ -406,6 +439,8 @@ mod tests {
                 user_id: None,
                 metadata: "{}".into(),
             },
+            key_alias: None,
+            upstream: None,
         }
     }
 

@@ -11,7 +11,7 @@ mod support;
 pub use deployment::{Deployment, DeploymentSource};
 pub use error::ConfigError;
 pub use resolve::Env;
-pub use settings::{CliOverrides, Settings};
+pub use settings::{CliOverrides, HealthSettings, Settings};
 pub use shared::{CacheSettings, CacheStore, RedisTarget, DEFAULT_CACHE_TTL, URL_UNRESERVED};
 pub use support::{unimplemented_settings, SettingStatus};
 

@@ -118,6 +118,23 @@ struct RawGeneralSettings {
     max_budget: Option<f64>,
     #[serde(default, deserialize_with = "de::opt_string")]
     budget_duration: Option<String>,
+    #[serde(default, deserialize_with = "de::opt_bool")]
+    background_health_checks: Option<bool>,
+    #[serde(default, deserialize_with = "de::opt_f64")]
+    health_check_interval: Option<f64>,
+    #[serde(default, deserialize_with = "de::opt_f64")]
+    health_check_timeout: Option<f64>,
+}
+
+/// `GET /health` and the background checks.
+#[derive(Debug, Clone, Copy)]
+pub struct HealthSettings {
+    /// `background_health_checks`: check every `interval` and serve the last round.
+    pub background: bool,
+    /// `health_check_interval` (default 300 s).
+    pub interval: Duration,
+    /// `health_check_timeout`: each deployment's check at most (default 60 s).
+    pub timeout: Duration,
 }
 
 /// Everything the gateway runs on, validated.
@@ -163,6 +180,8 @@ pub struct Settings {
     pub spend_write_every: Duration,
     /// Keep key totals but write no spend-log rows.
     pub disable_spend_logs: bool,
+    /// Health checks.
+    pub health: HealthSettings,
     /// The proxy-wide budget in USD (the lower of the two sections when both set one).
     pub max_budget: Option<f64>,
     /// How often the proxy-wide spend resets.
@@ -361,6 +380,27 @@ impl Settings {
                     .unwrap_or_else(|| "llmgate.db".into()),
             ),
         };
+        let positive = |path: &str, v: Option<f64>, default: u64| match v {
+            None => Ok(Duration::from_secs(default)),
+            Some(v) if v > 0.0 => secs(path, v),
+            Some(_) => Err(ConfigError::at(
+                path,
+                "expected a positive number of seconds",
+            )),
+        };
+        let health = HealthSettings {
+            background: general.background_health_checks.unwrap_or(false),
+            interval: positive(
+                "general_settings.health_check_interval",
+                general.health_check_interval,
+                300,
+            )?,
+            timeout: positive(
+                "general_settings.health_check_timeout",
+                general.health_check_timeout,
+                60,
+            )?,
+        };
         let spend_write_every = match general.proxy_batch_write_at {
             None => Duration::from_secs(10),
             Some(v) if v > 0.0 => secs("general_settings.proxy_batch_write_at", v)?,
@@ -431,6 +471,7 @@ impl Settings {
             database_pool_size: general.database_connection_pool_limit.unwrap_or(10).max(1),
             spend_write_every,
             disable_spend_logs: general.disable_spend_logs.unwrap_or(false),
+            health,
             max_budget,
             budget_duration,
             default_key_params,

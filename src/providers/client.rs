@@ -97,6 +97,18 @@ pub async fn send_with(
             req = req.insert_header((name, value));
         }
     }
+    if log::log_enabled!(target: super::curl::TARGET, log::Level::Trace) {
+        let headers = req
+            .headers()
+            .iter()
+            .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)));
+        log::trace!(
+            target: super::curl::TARGET,
+            "upstream request (deployment {}):\n{}",
+            deployment.id,
+            super::curl::command(&call.url, headers, &call.body)
+        );
+    }
     let mut res = req
         .send_body(call.body.clone())
         .await

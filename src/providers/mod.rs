@@ -5,6 +5,7 @@ pub mod bedrock;
 pub mod chunks;
 pub mod client;
 pub mod cohere;
+pub mod curl;
 mod error;
 pub mod gemini;
 pub mod huggingface;

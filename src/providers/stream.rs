@@ -430,7 +430,10 @@ impl SseRelay {
             chunk["usage"]["cost"] = Json::from(cost);
             self.push_json(&chunk);
         }
-        if let Some(charge) = self.charge.take() {
+        if let Some(mut charge) = self.charge.take() {
+            if let Some(lease) = &self.lease {
+                charge.upstream_took(lease.elapsed());
+            }
             charge.succeed(usage, cost);
         }
         self.out.push_back(Bytes::from_static(DONE));

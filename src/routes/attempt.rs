@@ -253,18 +253,12 @@ impl Attempt<'_> {
         let max_body = settings.max_request_size.max(32 * 1024 * 1024);
         let upstream_started = Instant::now();
         // Vertex AI takes a service account's OAuth token, fetched (or cached) before the call.
-        let bearer = match &d.vertex {
-            Some(vertex) => {
-                let token = self.ctx.state.vertex_tokens.access_token(
-                    self.ctx.http,
-                    &vertex.account,
-                    d.provider,
-                    first_byte,
-                );
-                Some(format!("Bearer {}", token.await?.expose()))
-            }
-            None => None,
-        };
+        let bearer = self
+            .ctx
+            .state
+            .vertex_tokens
+            .bearer_for(self.ctx.http, d, first_byte)
+            .await?;
         let extra: Vec<(&str, &str)> = bearer
             .as_deref()
             .map(|b| ("authorization", b))
@@ -319,6 +313,9 @@ impl Attempt<'_> {
         let usage = usage_of(&body);
         if let Some(lease) = slot.as_mut() {
             lease.succeed(usage);
+            if let Some(c) = charge.as_mut() {
+                c.upstream_took(lease.elapsed());
+            }
         }
         let body = match call.reshape {
             Reshape::None => body,

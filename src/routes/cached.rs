@@ -167,6 +167,7 @@ async fn admit_hit(
         }
     };
     charge.set_counted_here(admission.counted_here);
+    charge.set_key_alias(super::pipeline::key_alias(Some(&admission)));
     let group_name = state.catalog.name(group);
     if let Some(why) = shared_limits::check_cached(state, &admission, group_name, &mut charge).await
     {

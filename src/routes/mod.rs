@@ -7,6 +7,7 @@ mod completions;
 mod health;
 mod keys;
 mod messages;
+mod metrics;
 mod model_request;
 mod models;
 pub mod pipeline;
@@ -75,6 +76,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/health/liveliness", web::get().to(health::liveliness))
         .route("/health/liveness", web::get().to(health::liveliness))
         .route("/health/readiness", web::get().to(health::readiness))
+        .route("/health", web::get().to(health::health))
+        .route("/metrics", web::get().to(metrics::metrics))
+        .route("/metrics/", web::get().to(metrics::metrics))
+        .route("/model/state", web::get().to(models::state))
         .default_service(web::to(not_found));
 }
 

@@ -1,11 +1,14 @@
 //! `/models` and `/model/info`: what the caller may use, with every secret removed.
 
+use std::time::Instant;
+
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
+use serde_json::{json, Value as Json};
 
 use crate::actors::{CachedKey, Inspect};
-use crate::auth::{authenticate, Caller};
+use crate::auth::{authenticate, require_master, Caller};
 use crate::error::ApiError;
+use crate::routing::DeploymentSnapshot;
 use crate::state::AppState;
 
 use super::pipeline::load_key;
@@ -14,7 +17,7 @@ use super::pipeline::load_key;
 const CREATED: u64 = 1_677_610_602;
 
 /// The models list of the calling key (`None`: everything).
-async fn allowed_models(
+pub(super) async fn allowed_models(
     state: &AppState,
     req: &HttpRequest,
 ) -> Result<Option<Vec<String>>, ApiError> {
@@ -57,7 +60,7 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
 pub async fn info(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let allowed = allowed_models(&state, &req).await?;
     let mut data = Vec::new();
-    let now = std::time::Instant::now();
+    let now = Instant::now();
     for d in state.settings.deployments.iter().filter(|d| {
         match (&allowed, state.catalog.resolve(&d.model_name)) {
             (None, _) => true,
@@ -70,25 +73,79 @@ pub async fn info(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
             .send(Inspect)
             .await
             .map_err(|_| ApiError::Internal)?;
-        let cooldown_until = live.cooling_until.map(|until| {
-            let left = until.saturating_duration_since(now);
-            (chrono::Utc::now() + left).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-        });
         data.push(json!({
             "model_name": d.model_name,
             "litellm_params": d.public_params,
             "model_info": d.model_info,
-            "live": {
-                "in_flight": live.in_flight,
-                "rpm_used": live.requests_this_minute,
-                "tpm_used": live.tokens_this_minute,
-                "failures_this_minute": live.failures_this_minute,
-                "cooldown_until": cooldown_until,
-                "latency_ms": live.last_latency.map(|l| l.as_secs_f64() * 1000.0),
-                "latency_per_token_ms": live.latency_per_token.map(|s| s * 1000.0),
-                "time_to_first_token_ms": live.first_token_latency.map(|s| s * 1000.0),
-            },
+            "live": live_state(&live, now),
         }));
     }
+    Ok(HttpResponse::Ok().json(json!({"data": data})))
+}
+
+/// A deployment's live state as JSON (times in milliseconds, the cooldown's end in RFC 3339).
+fn live_state(live: &DeploymentSnapshot, now: Instant) -> Json {
+    let cooldown_until = live.cooling_until.filter(|&u| u > now).map(|until| {
+        let left = until.saturating_duration_since(now);
+        (chrono::Utc::now() + left).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    });
+    json!({
+        "in_flight": live.in_flight,
+        "rpm_used": live.requests_this_minute,
+        "tpm_used": live.tokens_this_minute,
+        "failures_this_minute": live.failures_this_minute,
+        "cooldown_until": cooldown_until,
+        "latency_ms": live.last_latency.map(|l| l.as_secs_f64() * 1000.0),
+        "latency_per_token_ms": live.latency_per_token.map(|s| s * 1000.0),
+        "time_to_first_token_ms": live.first_token_latency.map(|s| s * 1000.0),
+    })
+}
+
+/// `GET /model/state` (master key): every deployment with its live state, whether it is
+/// healthy (not cooling down, and its last health check, if any, passed), its limits and its
+/// last health check; no secrets.
+pub async fn state(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    require_master(&state, &req)?;
+    let now = Instant::now();
+    let snapshots = state.deployment_snapshots().await;
+    let data: Vec<Json> = state
+        .settings
+        .deployments
+        .iter()
+        .zip(snapshots)
+        .map(|(d, live)| {
+            let check = state.health.of(d.index);
+            let cooling = live.cooling_until.is_some_and(|u| u > now);
+            let failed_check = check.as_ref().is_some_and(|c| c.error.is_some());
+            let mut entry = live_state(&live, now);
+            let fields = [
+                ("model_name", json!(d.model_name)),
+                ("model_id", json!(d.id)),
+                ("model", json!(d.upstream_model)),
+                ("provider", json!(d.provider.name())),
+                ("api_base", json!(d.public_api_base)),
+                ("healthy", json!(!cooling && !failed_check)),
+                ("rpm", json!(d.rpm)),
+                ("tpm", json!(d.tpm)),
+                (
+                    "last_health_check",
+                    check.map_or(Json::Null, |c| {
+                        json!({
+                            "at": c.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                            "healthy": c.error.is_none(),
+                            "error": c.error,
+                            "latency_ms": c.latency.as_secs_f64() * 1000.0,
+                        })
+                    }),
+                ),
+            ];
+            if let Json::Object(m) = &mut entry {
+                for (k, v) in fields {
+                    m.insert(k.into(), v);
+                }
+            }
+            entry
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(json!({"data": data})))
 }

@@ -144,6 +144,7 @@ async fn serve(
             admission = first.admission.clone();
             proxy = first.proxy;
             if let Some(c) = charge.as_mut() {
+                c.set_key_alias(key_alias(admission.as_ref()));
                 shared_limits::mark_pending(state, admission.as_ref(), proxy, c);
             }
             let target = Target {
@@ -204,6 +205,7 @@ async fn serve(
                     admission = p.admission.clone();
                     proxy = p.proxy;
                     if let Some(c) = charge.as_mut() {
+                        c.set_key_alias(key_alias(admission.as_ref()));
                         shared_limits::mark_pending(state, admission.as_ref(), proxy, c);
                     }
                     target.first = target.first.or(Some(p.index));
@@ -234,6 +236,11 @@ async fn serve(
         }
     }
     Err(error)
+}
+
+/// The alias of the admitted key, if it has one.
+pub(super) fn key_alias(admission: Option<&Admission>) -> Option<&str> {
+    admission.and_then(|a| a.record.row.key_alias.as_deref())
 }
 
 /// Starts the accounting of `request` on `group` (`settle_proxy`: its cost counts against the

@@ -391,7 +391,6 @@ async fn test_flag_fails_when_the_proxy_refuses_the_key() {
 }
 
 #[actix_rt::test]
-#[ignore = "GET /health (calling every deployment) arrives with the operations issue (#7)"]
 async fn health_flag_prints_the_proxys_health_and_exits_0() {
     let mock = MockUpstream::start().await;
     let config = write_config(
@@ -497,26 +496,26 @@ async fn unimplemented_settings_are_named_in_one_startup_warning() {
     let config = write_config(
         "cli-not-yet",
         &format!(
-            "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/m, api_base: \"{}\"}}\nlitellm_settings:\n  success_callback: [langfuse]\ngeneral_settings:\n  background_health_checks: true\n  allowed_ips: [127.0.0.1]\n",
+            "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/m, api_base: \"{}\"}}\ngeneral_settings:\n  max_parallel_requests: 10\n  global_max_parallel_requests: 100\n  allowed_ips: [127.0.0.1]\n",
             mock.v1()
         ),
     );
     let gateway = serve(&["--config", &config], &[]).await;
 
     let names = [
-        "litellm_settings.success_callback",
-        "general_settings.background_health_checks",
+        "general_settings.max_parallel_requests",
+        "general_settings.global_max_parallel_requests",
         "general_settings.allowed_ips",
     ];
     let logged = eventually(Duration::from_secs(10), async || {
-        gateway.log().contains("litellm_settings.success_callback")
+        gateway.log().contains("general_settings.allowed_ips")
     })
     .await;
     assert!(logged, "{}", gateway.log());
     let log = gateway.log();
     let lines: Vec<&str> = log
         .lines()
-        .filter(|l| l.contains("litellm_settings.success_callback"))
+        .filter(|l| l.contains("general_settings.allowed_ips"))
         .collect();
     assert_eq!(lines.len(), 1, "{log}");
     assert!(lines[0].contains("WARN"), "{}", lines[0]);
@@ -663,6 +662,17 @@ general_settings:
         call(&base, "/v1/models", Some(MASTER), None).await,
         200,
     );
+    expect(
+        "health",
+        call(&base, "/health", Some(MASTER), None).await,
+        200,
+    );
+    expect("metrics", call(&base, "/metrics", None, None).await, 200);
+    expect(
+        "model state",
+        call(&base, "/model/state", Some(MASTER), None).await,
+        200,
+    );
     let model_requests = 10;
 
     // The upstreams did get the real keys: the canaries are live secrets.
@@ -703,6 +713,11 @@ general_settings:
     assert!(
         log.contains("DEBUG") || log.contains("TRACE"),
         "--detailed_debug logged no debug lines:\n{log}"
+    );
+    // --detailed_debug shows each upstream request as a curl command, its key masked.
+    assert!(
+        log.contains("curl -X POST") && log.contains("-H 'authorization: Bearer sk-p****0002'"),
+        "no curl command with a masked key in the log:\n{log}"
     );
     for line in log.lines() {
         for canary in leaks(line) {

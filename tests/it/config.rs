@@ -144,8 +144,6 @@ const NOT_IMPLEMENTED: &[&str] = &[
     "litellm_settings.failure_callback",
     "general_settings.max_parallel_requests",
     "general_settings.global_max_parallel_requests",
-    "general_settings.background_health_checks",
-    "general_settings.health_check_interval",
     "general_settings.allowed_ips",
     "general_settings.blocked_ips",
     "model_list[].litellm_params.max_retries",

@@ -57,6 +57,23 @@ struct Refused {
 }
 
 impl TokenCache {
+    /// The `authorization` value a call to `deployment` needs beyond its configured headers:
+    /// Vertex AI's OAuth token (fetched or cached, waiting at most `wait`); `None` for others.
+    pub async fn bearer_for(
+        &self,
+        client: &awc::Client,
+        deployment: &crate::config::Deployment,
+        wait: Duration,
+    ) -> Result<Option<String>, ProviderError> {
+        let Some(vertex) = &deployment.vertex else {
+            return Ok(None);
+        };
+        let token = self
+            .access_token(client, &vertex.account, deployment.provider, wait)
+            .await?;
+        Ok(Some(format!("Bearer {}", token.expose())))
+    }
+
     /// A fresh access token for `account`: the cached one, else one fetched with `client`
     /// (waiting at most `wait` for the token endpoint).
     pub async fn access_token(
