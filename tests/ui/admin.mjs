@@ -31,7 +31,7 @@ function check(condition, message) {
   if (!condition) throw new Error(message);
 }
 
-async function until(what, test, ms = 10000) {
+async function until(what, test, ms = 30000) {
   const deadline = Date.now() + ms;
   for (;;) {
     if (await test()) return;
@@ -58,7 +58,8 @@ const browser = await chromium.launch({
 });
 const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
 const page = await context.newPage();
-page.setDefaultTimeout(10000);
+// Generous: the suite runs this beside many other tests on a small machine.
+page.setDefaultTimeout(30000);
 const problems = [];
 page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
 page.on('console', (m) => {
