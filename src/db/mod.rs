@@ -3,6 +3,7 @@
 mod handle;
 pub mod keys;
 pub mod models;
+pub mod report;
 pub mod schema;
 pub mod spend;
 

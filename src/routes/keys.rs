@@ -481,14 +481,15 @@ pub async fn delete(
 }
 
 #[derive(Deserialize)]
-/// `?page=struct ListQuery {size=struct ListQuery {return_full_object=`.
+/// `?page=&size=&return_full_object=`.
 pub struct ListQuery {
     page: Option<i64>,
     size: Option<i64>,
     return_full_object: Option<bool>,
 }
 
-/// `GET /key/list?page=1&size=10`.
+/// `GET /key/list?page=1&size=10`: the hashes of the keys, or with `return_full_object=true`
+/// each key as `/key/info` shows it (its spend including what is not yet written).
 pub async fn list(
     state: State,
     req: HttpRequest,
@@ -509,9 +510,18 @@ pub async fn list(
         .await
         .map_err(db_error)?;
     let keys: Vec<Json> = if q.return_full_object.unwrap_or(false) {
-        rows.into_iter()
-            .map(|r| KeyRecord::new(r, Default::default()).info(None))
-            .collect()
+        let mut full = Vec::with_capacity(rows.len());
+        for row in rows {
+            let live = state
+                .actors()
+                .router
+                .send(CachedKey(row.token.clone()))
+                .await
+                .map_err(|_| ApiError::Internal)?
+                .map(|(_, spend)| spend);
+            full.push(KeyRecord::new(row, Default::default()).info(live));
+        }
+        full
     } else {
         rows.into_iter().map(|r| Json::String(r.token)).collect()
     };

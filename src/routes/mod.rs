@@ -13,6 +13,8 @@ mod models;
 pub mod pipeline;
 mod shared_limits;
 mod spend;
+mod spend_report;
+mod ui;
 
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
@@ -72,7 +74,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/key/regenerate", web::post().to(keys::regenerate_body))
         .route("/key/{key}/regenerate", web::post().to(keys::regenerate_at))
         .route("/spend/logs", web::get().to(spend::logs))
-        .route("/global/spend", web::get().to(spend::global));
+        .route("/global/spend", web::get().to(spend::global))
+        .route("/global/spend/report", web::get().to(spend_report::report));
+    cfg.route("/ui", web::get().to(ui::index))
+        .route("/ui/", web::get().to(ui::index))
+        .route("/ui/{file}", web::get().to(ui::file));
     cfg.route("/health/liveliness", web::get().to(health::liveliness))
         .route("/health/liveness", web::get().to(health::liveliness))
         .route("/health/readiness", web::get().to(health::readiness))

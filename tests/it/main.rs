@@ -30,4 +30,6 @@ mod shared_state;
 mod spend;
 mod strategies;
 mod streaming;
+mod ui;
+mod ui_browser;
 mod vertex;
