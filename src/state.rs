@@ -8,6 +8,7 @@ use actix::{Actor, Addr, AsyncContext};
 use sha2::{Digest, Sha256};
 
 use crate::actors::{CoolDown, DeploymentActor, ForgetKey, ProxyBudget, RouterActor, SpendActor};
+use crate::callbacks::Callbacks;
 use crate::catalog::Catalog;
 use crate::config::{Deployment, Settings};
 use crate::db::DbHandle;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub cache: Option<crate::cache::ResponseCache>,
     /// Limits, cooldowns and key changes shared with other instances, when Redis is set.
     pub shared: Option<Shared>,
+    /// The logging callbacks (their actor runs on its own arbiter; counters for the metrics).
+    pub callbacks: Callbacks,
     /// Other instances' cooldowns heard before the actors started.
     pending_cooldowns: Pending,
     /// The spend writer, on the database arbiter: it outlives the HTTP workers, so a graceful
@@ -110,6 +113,7 @@ impl AppState {
                         None
                     }
                 });
+        let callbacks = Callbacks::start(&settings.callbacks);
         Self {
             settings,
             catalog,
@@ -120,6 +124,7 @@ impl AppState {
             vertex_tokens: TokenCache::default(),
             cache,
             shared,
+            callbacks,
             pending_cooldowns: Pending::default(),
             spend,
             proxy_budget,

@@ -430,7 +430,8 @@ impl SseRelay {
             chunk["usage"]["cost"] = Json::from(cost);
             self.push_json(&chunk);
         }
-        if let Some(charge) = self.charge.take() {
+        if let Some(mut charge) = self.charge.take() {
+            charge.capture_reply(|| Some(self.reply_for_callbacks()));
             charge.succeed(usage, cost);
         }
         self.out.push_back(Bytes::from_static(DONE));
@@ -443,8 +444,20 @@ impl SseRelay {
         self.phase = Phase::Draining;
     }
 
+    /// What was streamed so far, as one reply, for the logging callbacks.
+    fn reply_for_callbacks(&self) -> Json {
+        crate::callbacks::streamed_reply(&self.chunk_model, &self.completion_text)
+    }
+
     fn fail(&mut self, err: ProviderError) {
         self.tap = None;
+        if let Some(charge) = self.charge.as_mut() {
+            charge.failed(|| crate::callbacks::CallError {
+                status: err.status,
+                kind: err.error_type().to_owned(),
+                message: err.message.clone(),
+            });
+        }
         let body = crate::error::ApiError::Provider(err.clone()).body();
         self.push_json(&body);
         if let Some(mut lease) = self.lease.take() {
@@ -466,9 +479,10 @@ impl Drop for SseRelay {
     /// A client that leaves mid-stream is still charged for what the upstream generated so far
     /// (counted, unless the upstream already sent its usage).
     fn drop(&mut self) {
-        if let Some(charge) = self.charge.take() {
+        if let Some(mut charge) = self.charge.take() {
             let usage = self.final_usage();
             let cost = self.cost(usage);
+            charge.capture_reply(|| Some(self.reply_for_callbacks()));
             charge.cancelled(usage, cost);
         }
     }

@@ -497,7 +497,7 @@ async fn unimplemented_settings_are_named_in_one_startup_warning() {
     let config = write_config(
         "cli-not-yet",
         &format!(
-            "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/m, api_base: \"{}\"}}\nlitellm_settings:\n  success_callback: [langfuse]\ngeneral_settings:\n  background_health_checks: true\n  allowed_ips: [127.0.0.1]\n",
+            "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/m, api_base: \"{}\"}}\nlitellm_settings:\n  success_callback: [datadog]\ngeneral_settings:\n  background_health_checks: true\n  allowed_ips: [127.0.0.1]\n",
             mock.v1()
         ),
     );
