@@ -3,6 +3,7 @@
 pub mod actors;
 pub mod auth;
 pub mod cache;
+pub mod callbacks;
 pub mod catalog;
 pub mod cli;
 mod client_mode;

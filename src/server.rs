@@ -140,6 +140,23 @@ pub async fn flush_spend(state: &AppState) {
     log::error!("spend could not be written before exit");
 }
 
+/// Sends what the logging callbacks still hold, waiting at most `CALLBACK_FLUSH_WAIT`.
+pub async fn flush_callbacks(state: &AppState) {
+    if !state.callbacks.is_on() {
+        return;
+    }
+    match actix_rt::time::timeout(CALLBACK_FLUSH_WAIT, state.callbacks.flush()).await {
+        Ok(()) => log::info!("logging callbacks flushed"),
+        Err(_) => log::warn!(
+            "logging callbacks: {} events still unsent at exit",
+            state.callbacks.queued()
+        ),
+    }
+}
+
+/// How long a graceful stop waits for the logging callbacks' receivers.
+const CALLBACK_FLUSH_WAIT: Duration = Duration::from_secs(10);
+
 /// Logs how long the router's picks took over the gateway's life (measured in the process).
 async fn log_pick_times(state: &AppState) {
     let Some(actors) = state.started_actors() else {
@@ -156,7 +173,7 @@ async fn log_pick_times(state: &AppState) {
 }
 
 /// On SIGTERM or SIGINT: stops accepting, lets in-flight requests finish (at most 30 s),
-/// writes the buffered spend, then stops the server.
+/// writes the buffered spend, sends the logging callbacks' events, then stops the server.
 pub fn stop_on_signal(server: actix_web::dev::ServerHandle, state: web::Data<AppState>) {
     actix_rt::spawn(async move {
         let interrupt = Box::pin(actix_rt::signal::ctrl_c());
@@ -190,6 +207,7 @@ pub fn stop_on_signal(server: actix_web::dev::ServerHandle, state: web::Data<App
         }
         log_pick_times(&state).await;
         flush_spend(&state).await;
+        flush_callbacks(&state).await;
         server.stop(true).await;
     });
 }

@@ -8,6 +8,7 @@ use actix::{Actor, Addr, AsyncContext};
 use sha2::{Digest, Sha256};
 
 use crate::actors::{CoolDown, DeploymentActor, ForgetKey, ProxyBudget, RouterActor, SpendActor};
+use crate::callbacks::Callbacks;
 use crate::catalog::Catalog;
 use crate::config::{Deployment, Settings};
 use crate::db::DbHandle;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The last round of health checks.
     pub health: HealthBoard,
+    /// The logging callbacks (their actor runs on its own arbiter; counters for the metrics).
+    pub callbacks: Callbacks,
     /// Other instances' cooldowns heard before the actors started.
     pending_cooldowns: Pending,
     /// The spend writer, on the database arbiter: it outlives the HTTP workers, so a graceful
@@ -118,6 +121,7 @@ impl AppState {
                         None
                     }
                 });
+        let callbacks = Callbacks::start(&settings.callbacks);
         Self {
             settings,
             catalog,
@@ -130,6 +134,7 @@ impl AppState {
             shared,
             metrics,
             health: HealthBoard::default(),
+            callbacks,
             pending_cooldowns: Pending::default(),
             spend,
             proxy_budget,

@@ -1,5 +1,6 @@
 //! `Charge`: one request's accounting, sent exactly once when it ends (or is dropped): the
-//! key's slot and spend to the router, the spend-log row to the spend actor.
+//! key's slot and spend to the router, the spend-log row to the spend actor, and the request's
+//! event to the logging callbacks when one is on.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -10,8 +11,9 @@ use chrono::Utc;
 
 use super::router::{RouterActor, Settle};
 use super::spend::{RecordSpend, SpendActor};
+use crate::callbacks::{CallError, CallLog};
 use crate::config::Deployment;
-use crate::db::models::SpendLogRow;
+use crate::db::models::{KeyRow, SpendLogRow};
 use crate::providers::Usage;
 use crate::shared::{Shared, Ticket};
 
@@ -33,6 +35,8 @@ pub struct ChargeFor<'a> {
     pub settle_proxy: bool,
     /// The count of requests not yet charged.
     pub live: Arc<AtomicUsize>,
+    /// The request's part of the logging callbacks, when one is on.
+    pub log: Option<Box<CallLog>>,
 }
 
 /// The accounting of one admitted request.
@@ -54,6 +58,7 @@ pub struct Charge {
     key_alias: Option<String>,
     /// How long the upstream took to answer the attempt that succeeded.
     upstream: Option<Duration>,
+    log: Option<Box<CallLog>>,
 }
 
 /// The request's limits held in Redis (its key's, and the proxy-wide budget).
@@ -85,6 +90,7 @@ impl Charge {
             user_id,
             settle_proxy,
             live,
+            log,
         } = of;
         live.fetch_add(1, Ordering::SeqCst);
         let now = Utc::now().naive_utc();
@@ -120,6 +126,30 @@ impl Charge {
             shared: SharedLimits::None,
             key_alias: None,
             upstream: None,
+            log,
+        }
+    }
+
+    /// Notes the caller's key for the logging callbacks (its name, never the key).
+    pub fn key(&mut self, row: &KeyRow) {
+        if let Some(log) = self.log.as_mut() {
+            log.key(row);
+        }
+    }
+
+    /// Keeps the reply for the logging callbacks; `reply` runs only when one wants it.
+    pub fn capture_reply(&mut self, reply: impl FnOnce() -> Option<serde_json::Value>) {
+        if let Some(log) = self.log.as_mut().filter(|l| l.wants_reply()) {
+            if let Some(r) = reply() {
+                log.reply(r);
+            }
+        }
+    }
+
+    /// Notes why the request failed, for the logging callbacks; `why` runs only when one is on.
+    pub fn failed(&mut self, why: impl FnOnce() -> CallError) {
+        if let Some(log) = self.log.as_mut() {
+            log.failed(why());
         }
     }
 
@@ -217,6 +247,9 @@ impl Charge {
             shared.settle(ticket, &slot, tokens, self.row.spend);
         }
         if self.logged {
+            if let Some(log) = self.log.take() {
+                log.finish(&self.row);
+            }
             self.spend.do_send(RecordSpend {
                 token: self.token.take(),
                 cost: self.row.spend,

@@ -1,5 +1,6 @@
 //! The gateway's configuration: LiteLLM's `config.yaml` read, resolved and validated.
 
+mod callbacks;
 mod de;
 mod deployment;
 mod error;
@@ -8,6 +9,7 @@ mod settings;
 mod shared;
 mod support;
 
+pub use callbacks::{CallbackSettings, SinkSettings, SinkTarget};
 pub use deployment::{Deployment, DeploymentSource};
 pub use error::ConfigError;
 pub use resolve::Env;

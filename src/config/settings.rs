@@ -202,6 +202,8 @@ pub struct Settings {
     pub redis: Option<super::RedisTarget>,
     /// The response cache, when `litellm_settings.cache` is on.
     pub cache: Option<super::CacheSettings>,
+    /// The logging callbacks (`success_callback`, `failure_callback`).
+    pub callbacks: super::CallbackSettings,
     /// The environment, with the config's overlay.
     pub env: Env,
 }
@@ -349,7 +351,10 @@ impl Settings {
             .or_else(|| env.get("LITELLM_MASTER_KEY"))
             .filter(|k| !k.is_empty())
             .map(Secret::new);
-        let _ = litellm.turn_off_message_logging;
+        let log_messages = !litellm.turn_off_message_logging.unwrap_or(false);
+        let (callbacks, callbacks_not_done) =
+            super::callbacks::callback_settings(&tree, &env, log_messages)?;
+        not_implemented.extend(callbacks_not_done);
         let database = match general
             .database_url
             .clone()
@@ -482,6 +487,7 @@ impl Settings {
             unknown,
             redis,
             cache,
+            callbacks,
             env,
         })
     }
@@ -501,6 +507,7 @@ impl Settings {
                 self.unknown.join(", ")
             ));
         }
+        out.extend(self.callbacks.warnings.iter().cloned());
         out
     }
 }

@@ -25,12 +25,12 @@ const LITELLM_SETTINGS: &[(&str, SettingStatus)] = &[
     ("cooldown_time", Y),
     ("cache", Y),
     ("cache_params", Y),
-    ("success_callback", N),
-    ("failure_callback", N),
+    ("success_callback", Y),
+    ("failure_callback", Y),
     ("max_budget", Y),
     ("budget_duration", Y),
     ("default_key_generate_params", Y),
-    // llmgate never logs message content, so this holds whatever its value.
+    // Keeps prompts and replies out of the logging callbacks' payloads.
     ("turn_off_message_logging", Y),
     ("set_verbose", Y),
     ("add_function_to_prompt", Y),

@@ -32,6 +32,10 @@ pub struct Metrics {
     pub spend_flush_failures: IntCounter,
     redis_up: IntGauge,
     database_up: IntGauge,
+    callback_events: IntCounterVec,
+    callback_queue: IntGauge,
+    /// Two scrapes at once bring the callback counters up to date one after the other.
+    callback_sync: std::sync::Mutex<()>,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -104,10 +108,45 @@ impl Metrics {
                 "llmgate_database_up",
                 "1 when the database answers, else 0",
             ),
+            callback_events: counter(
+                &registry,
+                "llmgate_callback_events_total",
+                "Logging-callback events by callback and outcome (sent, dropped, failed)",
+                &["callback", "outcome"],
+            ),
+            callback_queue: single_gauge(
+                &registry,
+                "llmgate_callback_queue",
+                "Logging-callback events waiting to be sent",
+            ),
+            callback_sync: std::sync::Mutex::new(()),
             registry,
             requests,
             deployments,
         }
+    }
+
+    /// Brings the logging callbacks' counters up to date (their own atomics are the source).
+    pub fn callbacks(&self, stats: &crate::callbacks::CallbackStats, queued: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let _one_at_a_time = self
+            .callback_sync
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for sink in stats.sinks() {
+            for (outcome, count) in [
+                ("sent", &sink.sent),
+                ("dropped", &sink.dropped),
+                ("failed", &sink.failed),
+            ] {
+                let counter = self
+                    .callback_events
+                    .with_label_values(&[sink.name, outcome]);
+                let now = count.load(Relaxed);
+                counter.inc_by(now.saturating_sub(counter.get()));
+            }
+        }
+        self.callback_queue.set(queued as i64);
     }
 
     /// Counts one finished request (called by the spend actor).

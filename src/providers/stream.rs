@@ -434,6 +434,7 @@ impl SseRelay {
             if let Some(lease) = &self.lease {
                 charge.upstream_took(lease.elapsed());
             }
+            charge.capture_reply(|| Some(self.reply_for_callbacks()));
             charge.succeed(usage, cost);
         }
         self.out.push_back(Bytes::from_static(DONE));
@@ -446,8 +447,20 @@ impl SseRelay {
         self.phase = Phase::Draining;
     }
 
+    /// What was streamed so far, as one reply, for the logging callbacks.
+    fn reply_for_callbacks(&self) -> Json {
+        crate::callbacks::streamed_reply(&self.chunk_model, &self.completion_text)
+    }
+
     fn fail(&mut self, err: ProviderError) {
         self.tap = None;
+        if let Some(charge) = self.charge.as_mut() {
+            charge.failed(|| crate::callbacks::CallError {
+                status: err.status,
+                kind: err.error_type().to_owned(),
+                message: err.message.clone(),
+            });
+        }
         let body = crate::error::ApiError::Provider(err.clone()).body();
         self.push_json(&body);
         if let Some(mut lease) = self.lease.take() {
@@ -469,9 +482,10 @@ impl Drop for SseRelay {
     /// A client that leaves mid-stream is still charged for what the upstream generated so far
     /// (counted, unless the upstream already sent its usage).
     fn drop(&mut self) {
-        if let Some(charge) = self.charge.take() {
+        if let Some(mut charge) = self.charge.take() {
             let usage = self.final_usage();
             let cost = self.cost(usage);
+            charge.capture_reply(|| Some(self.reply_for_callbacks()));
             charge.cancelled(usage, cost);
         }
     }

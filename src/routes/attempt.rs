@@ -330,7 +330,8 @@ impl Attempt<'_> {
         self.remember(&body, usage);
         let cost = cost_of(d, &model, usage);
         self.spend_headers(&mut builder, cost);
-        if let Some(c) = charge.take() {
+        if let Some(mut c) = charge.take() {
+            c.capture_reply(|| serde_json::from_slice(&body).ok());
             c.succeed(usage, cost);
         }
         self.timing_headers(&mut builder, upstream_started.elapsed());
@@ -350,7 +351,8 @@ impl Attempt<'_> {
         let cost = cost_of(self.deployment, model, mock::MOCK_USAGE);
         let mut builder = self.response_builder(StatusCode::OK, &[]);
         self.timing_headers(&mut builder, Duration::ZERO);
-        if let Some(c) = charge.take() {
+        if let Some(mut c) = charge.take() {
+            c.capture_reply(|| Some(mock::reply(self.op, model, content)));
             c.succeed(mock::MOCK_USAGE, cost);
         }
         if self.request.stream {

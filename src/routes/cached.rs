@@ -168,6 +168,7 @@ async fn admit_hit(
     };
     charge.set_counted_here(admission.counted_here);
     charge.set_key_alias(super::pipeline::key_alias(Some(&admission)));
+    charge.key(&admission.record.row);
     let group_name = state.catalog.name(group);
     if let Some(why) = shared_limits::check_cached(state, &admission, group_name, &mut charge).await
     {
@@ -195,7 +196,7 @@ fn hit(
     op: Operation,
     request: &ModelRequest,
     found: Found<'_>,
-    charge: Charge,
+    mut charge: Charge,
 ) -> Option<HttpResponse> {
     let state = ctx.state;
     let Found {
@@ -228,6 +229,7 @@ fn hit(
         put("x-litellm-key-spend", &spend.to_string());
     }
     // Nothing is spent; the cached call's tokens count against the key's tpm.
+    charge.capture_reply(|| serde_json::from_slice(&entry.body).ok());
     charge.succeed(entry.usage, 0.0);
     timing_headers(&mut b, ctx);
     Some(match events {

@@ -25,6 +25,9 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         actix_rt::time::timeout(DATABASE_WAIT, ping).await,
         Ok(Ok(true))
     );
+    state
+        .metrics
+        .callbacks(state.callbacks.stats(), state.callbacks.queued());
     let text = state.metrics.render(&deployments, redis_up, database_up);
     HttpResponse::Ok().content_type(CONTENT_TYPE).body(text)
 }

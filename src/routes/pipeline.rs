@@ -15,6 +15,7 @@ use crate::actors::{
     CacheKey, Charge, ChargeFor, Lease, Pick, PickError, PickFor, Picked, ProxyBudget, Reserve,
 };
 use crate::auth::{authenticate, Caller};
+use crate::callbacks::{CallError, CallLog};
 use crate::error::ApiError;
 use crate::keys::{Admission, KeyRecord, Rejection};
 use crate::providers::{ErrorKind, Operation, ProviderError};
@@ -55,6 +56,7 @@ pub async fn handle(
         http,
         started,
         call_id: &call_id,
+        op,
     };
     let mut response = match serve(&ctx, req, input, op, path_model, &mut trace).await {
         Ok(r) => r,
@@ -79,6 +81,8 @@ pub struct Call<'a> {
     pub started: Instant,
     /// The call id.
     pub call_id: &'a str,
+    /// Chat, completion or embedding.
+    pub op: Operation,
 }
 
 /// Reads the body, refusing it as soon as it passes `limit` bytes.
@@ -146,6 +150,9 @@ async fn serve(
             if let Some(c) = charge.as_mut() {
                 c.set_key_alias(key_alias(admission.as_ref()));
                 shared_limits::mark_pending(state, admission.as_ref(), proxy, c);
+                if let Some(a) = &admission {
+                    c.key(&a.record.row);
+                }
             }
             let target = Target {
                 group: first.group,
@@ -175,7 +182,7 @@ async fn serve(
     };
     // The request's group failed (or had nothing free): try its fallbacks, in order.
     let Some(cause) = fallback_cause(&error) else {
-        return Err(error);
+        return Err(failed(&mut charge, error));
     };
     let group_name = match trace.group {
         Some(g) => state.catalog.name(g).to_owned(),
@@ -207,6 +214,9 @@ async fn serve(
                     if let Some(c) = charge.as_mut() {
                         c.set_key_alias(key_alias(admission.as_ref()));
                         shared_limits::mark_pending(state, admission.as_ref(), proxy, c);
+                        if let Some(a) = &admission {
+                            c.key(&a.record.row);
+                        }
                     }
                     target.first = target.first.or(Some(p.index));
                 }
@@ -235,7 +245,22 @@ async fn serve(
             Err(e) => error = e,
         }
     }
-    Err(error)
+    Err(failed(&mut charge, error))
+}
+
+/// Tells the logging callbacks why the request failed (its charge logs it when dropped).
+fn failed(charge: &mut Option<Charge>, error: ApiError) -> ApiError {
+    if let Some(c) = charge.as_mut() {
+        c.failed(|| CallError {
+            status: error.status_code().as_u16(),
+            kind: error.body()["error"]["type"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            message: error.to_string(),
+        });
+    }
+    error
 }
 
 /// The alias of the admitted key, if it has one.
@@ -265,6 +290,7 @@ pub(super) fn new_charge(
             user_id: request.user(),
             settle_proxy,
             live: state.live_requests.clone(),
+            log: CallLog::start(&state.callbacks, ctx.op, request.stream, &request.fields),
         },
     )
 }

@@ -27,6 +27,8 @@ fn load_error(yaml: &str) -> String {
 const EVERY_KEY: &str = r#"
 environment_variables:
   LLMGATE_IT_EVERY_KEY_PROVIDER: sk-every-key-provider
+  LANGFUSE_PUBLIC_KEY: pk-lf-every-key
+  LANGFUSE_SECRET_KEY: sk-lf-every-key
 model_list:
   - model_name: every-param
     litellm_params:
@@ -140,8 +142,7 @@ general_settings:
 /// gateway's behaviour (not from its own table). `model_info` costs and `base_model` only feed
 /// spend, which is not computed yet.
 const NOT_IMPLEMENTED: &[&str] = &[
-    "litellm_settings.success_callback",
-    "litellm_settings.failure_callback",
+    "litellm_settings.failure_callback[0]: the sentry callback",
     "general_settings.max_parallel_requests",
     "general_settings.global_max_parallel_requests",
     "general_settings.allowed_ips",

@@ -6,6 +6,7 @@ mod anthropic;
 mod auth;
 mod bedrock;
 mod cache;
+mod callbacks;
 mod chaos;
 mod chat;
 mod cli;

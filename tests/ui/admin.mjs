@@ -167,9 +167,12 @@ try {
   await until('the models view', async () => (await page.locator('#models-unavailable').count()) > 0
     || (await page.locator('#models-body .group').count()) > 0);
   await shot(page, 'models');
-  ok((await page.locator('#models-unavailable').count()) > 0
-    ? 'the models view says /model/state is unavailable'
-    : 'the models view shows the live state');
+  check((await page.locator('#models-unavailable').count()) === 0, 'the models view says /model/state is unavailable');
+  const live = page.locator(`#models-body .group[data-group="${model}"]`);
+  await live.waitFor();
+  check((await live.locator('tbody tr').count()) >= 1, 'the gateway\'s own deployment is not listed');
+  check((await live.textContent()).includes('Healthy'), `the deployment is not shown healthy: ${await live.textContent()}`);
+  ok('the models view shows the gateway\'s live state from /model/state');
 
   // The view drawn from the shape /model/state answers with (served here by the test).
   await page.route('**/model/state', (route) => route.fulfill({
