@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
@@ -45,22 +45,10 @@ struct BedrockMock {
 impl BedrockMock {
     async fn start() -> Self {
         let shared = Arc::new(Shared::default());
-        let data = web::Data::from(shared.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .default_service(web::to(answer))
-        })
-        .workers(1)
-        .disable_signals()
-        .bind(("127.0.0.1", 0))
-        .unwrap();
-        let port = server.addrs()[0].port();
-        actix_rt::spawn(server.run());
-        Self {
-            base: format!("http://127.0.0.1:{port}"),
-            shared,
-        }
+        let base = crate::support::serve(shared.clone(), |c| {
+            c.default_service(web::to(answer));
+        });
+        Self { base, shared }
     }
 
     fn calls(&self) -> Vec<Call> {

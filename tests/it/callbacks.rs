@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use llmgate::config::{CliOverrides, Settings};
 use serde_json::{json, Value};
@@ -28,22 +28,10 @@ struct Receiver {
 impl Receiver {
     async fn start() -> Self {
         let calls: Arc<Mutex<Vec<Recorded>>> = Arc::default();
-        let data = web::Data::from(calls.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .default_service(web::to(record))
-        })
-        .workers(1)
-        .disable_signals()
-        .bind(("127.0.0.1", 0))
-        .unwrap();
-        let port = server.addrs()[0].port();
-        actix_rt::spawn(server.run());
-        Self {
-            base: format!("http://127.0.0.1:{port}"),
-            calls,
-        }
+        let base = crate::support::serve(calls.clone(), |c| {
+            c.default_service(web::to(record));
+        });
+        Self { base, calls }
     }
 
     fn calls(&self) -> Vec<Recorded> {

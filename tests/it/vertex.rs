@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use bytes::Bytes;
@@ -61,20 +61,10 @@ impl VertexMock {
             bad_assertions: Mutex::new(Vec::new()),
             calls: Mutex::new(Vec::new()),
         });
-        let data = web::Data::from(shared.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .route("/token", web::post().to(token))
-                .default_service(web::to(vertex))
-        })
-        .workers(1)
-        .disable_signals()
-        .bind(("127.0.0.1", 0))
-        .unwrap();
-        let port = server.addrs()[0].port();
-        actix_rt::spawn(server.run());
-        let base = format!("http://127.0.0.1:{port}");
+        let base = crate::support::serve(shared.clone(), |c| {
+            c.route("/token", web::post().to(token))
+                .default_service(web::to(vertex));
+        });
         let token_uri = format!("{base}/token");
         shared.token_uri.lock().unwrap().clone_from(&token_uri);
         let key_json = json!({

@@ -8,7 +8,10 @@ pub mod tcp_proxy;
 pub mod upstream;
 pub mod wire;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use actix_web::{web, App, HttpServer};
 
 pub use gateway::Gateway;
 pub use upstream::{Behavior, MockUpstream};
@@ -30,4 +33,21 @@ pub async fn eventually(within: Duration, mut check: impl AsyncFnMut() -> bool) 
 /// A chat body for `model`.
 pub fn chat_body(model: &str) -> serde_json::Value {
     serde_json::json!({"model": model, "messages": [{"role": "user", "content": "hello there"}]})
+}
+
+/// Starts a one-worker HTTP server on a random port of 127.0.0.1, with `data` as its app data
+/// and the routes `routes` adds; its base URL (`http://127.0.0.1:PORT`).
+pub fn serve<T: Send + Sync + 'static>(
+    data: Arc<T>,
+    routes: fn(&mut web::ServiceConfig),
+) -> String {
+    let data = web::Data::from(data);
+    let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(routes))
+        .workers(1)
+        .disable_signals()
+        .bind(("127.0.0.1", 0))
+        .unwrap();
+    let port = server.addrs()[0].port();
+    actix_rt::spawn(server.run());
+    format!("http://127.0.0.1:{port}")
 }

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 
 use super::upstream::Recorded;
@@ -52,22 +52,10 @@ impl WireMock {
     pub async fn start(script: Script) -> Self {
         let shared = Arc::new(Shared::default());
         *shared.script.lock().unwrap() = Some(script);
-        let data = web::Data::from(shared.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .default_service(web::to(answer))
-        })
-        .workers(1)
-        .disable_signals()
-        .bind(("127.0.0.1", 0))
-        .unwrap();
-        let port = server.addrs()[0].port();
-        actix_rt::spawn(server.run());
-        Self {
-            base: format!("http://127.0.0.1:{port}"),
-            shared,
-        }
+        let base = super::serve(shared.clone(), |c| {
+            c.default_service(web::to(answer));
+        });
+        Self { base, shared }
     }
 
     /// Starts a mock whose streams are newline-delimited JSON: `script.sse` is sent one line
