@@ -374,12 +374,19 @@ impl Handler<Flush> for SpendActor {
                 (batch, result)
             }
             .into_actor(self)
-            .map(|(batch, result), act, _| match result {
-                Ok(()) => Ok(()),
-                Err(e) => {
-                    act.buffer.restore(unshare(batch));
-                    Err(e.to_string())
-                }
+            .map(|(batch, result), act, _| {
+                let result = match result {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        if let Some(m) = &act.metrics {
+                            m.spend_flush_failures.inc();
+                        }
+                        act.buffer.restore(unshare(batch));
+                        Err(e.to_string())
+                    }
+                };
+                act.show_buffer();
+                result
             }),
         )
     }

@@ -145,6 +145,20 @@ async fn a_flush_cut_off_from_the_database_keeps_its_batch_and_writes_it_when_th
         cut_flush.is_err(),
         "a flush without a database cannot succeed"
     );
+    // /metrics shows the failed write and the rows still waiting.
+    let metrics = gw.get("/metrics", None).await.text;
+    let read = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    };
+    assert!(
+        read("llmgate_spend_flush_failures_total ") >= 1.0,
+        "{metrics}"
+    );
+    assert_eq!(read("llmgate_spend_buffer_rows "), 5.0, "{metrics}");
+    assert_eq!(read("llmgate_database_up "), 0.0, "{metrics}");
     // The key is cached: requests keep working while the database is away.
     for _ in 0..5 {
         assert_eq!(
