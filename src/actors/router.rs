@@ -2,9 +2,9 @@
 //! and the snapshots the deployments publish.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use actix::{Actor, Addr, Context, Handler, Message, MessageResult};
+use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult};
 use chrono::{DateTime, Utc};
 
 use super::pick_timer::{PickTimer, PickTimes};
@@ -171,8 +171,27 @@ fn order_tiers(members: &[usize], orders: &[Option<u32>]) -> Vec<Vec<usize>> {
         .collect()
 }
 
+/// How long a key goes unused before its cached state is dropped (it is read from the
+/// database again when next used): the cache holds the keys in use, not every key ever seen.
+const KEY_IDLE: Duration = Duration::from_secs(600);
+
+/// How often idle keys are looked for.
+const KEY_SWEEP_EVERY: Duration = Duration::from_secs(60);
+
 impl Actor for RouterActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(KEY_SWEEP_EVERY, |act, _| {
+            let dropped = act.ledger.forget_idle(Instant::now(), KEY_IDLE);
+            if dropped > 0 {
+                log::debug!(
+                    "dropped {dropped} idle keys from the cache ({} cached)",
+                    act.ledger.len()
+                );
+            }
+        });
+    }
 }
 
 /// What a pick is for.

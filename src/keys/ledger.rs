@@ -80,6 +80,8 @@ struct KeyState {
     window: RateWindow,
     model_windows: HashMap<String, RateWindow>,
     in_flight: u64,
+    /// When a request of the key last started or ended (unset until one does).
+    last_used: Option<Instant>,
 }
 
 impl KeyState {
@@ -92,7 +94,18 @@ impl KeyState {
             window: RateWindow::default(),
             model_windows: HashMap::new(),
             in_flight: 0,
+            last_used: None,
         }
+    }
+
+    /// Whether the key can be dropped from the cache at `now`: nothing in flight, and no
+    /// request for `idle` (longer than any rate window, so no count is lost; it is read from
+    /// the database again when next used).
+    fn idle_since(&self, now: Instant, idle: Duration) -> bool {
+        self.in_flight == 0
+            && self
+                .last_used
+                .is_none_or(|at| now.saturating_duration_since(at) >= idle)
     }
 }
 
@@ -154,6 +167,24 @@ impl KeyLedger {
         self.keys.remove(token);
     }
 
+    /// Drops the keys idle for `idle` at `now` (see `KeyState::idle_since`), so the cache holds
+    /// only the keys in use; how many were dropped.
+    pub fn forget_idle(&mut self, now: Instant, idle: Duration) -> usize {
+        let before = self.keys.len();
+        self.keys.retain(|_, state| !state.idle_since(now, idle));
+        before - self.keys.len()
+    }
+
+    /// How many keys are cached.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether no key is cached.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
     /// The cached record and live spend of a key.
     pub fn get(&self, token: &str) -> Option<(Arc<KeyRecord>, f64)> {
         self.keys.get(token).map(|s| (s.record.clone(), s.spend))
@@ -175,6 +206,7 @@ impl KeyLedger {
         counting: Counting,
     ) -> Result<Admission, Rejection> {
         let state = self.keys.get_mut(token).ok_or(Rejection::NotCached)?;
+        state.last_used = Some(now);
         let row = &state.record.row;
         if row.blocked {
             return Err(Rejection::Blocked);
@@ -295,6 +327,7 @@ impl KeyLedger {
         let Some(state) = self.keys.get_mut(token) else {
             return;
         };
+        state.last_used = Some(now);
         let Used {
             tokens,
             cost,
@@ -403,6 +436,28 @@ mod tests {
                 Counting::Local
             )
             .is_ok());
+    }
+
+    #[test]
+    fn only_keys_idle_past_the_window_with_nothing_in_flight_are_forgotten() {
+        let t0 = Instant::now();
+        let idle = Duration::from_secs(600);
+        let mut l = ledger(row());
+        let mut other = row();
+        other.token = "other".into();
+        l.upsert(KeyRecord::new(other, HashMap::new()));
+        let wall = Utc::now();
+        l.admit("t", "g", t0, wall, Counting::Local).unwrap();
+        l.admit("other", "g", t0, wall, Counting::Local).unwrap();
+        l.settle("other", "g", used(1, 0.0), t0);
+        assert_eq!(l.forget_idle(t0 + Duration::from_secs(599), idle), 0);
+        // "t" still has a request in flight; "other" has been idle for ten minutes.
+        assert_eq!(l.forget_idle(t0 + idle, idle), 1);
+        assert!(l.get("other").is_none());
+        assert!(l.get("t").is_some());
+        l.settle("t", "g", used(1, 0.0), t0 + idle);
+        assert_eq!(l.forget_idle(t0 + 2 * idle, idle), 1);
+        assert!(l.is_empty());
     }
 
     #[test]
