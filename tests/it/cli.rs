@@ -496,7 +496,7 @@ async fn unimplemented_settings_are_named_in_one_startup_warning() {
     let config = write_config(
         "cli-not-yet",
         &format!(
-            "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/m, api_base: \"{}\"}}\ngeneral_settings:\n  max_parallel_requests: 10\n  global_max_parallel_requests: 100\n  allowed_ips: [127.0.0.1]\n",
+            "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/m, api_base: \"{}\"}}\ngeneral_settings:\n  max_parallel_requests: 10\n  global_max_parallel_requests: 100\n",
             mock.v1()
         ),
     );
@@ -505,17 +505,18 @@ async fn unimplemented_settings_are_named_in_one_startup_warning() {
     let names = [
         "general_settings.max_parallel_requests",
         "general_settings.global_max_parallel_requests",
-        "general_settings.allowed_ips",
     ];
     let logged = eventually(Duration::from_secs(10), async || {
-        gateway.log().contains("general_settings.allowed_ips")
+        gateway
+            .log()
+            .contains("general_settings.global_max_parallel_requests")
     })
     .await;
     assert!(logged, "{}", gateway.log());
     let log = gateway.log();
     let lines: Vec<&str> = log
         .lines()
-        .filter(|l| l.contains("general_settings.allowed_ips"))
+        .filter(|l| l.contains("general_settings.global_max_parallel_requests"))
         .collect();
     assert_eq!(lines.len(), 1, "{log}");
     assert!(lines[0].contains("WARN"), "{}", lines[0]);
