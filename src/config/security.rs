@@ -225,7 +225,7 @@ pub fn security_settings(tree: &Value, env: &Env) -> Result<SecuritySettings, Co
                 .into(),
         );
     }
-    let ip_filter = (!allowed.is_empty() || !blocked.is_empty()).then(|| IpFilter {
+    let ip_filter = (!allowed.is_empty() || !blocked.is_empty()).then_some(IpFilter {
         allowed,
         blocked,
         use_x_forwarded_for: use_xff,

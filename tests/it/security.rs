@@ -29,6 +29,9 @@ fn yaml(general: &str) -> String {
 
 // ---- 1. Weak master keys.
 
+/// Environment variables for a spawned binary.
+type Env = Vec<(String, String)>;
+
 /// How a run of the binary that is expected to stop ended.
 struct Exit {
     code: Option<i32>,
@@ -123,7 +126,7 @@ async fn a_published_or_short_master_key_stops_the_proxy_with_a_clear_error() {
     assert!(run.stderr.contains("at least 16"), "{}", run.stderr);
 }
 
-async fn serves(args: Vec<String>, env: Vec<(String, String)>) -> Process {
+async fn serves(args: Vec<String>, env: Env) -> Process {
     actix_rt::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -140,7 +143,7 @@ async fn a_weak_master_key_starts_only_when_the_operator_says_so() {
         "weak-permit-config",
         "general_settings: {master_key: sk-1234, dangerously_permit_weak_or_unset_master_key: true}\n",
     );
-    let cases: [(&str, Vec<String>, Vec<(String, String)>); 4] = [
+    let cases: [(&str, Vec<String>, Env); 4] = [
         (
             "--allow-weak-master-key",
             vec![
