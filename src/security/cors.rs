@@ -7,36 +7,15 @@ use actix_cors::Cors;
 
 use crate::config::{CorsOrigins, CorsSettings};
 
-/// The response headers a browser page may read: the gateway's own.
-const EXPOSED: &[&str] = &[
-    "x-litellm-call-id",
-    "x-litellm-model-id",
-    "x-litellm-model-api-base",
-    "x-litellm-model-group",
-    "x-litellm-version",
-    "x-litellm-response-cost",
-    "x-litellm-key-spend",
-    "x-litellm-response-duration-ms",
-    "x-litellm-overhead-duration-ms",
-    "x-litellm-attempted-retries",
-    "x-litellm-attempted-fallbacks",
-    "x-litellm-cache-key",
-    "x-ratelimit-remaining-requests",
-    "x-ratelimit-remaining-tokens",
-    "x-ratelimit-limit-requests",
-    "x-ratelimit-limit-tokens",
-    "retry-after",
-];
-
 /// How long a browser may cache a preflight answer, in seconds.
 const MAX_AGE: usize = 600;
 
 /// The CORS middleware for `settings` (built once per worker; the values were checked when the
 /// config was read).
 pub fn cors(settings: &CorsSettings) -> Cors {
-    let mut cors = Cors::default()
-        .expose_headers(EXPOSED.iter().copied())
-        .max_age(MAX_AGE);
+    // No response header is exposed to pages (as in LiteLLM): an exposed list would be sent on
+    // every response, CORS or not.
+    let mut cors = Cors::default().max_age(MAX_AGE);
     cors = match &settings.origins {
         CorsOrigins::Any => cors.allow_any_origin(),
         CorsOrigins::Only(list) => list
