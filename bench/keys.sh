@@ -52,7 +52,7 @@ else
   TPUT_DUR=10 WARM_DUR=2
 fi
 CONC=64
-MASTER_KEY=sk-bench-master
+MASTER_KEY=sk-bench-master-5c2e9a
 CHAT_PATH=/v1/chat/completions
 BATCH_SECS=1            # proxy_batch_write_at in the gateway's config
 STABLE_SECS=3           # the spend-log count is "done growing" after this long unchanged

@@ -45,7 +45,7 @@ else
   LAT_DUR=10 TPUT_DUR=10 WARM_DUR=2 STREAM_N=200 STREAM_WARM=10 READY_TRIALS=5
 fi
 CONC=64
-MASTER_KEY=sk-bench-master
+MASTER_KEY=sk-bench-master-5c2e9a
 CHAT_PATH=/v1/chat/completions
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

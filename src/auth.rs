@@ -74,10 +74,10 @@ pub fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Caller, ApiEr
     })
 }
 
-/// Admits only the master key (or anyone when none is configured).
-pub fn require_master(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
+/// Admits only the master key (or anyone when none is configured), and says which it was.
+pub fn require_master(state: &AppState, req: &HttpRequest) -> Result<Caller, ApiError> {
     match authenticate(state, req)? {
-        Caller::Open | Caller::Master => Ok(()),
+        caller @ (Caller::Open | Caller::Master) => Ok(caller),
         Caller::Key { .. } => Err(ApiError::AdminOnly(req.path().to_owned())),
     }
 }

@@ -62,6 +62,9 @@ pub struct Cli {
     /// Call a running proxy's /health and print it.
     #[arg(long)]
     pub health: bool,
+    /// Start even with a weak master key (a published example, or under 16 characters).
+    #[arg(long = "allow-weak-master-key", alias = "allow_weak_master_key")]
+    pub allow_weak_master_key: bool,
 }
 
 impl Cli {
@@ -127,7 +130,23 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    init_logging(&cli, settings.verbose);
+    if let Some(weakness) = settings
+        .master_key
+        .as_ref()
+        .and_then(|k| crate::security::master_key::weakness(k.expose()))
+    {
+        if !(cli.allow_weak_master_key || settings.security.permit_weak_master_key) {
+            eprintln!(
+                "llmgate: {}",
+                crate::security::master_key::refusal(weakness)
+            );
+            return ExitCode::FAILURE;
+        }
+        init_logging(&cli, settings.verbose);
+        log::warn!("STARTING WITH A WEAK MASTER KEY ({weakness}), as asked: anyone who guesses it administers this proxy.");
+    } else {
+        init_logging(&cli, settings.verbose);
+    }
     if settings.deployments.is_empty() {
         log::warn!("no models configured: pass --config with a model_list, or --model");
     }

@@ -76,6 +76,9 @@ pub enum ApiError {
     /// The master key is required.
     #[error("Authentication Error, only the master key may call {0}")]
     AdminOnly(String),
+    /// The client's address is not in `allowed_ips`, or is in `blocked_ips`.
+    #[error("Access forbidden: IP address not allowed.")]
+    IpNotAllowed,
     /// The key's `allowed_cache_controls` does not list a cache control the request set.
     #[error("Not allowed to set {0} as a cache control. Contact admin to change permissions.")]
     CacheControlDenied(String),
@@ -119,7 +122,7 @@ impl ApiError {
                 Rejection::ModelDenied(_) => "key_model_access_denied",
                 Rejection::RateLimited { .. } => "rate_limit_error",
             },
-            Self::AdminOnly(_) | Self::CacheControlDenied(_) => "auth_error",
+            Self::AdminOnly(_) | Self::CacheControlDenied(_) | Self::IpNotAllowed => "auth_error",
             Self::Unavailable(_) => "service_unavailable",
             Self::Missing(_) => "not_found_error",
             Self::NotFound(_) => "not_found_error",
@@ -172,7 +175,7 @@ impl ResponseError for ApiError {
                 Rejection::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             },
             Self::AdminOnly(_) => StatusCode::UNAUTHORIZED,
-            Self::CacheControlDenied(_) => StatusCode::FORBIDDEN,
+            Self::CacheControlDenied(_) | Self::IpNotAllowed => StatusCode::FORBIDDEN,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Missing(_) => StatusCode::NOT_FOUND,
             Self::NotFound(_) => StatusCode::NOT_FOUND,

@@ -17,6 +17,7 @@ pub mod pricing;
 pub mod providers;
 pub mod routes;
 pub mod routing;
+pub mod security;
 pub mod server;
 pub mod shared;
 pub mod state;

@@ -91,11 +91,21 @@ pub async fn start(
     }
     let app_state = state.clone();
     let server = HttpServer::new(move || {
+        let filter_ips = app_state.settings.security.ip_filter.is_some();
         App::new()
             .app_data(app_state.clone())
             .app_data(web::Data::new(upstream_client()))
+            // Outermost last: CORS answers preflights, the access log sees every other request,
+            // refusals by address included.
+            .wrap(actix_web::middleware::Condition::new(
+                filter_ips,
+                actix_web::middleware::from_fn(crate::security::ip::ip_filter),
+            ))
             .wrap(actix_web::middleware::from_fn(
                 routes::access_log::access_log,
+            ))
+            .wrap(crate::security::cors::cors(
+                &app_state.settings.security.cors,
             ))
             .configure(routes::configure)
     })

@@ -5,6 +5,7 @@ mod de;
 mod deployment;
 mod error;
 mod resolve;
+mod security;
 mod settings;
 mod shared;
 mod support;
@@ -13,6 +14,10 @@ pub use callbacks::{CallbackSettings, SinkSettings, SinkTarget};
 pub use deployment::{Deployment, DeploymentSource};
 pub use error::ConfigError;
 pub use resolve::Env;
+pub use security::{
+    truthy, CorsOrigins, CorsSettings, SecuritySettings, ALLOW_WEAK_ENV, PERMIT_WEAK_ENV,
+    PERMIT_WEAK_SETTING,
+};
 pub use settings::{CliOverrides, HealthSettings, Settings};
 pub use shared::{CacheSettings, CacheStore, RedisTarget, DEFAULT_CACHE_TTL, URL_UNRESERVED};
 pub use support::{unimplemented_settings, SettingStatus};

@@ -204,6 +204,8 @@ pub struct Settings {
     pub cache: Option<super::CacheSettings>,
     /// The logging callbacks (`success_callback`, `failure_callback`).
     pub callbacks: super::CallbackSettings,
+    /// Address filters, CORS, the weak master key permit, the audit log.
+    pub security: super::SecuritySettings,
     /// The environment, with the config's overlay.
     pub env: Env,
 }
@@ -351,6 +353,7 @@ impl Settings {
             .or_else(|| env.get("LITELLM_MASTER_KEY"))
             .filter(|k| !k.is_empty())
             .map(Secret::new);
+        let security = super::security::security_settings(&tree, &env)?;
         let log_messages = !litellm.turn_off_message_logging.unwrap_or(false);
         let (callbacks, callbacks_not_done) =
             super::callbacks::callback_settings(&tree, &env, log_messages)?;
@@ -488,6 +491,7 @@ impl Settings {
             redis,
             cache,
             callbacks,
+            security,
             env,
         })
     }
@@ -508,6 +512,7 @@ impl Settings {
             ));
         }
         out.extend(self.callbacks.warnings.iter().cloned());
+        out.extend(self.security.warnings.iter().cloned());
         out
     }
 }

@@ -34,6 +34,8 @@ const LITELLM_SETTINGS: &[(&str, SettingStatus)] = &[
     ("turn_off_message_logging", Y),
     ("set_verbose", Y),
     ("add_function_to_prompt", Y),
+    // Key changes are written to the audit log (GET /audit/logs); on unless set to false.
+    ("store_audit_logs", Y),
 ];
 
 const ROUTER_SETTINGS: &[(&str, SettingStatus)] = &[
@@ -70,8 +72,16 @@ const GENERAL_SETTINGS: &[(&str, SettingStatus)] = &[
     ("background_health_checks", Y),
     ("health_check_interval", Y),
     ("health_check_timeout", Y),
-    ("allowed_ips", N),
-    ("blocked_ips", N),
+    ("allowed_ips", Y),
+    ("blocked_ips", Y),
+    ("use_x_forwarded_for", Y),
+    // llmgate's (and LiteLLM's network code's) name: X-Forwarded-For is believed only from these.
+    ("trusted_proxy_ranges", Y),
+    ("cors_allow_origins", Y),
+    ("cors_allow_credentials", Y),
+    ("cors_allow_methods", Y),
+    ("cors_allow_headers", Y),
+    ("dangerously_permit_weak_or_unset_master_key", Y),
     ("max_request_size_mb", Y),
     ("litellm_key_header_name", Y),
     ("always_include_stream_usage", Y),

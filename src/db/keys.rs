@@ -1,21 +1,45 @@
-//! Key queries: insert, read, update, delete, list, and per-model spend.
+//! Key queries: insert, read, update, delete, list, and per-model spend; every change writes
+//! its audit row in its own transaction.
 
 use std::collections::HashMap;
 
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 
-use super::models::{KeyRow, KeySettings};
-use super::schema::{llmgate_key_model_spend as model_spend, llmgate_keys as keys};
+use super::models::{AuditLogRow, KeyRow, KeySettings};
+use super::schema::{
+    llmgate_audit_logs as audit_logs, llmgate_key_model_spend as model_spend, llmgate_keys as keys,
+};
 use super::{with_conn, Db, DbError};
 
+/// Writes the audit row, if any, on `$conn` (inside the caller's transaction); a macro because
+/// the statement is compiled once per backend.
+macro_rules! record {
+    ($conn:ident, $audit:expr) => {
+        if let Some(row) = $audit {
+            diesel::insert_into(audit_logs::table)
+                .values(row)
+                .execute($conn)
+                .await?;
+        }
+    };
+}
+
 impl Db {
-    /// Stores a new key.
-    pub async fn insert_key(&self, row: &KeyRow) -> Result<(), DbError> {
+    /// Stores a new key and, in the same transaction, its audit row.
+    pub async fn insert_key(
+        &self,
+        row: &KeyRow,
+        audit: Option<&AuditLogRow>,
+    ) -> Result<(), DbError> {
         with_conn!(self, conn => {
-            diesel::insert_into(keys::table).values(row).execute(conn).await?;
-        });
-        Ok(())
+            conn.transaction(async |conn| {
+                diesel::insert_into(keys::table).values(row).execute(conn).await?;
+                record!(conn, audit);
+                Ok::<_, DbError>(())
+            })
+            .await
+        })
     }
 
     /// The key with this token, if any.
@@ -36,73 +60,105 @@ impl Db {
         }))
     }
 
-    /// Saves a key's settings; its spend is replaced only when `new_spend` is given. Returns
-    /// the stored row, or `None` when the key does not exist.
+    /// Saves a key's settings; its spend is replaced only when `new_spend` is given. The audit
+    /// row is written in the same transaction. Returns the stored row, or `None` when the key
+    /// does not exist.
     pub async fn save_key(
         &self,
         row: &KeyRow,
         new_spend: Option<f64>,
+        audit: Option<&AuditLogRow>,
     ) -> Result<Option<KeyRow>, DbError> {
         let settings = KeySettings::from(row);
-        Ok(with_conn!(self, conn => {
-            let changed = diesel::update(keys::table.find(&row.token))
-                .set(&settings)
-                .execute(conn)
-                .await?;
-            if changed == 0 {
-                None
-            } else {
+        with_conn!(self, conn => {
+            conn.transaction(async |conn| {
+                // A write first: SQLite then holds the write lock for the whole transaction.
+                let changed = diesel::update(keys::table.find(&row.token))
+                    .set(&settings)
+                    .execute(conn)
+                    .await?;
+                if changed == 0 {
+                    return Ok(None);
+                }
                 if let Some(spend) = new_spend {
                     diesel::update(keys::table.find(&row.token))
                         .set(keys::spend.eq(spend))
                         .execute(conn)
                         .await?;
                 }
-                keys::table
+                record!(conn, audit);
+                Ok(keys::table
                     .find(&row.token)
                     .select(KeyRow::as_select())
                     .first(conn)
                     .await
-                    .optional()?
-            }
-        }))
+                    .optional()?)
+            })
+            .await
+        })
     }
 
-    /// Replaces a key's token (regeneration), keeping its spend history.
+    /// Replaces a key's token (regeneration), keeping its spend history; the audit row is
+    /// written in the same transaction.
     pub async fn change_token(
         &self,
         old: &str,
         new: &str,
         new_name: &str,
+        audit: Option<&AuditLogRow>,
     ) -> Result<bool, DbError> {
         let now = chrono::Utc::now().naive_utc();
-        Ok(with_conn!(self, conn => {
-            let changed = diesel::update(keys::table.find(old))
-                .set((keys::token.eq(new), keys::key_name.eq(new_name), keys::updated_at.eq(now)))
-                .execute(conn)
-                .await?;
-            diesel::update(model_spend::table.filter(model_spend::token.eq(old)))
-                .set(model_spend::token.eq(new))
-                .execute(conn)
-                .await?;
-            changed > 0
-        }))
+        with_conn!(self, conn => {
+            conn.transaction(async |conn| {
+                let changed = diesel::update(keys::table.find(old))
+                    .set((keys::token.eq(new), keys::key_name.eq(new_name), keys::updated_at.eq(now)))
+                    .execute(conn)
+                    .await?;
+                if changed == 0 {
+                    return Ok(false);
+                }
+                diesel::update(model_spend::table.filter(model_spend::token.eq(old)))
+                    .set(model_spend::token.eq(new))
+                    .execute(conn)
+                    .await?;
+                record!(conn, audit);
+                Ok(true)
+            })
+            .await
+        })
     }
 
-    /// Deletes keys; returns the tokens that existed.
-    pub async fn delete_keys(&self, tokens: &[String]) -> Result<Vec<String>, DbError> {
-        Ok(with_conn!(self, conn => {
-            let found: Vec<String> = keys::table
+    /// Deletes keys, each with the audit row `audit` makes of it in the same transaction;
+    /// returns the tokens that existed.
+    pub async fn delete_keys(
+        &self,
+        tokens: &[String],
+        audit: impl Fn(&KeyRow) -> Option<AuditLogRow> + Sync,
+    ) -> Result<Vec<String>, DbError> {
+        with_conn!(self, conn => {
+            let existing: Vec<KeyRow> = keys::table
                 .filter(keys::token.eq_any(tokens))
-                .select(keys::token)
+                .select(KeyRow::as_select())
                 .load(conn)
                 .await?;
-            diesel::delete(keys::table.filter(keys::token.eq_any(&found))).execute(conn).await?;
-            diesel::delete(model_spend::table.filter(model_spend::token.eq_any(&found)))
-                .execute(conn)
-                .await?;
-            found
-        }))
+            conn.transaction(async |conn| {
+                let mut deleted = Vec::with_capacity(existing.len());
+                for row in &existing {
+                    // A write first: SQLite then holds the write lock for the whole transaction.
+                    let gone = diesel::delete(keys::table.find(&row.token)).execute(conn).await?;
+                    if gone == 0 {
+                        continue;
+                    }
+                    diesel::delete(model_spend::table.filter(model_spend::token.eq(&row.token)))
+                        .execute(conn)
+                        .await?;
+                    record!(conn, audit(row).as_ref());
+                    deleted.push(row.token.clone());
+                }
+                Ok(deleted)
+            })
+            .await
+        })
     }
 
     /// One page of keys, newest first, and the total count.

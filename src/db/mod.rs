@@ -1,5 +1,6 @@
 //! Storage: one enum over the PostgreSQL and SQLite pools, migrations at startup, queries.
 
+pub mod audit;
 mod handle;
 pub mod keys;
 pub mod models;

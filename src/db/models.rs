@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{llmgate_keys, llmgate_spend_logs};
+use super::schema::{llmgate_audit_logs, llmgate_keys, llmgate_spend_logs};
 
 /// One virtual key; JSON-valued fields are JSON text.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
@@ -209,4 +209,29 @@ pub struct SpendLogRow {
     pub user_id: Option<String>,
     /// JSON object from the request's `metadata`.
     pub metadata: String,
+}
+
+/// One change to a key, as the audit log keeps it (LiteLLM's `LiteLLM_AuditLog`).
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = llmgate_audit_logs, treat_none_as_default_value = false)]
+pub struct AuditLogRow {
+    /// A UUID.
+    pub id: String,
+    /// When the change was made (UTC).
+    pub updated_at: NaiveDateTime,
+    /// Who made it: the `litellm-changed-by` header, else `master_key` (or `anonymous` when no
+    /// master key is configured).
+    pub changed_by: String,
+    /// Which credential made it: `master_key`, or empty with no master key; never a key or its hash.
+    pub changed_by_api_key: String,
+    /// `created`, `updated`, `blocked`, `rotated` or `deleted`.
+    pub action: String,
+    /// The table changed, by LiteLLM's name (`LiteLLM_VerificationToken` for keys).
+    pub table_name: String,
+    /// The changed key's token (SHA-256 hex).
+    pub object_id: String,
+    /// JSON object of the changed fields before the change (the whole key when deleted).
+    pub before_value: Option<String>,
+    /// JSON object of the changed fields after the change (the whole key when created).
+    pub updated_values: Option<String>,
 }

@@ -67,3 +67,17 @@ diesel::table! {
         budget_reset_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    llmgate_audit_logs (id) {
+        id -> Text,
+        updated_at -> Timestamp,
+        changed_by -> Text,
+        changed_by_api_key -> Text,
+        action -> Text,
+        table_name -> Text,
+        object_id -> Text,
+        before_value -> Nullable<Text>,
+        updated_values -> Nullable<Text>,
+    }
+}

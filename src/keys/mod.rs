@@ -1,5 +1,6 @@
 //! Virtual keys: generation, hashing, durations, the typed record, and the admission ledger.
 
+pub mod audit;
 pub mod ledger;
 pub mod record;
 

@@ -9,9 +9,10 @@ use super::pipeline::load_key;
 use crate::actors::spend::RenameKey;
 use crate::actors::{CacheKey, CachedKey, ForgetKey};
 use crate::auth::{authenticate, require_master, Caller};
-use crate::db::models::KeyRow;
+use crate::db::models::{AuditLogRow, KeyRow};
 use crate::db::DbError;
 use crate::error::ApiError;
+use crate::keys::audit::{self, Actor, AuditAction};
 use crate::keys::{self, KeyDuration, KeyRecord};
 use crate::state::AppState;
 
@@ -48,6 +49,11 @@ fn parse_body(body: &[u8]) -> Result<Map<String, Json>, ApiError> {
             None,
         )),
     }
+}
+
+/// Whether key changes are written to the audit log (`store_audit_logs`).
+fn auditing(state: &AppState) -> bool {
+    state.settings.security.store_audit_logs
 }
 
 fn json_text(v: &Json) -> String {
@@ -195,7 +201,7 @@ pub async fn generate(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    require_master(&state, &req)?;
+    let actor = Actor::of(&require_master(&state, &req)?, &req);
     let mut fields = parse_body(&body)?;
     let key = match fields.remove("key") {
         None | Some(Json::Null) => keys::generate_key().map_err(|_| ApiError::Internal)?,
@@ -226,9 +232,10 @@ pub async fn generate(
     let mut row = KeyRow::blank(keys::hash_key(&key), keys::key_name(&key), now.naive_utc());
     apply_fields(&mut row, &fields, now)?;
     let stored = row.clone();
+    let audit_row = auditing(&state).then(|| audit::created(&actor, &row));
     state
         .db
-        .run(move |db| async move { db.insert_key(&stored).await })
+        .run(move |db| async move { db.insert_key(&stored, audit_row.as_ref()).await })
         .await
         .map_err(db_error)?;
     let record = KeyRecord::new(row, Default::default());
@@ -315,11 +322,12 @@ async fn save(
     state: &AppState,
     row: KeyRow,
     new_spend: Option<f64>,
+    audit_row: Option<AuditLogRow>,
 ) -> Result<KeyRecord, ApiError> {
     let found = state
         .db
         .run(move |db| async move {
-            let Some(stored) = db.save_key(&row, new_spend).await? else {
+            let Some(stored) = db.save_key(&row, new_spend, audit_row.as_ref()).await? else {
                 return Ok(None);
             };
             let model_spend = db.key_model_spend(&stored.token).await?;
@@ -356,8 +364,11 @@ async fn change(
     state: &AppState,
     token: &str,
     fields: &Map<String, Json>,
+    actor: &Actor,
+    action: AuditAction,
 ) -> Result<HttpResponse, ApiError> {
     let (record, _) = record_of(state, token).await?;
+    let before = record.row.clone();
     let mut row = record.row;
     let now = Utc::now();
     let mut fields = fields.clone();
@@ -365,7 +376,8 @@ async fn change(
     apply_fields(&mut row, &fields, now)?;
     row.updated_at = now.naive_utc();
     let new_spend = fields.contains_key("spend").then_some(row.spend);
-    let record = save(state, row, new_spend).await?;
+    let audit_row = auditing(state).then(|| audit::changed(actor, action, &before, &row));
+    let record = save(state, row, new_spend, audit_row).await?;
     let live = state
         .actors()
         .router
@@ -382,10 +394,10 @@ pub async fn update(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    require_master(&state, &req)?;
+    let actor = Actor::of(&require_master(&state, &req)?, &req);
     let fields = parse_body(&body)?;
     let token = key_param(&fields)?;
-    change(&state, &token, &fields).await
+    change(&state, &token, &fields, &actor, AuditAction::Updated).await
 }
 
 async fn set_blocked(
@@ -394,11 +406,16 @@ async fn set_blocked(
     body: web::Bytes,
     blocked: bool,
 ) -> Result<HttpResponse, ApiError> {
-    require_master(&state, &req)?;
+    let actor = Actor::of(&require_master(&state, &req)?, &req);
     let token = key_param(&parse_body(&body)?)?;
     let mut fields = Map::new();
     fields.insert("blocked".into(), Json::Bool(blocked));
-    change(&state, &token, &fields).await
+    let action = if blocked {
+        AuditAction::Blocked
+    } else {
+        AuditAction::Updated
+    };
+    change(&state, &token, &fields, &actor, action).await
 }
 
 /// `POST /key/block`.
@@ -425,7 +442,7 @@ pub async fn delete(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    require_master(&state, &req)?;
+    let actor = Actor::of(&require_master(&state, &req)?, &req);
     let fields = parse_body(&body)?;
     let list = |name: &str| -> Result<Vec<String>, ApiError> {
         match fields.get(name) {
@@ -447,12 +464,14 @@ pub async fn delete(
         ));
     }
     let tokens: Vec<String> = given.iter().map(|k| keys::token_of(k)).collect();
+    let auditing = auditing(&state);
     let deleted = state
         .db
         .run(move |db| async move {
             let mut all = tokens;
             all.extend(db.tokens_for_aliases(&aliases).await?);
-            db.delete_keys(&all).await
+            db.delete_keys(&all, |row| auditing.then(|| audit::deleted(&actor, row)))
+                .await
         })
         .await
         .map_err(db_error)?;
@@ -540,7 +559,7 @@ pub async fn regenerate(
     path: Option<web::Path<String>>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    require_master(&state, &req)?;
+    let actor = Actor::of(&require_master(&state, &req)?, &req);
     let fields = parse_body(&body)?;
     let old = match path {
         Some(p) => keys::token_of(&p.into_inner()),
@@ -560,9 +579,24 @@ pub async fn regenerate(
         .map_err(|_| ApiError::Internal)?
         .map_err(ApiError::Unavailable)?;
     let (old_t, new_t, name) = (old.clone(), new_token.clone(), keys::key_name(&new_key));
+    let audit_row = if auditing(&state) {
+        let old_name = load_key(&state, &old).await?.map(|r| r.row.key_name);
+        Some(audit::rotated(
+            &actor,
+            &old,
+            old_name.as_deref(),
+            &new_token,
+            &name,
+        ))
+    } else {
+        None
+    };
     let changed = state
         .db
-        .run(move |db| async move { db.change_token(&old_t, &new_t, &name).await })
+        .run(move |db| async move {
+            db.change_token(&old_t, &new_t, &name, audit_row.as_ref())
+                .await
+        })
         .await
         .map_err(db_error)?;
     if !changed {

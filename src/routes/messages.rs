@@ -90,6 +90,10 @@ pub async fn messages(s: State, h: Http, req: HttpRequest, p: web::Payload) -> H
 
 /// `POST /v1/messages/count_tokens`: the prompt's tokens, counted with cl100k.
 pub async fn count_tokens(s: State, req: HttpRequest, p: web::Payload) -> HttpResponse {
+    // Counting calls no upstream, so no other step checks that the key is a real one.
+    if let Err(e) = super::models::allowed_models(&s, &req).await {
+        return anthropic_error(&e);
+    }
     match openai_fields(&s, &req, p).await {
         Ok(fields) => HttpResponse::Ok().json(serde_json::json!({
             "input_tokens": crate::tokens::prompt_tokens(&fields),

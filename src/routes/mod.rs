@@ -2,6 +2,7 @@
 
 pub mod access_log;
 mod attempt;
+mod audit;
 mod cached;
 mod completions;
 mod health;
@@ -75,7 +76,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/key/{key}/regenerate", web::post().to(keys::regenerate_at))
         .route("/spend/logs", web::get().to(spend::logs))
         .route("/global/spend", web::get().to(spend::global))
-        .route("/global/spend/report", web::get().to(spend_report::report));
+        .route("/global/spend/report", web::get().to(spend_report::report))
+        .route("/audit/logs", web::get().to(audit::logs));
     cfg.route("/ui", web::get().to(ui::index))
         .route("/ui/", web::get().to(ui::index))
         .route("/ui/{file}", web::get().to(ui::file));

@@ -16,7 +16,8 @@ use super::pipeline::load_key;
 /// The `created` timestamp LiteLLM reports for every model.
 const CREATED: u64 = 1_677_610_602;
 
-/// The models list of the calling key (`None`: everything).
+/// The models list of the calling key (`None`: everything); an unknown, blocked or expired
+/// key is refused.
 pub(super) async fn allowed_models(
     state: &AppState,
     req: &HttpRequest,
@@ -38,6 +39,14 @@ pub(super) async fn allowed_models(
     };
     if record.row.blocked {
         return Err(ApiError::Key(crate::keys::Rejection::Blocked));
+    }
+    if let Some(expires) = record
+        .row
+        .expires
+        .map(crate::keys::record::utc)
+        .filter(|e| *e <= chrono::Utc::now())
+    {
+        return Err(ApiError::Key(crate::keys::Rejection::Expired(expires)));
     }
     Ok(Some(record.models))
 }

@@ -22,7 +22,8 @@ pub struct LogsQuery {
     limit: Option<i64>,
 }
 
-fn date(field: &str, text: &str, end: bool) -> Result<NaiveDateTime, ApiError> {
+/// A query date: RFC 3339, `YYYY-MM-DD HH:MM:SS` (UTC) or a day (an end day counts whole).
+pub(super) fn date(field: &str, text: &str, end: bool) -> Result<NaiveDateTime, ApiError> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
         return Ok(t.naive_utc());
     }

@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use std::sync::{Arc, Mutex};
+
 use crate::support::binary::{bin, free_port, temp_dir, Process};
+use crate::support::upstream::Recorded;
 use crate::support::{chat_body, eventually, Behavior, MockUpstream};
 
 /// How a finished run of the binary ended.
@@ -496,7 +499,7 @@ async fn unimplemented_settings_are_named_in_one_startup_warning() {
     let config = write_config(
         "cli-not-yet",
         &format!(
-            "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/m, api_base: \"{}\"}}\ngeneral_settings:\n  max_parallel_requests: 10\n  global_max_parallel_requests: 100\n  allowed_ips: [127.0.0.1]\n",
+            "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/m, api_base: \"{}\"}}\ngeneral_settings:\n  max_parallel_requests: 10\n  global_max_parallel_requests: 100\n",
             mock.v1()
         ),
     );
@@ -505,17 +508,18 @@ async fn unimplemented_settings_are_named_in_one_startup_warning() {
     let names = [
         "general_settings.max_parallel_requests",
         "general_settings.global_max_parallel_requests",
-        "general_settings.allowed_ips",
     ];
     let logged = eventually(Duration::from_secs(10), async || {
-        gateway.log().contains("general_settings.allowed_ips")
+        gateway
+            .log()
+            .contains("general_settings.global_max_parallel_requests")
     })
     .await;
     assert!(logged, "{}", gateway.log());
     let log = gateway.log();
     let lines: Vec<&str> = log
         .lines()
-        .filter(|l| l.contains("general_settings.allowed_ips"))
+        .filter(|l| l.contains("general_settings.global_max_parallel_requests"))
         .collect();
     assert_eq!(lines.len(), 1, "{log}");
     assert!(lines[0].contains("WARN"), "{}", lines[0]);
@@ -528,6 +532,7 @@ const MASTER: &str = "sk-m-MASTERCANARY-0001";
 const PROVIDER: &str = "sk-p-PROVIDERCANARY-0002";
 const VIA_ENV: &str = "sk-e-ENVCANARY-0003";
 const BAD_KEY: &str = "sk-b-BADKEYCANARY-0004";
+const VIRTUAL: &str = "sk-v-VKEYCANARY-0005";
 /// The distinctive middle of each secret: none of it may show, not even in part.
 const CANARIES: &[&str] = &[
     "MASTERCANARY",
@@ -535,7 +540,32 @@ const CANARIES: &[&str] = &[
     "ENVCANARY",
     "BADKEYCANARY",
     "USERINFOCANARY",
+    "VKEYCANARY",
+    "LANGFUSECANARY",
+    "HEADERCANARY",
 ];
+
+/// A logging-callback receiver: records every request it gets, answers 200.
+fn callback_receiver() -> (String, Arc<Mutex<Vec<Recorded>>>) {
+    let calls: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+    let base = crate::support::serve(calls.clone(), |c| {
+        c.default_service(actix_web::web::to(
+            |req: actix_web::HttpRequest,
+             body: bytes::Bytes,
+             calls: actix_web::web::Data<Mutex<Vec<Recorded>>>| async move {
+                calls.lock().unwrap().push(Recorded {
+                    path: req.path().to_owned(),
+                    query: req.query_string().to_owned(),
+                    headers: Default::default(),
+                    body: serde_json::from_slice(&body)
+                        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into())),
+                });
+                actix_web::HttpResponse::Ok().json(json!({"ok": true}))
+            },
+        ));
+    });
+    (base, calls)
+}
 
 fn leaks(text: &str) -> Vec<&'static str> {
     CANARIES
@@ -546,19 +576,28 @@ fn leaks(text: &str) -> Vec<&'static str> {
 }
 
 #[actix_rt::test]
-async fn secrets_never_appear_in_logs_model_info_or_error_bodies() {
+async fn secrets_never_appear_in_logs_metrics_model_info_health_errors_or_callbacks() {
     let mock = MockUpstream::start().await;
     let port = mock.base.rsplit(':').next().unwrap().to_owned();
     // An upstream that was there and went away: nothing listens on its port any more.
     let gone = MockUpstream::start().await;
     let gone_v1 = gone.v1();
     gone.stop().await;
+    let (receiver, received) = callback_receiver();
     let config = write_config(
         "cli-secrets",
         &format!(
             r#"
 environment_variables:
   LLMGATE_IT_CANARY_KEY: {VIA_ENV}
+  LANGFUSE_PUBLIC_KEY: pk-lf-canary
+  LANGFUSE_SECRET_KEY: sk-lf-LANGFUSECANARY-0006
+  LANGFUSE_HOST: {receiver}
+  GENERIC_LOGGER_ENDPOINT: {receiver}/generic
+  GENERIC_LOGGER_HEADERS: "authorization=Bearer HEADERCANARY-0007"
+litellm_settings:
+  success_callback: [langfuse, generic_api]
+  failure_callback: [langfuse, generic_api]
 model_list:
   - model_name: good
     litellm_params: {{model: openai/good-model, api_base: "http://llmgate:USERINFOCANARY@127.0.0.1:{port}/v1", api_key: {PROVIDER}}}
@@ -580,6 +619,15 @@ general_settings:
     let mut streamed = chat_body("good");
     streamed["stream"] = json!(true);
 
+    // A virtual key chosen by the caller: shown in /key/generate's answer once, nowhere else.
+    let issued = call(
+        &base,
+        "/key/generate",
+        Some(MASTER),
+        Some(&json!({"key": VIRTUAL, "key_alias": "canary-key"})),
+    )
+    .await;
+    assert_eq!(issued.status, 200, "{}", issued.text);
     let mut answers = Vec::new();
     let mut expect = |what: &str, answer: Answer, status: u16| {
         assert_eq!(answer.status, status, "{what}: {}", answer.text);
@@ -673,7 +721,59 @@ general_settings:
         call(&base, "/model/state", Some(MASTER), None).await,
         200,
     );
-    let model_requests = 10;
+    expect(
+        "virtual key",
+        call(&base, chat, Some(VIRTUAL), Some(&chat_body("good"))).await,
+        200,
+    );
+    expect(
+        "virtual key, streamed",
+        call(&base, chat, Some(VIRTUAL), Some(&streamed)).await,
+        200,
+    );
+    expect(
+        "virtual key's own info",
+        call(&base, "/key/info", Some(VIRTUAL), None).await,
+        200,
+    );
+    expect(
+        "virtual key on a management route",
+        call(&base, "/key/list", Some(VIRTUAL), None).await,
+        401,
+    );
+    let blocked = json!({"key": VIRTUAL});
+    expect(
+        "block",
+        call(&base, "/key/block", Some(MASTER), Some(&blocked)).await,
+        200,
+    );
+    expect(
+        "blocked virtual key",
+        call(&base, chat, Some(VIRTUAL), Some(&chat_body("good"))).await,
+        401,
+    );
+    expect(
+        "key list",
+        call(
+            &base,
+            "/key/list?return_full_object=true",
+            Some(MASTER),
+            None,
+        )
+        .await,
+        200,
+    );
+    expect(
+        "spend logs",
+        call(&base, "/spend/logs", Some(MASTER), None).await,
+        200,
+    );
+    expect(
+        "audit logs",
+        call(&base, "/audit/logs", Some(MASTER), None).await,
+        200,
+    );
+    let model_requests = 13;
 
     // The upstreams did get the real keys: the canaries are live secrets.
     assert!(mock
@@ -723,6 +823,32 @@ general_settings:
         for canary in leaks(line) {
             found.push(format!("log: {canary}: {line}"));
         }
+    }
+    // The logging callbacks heard of the requests (successes and failures, the virtual key's
+    // too) and were told no secret: only hashes and aliases. Their own credentials travel in
+    // headers, as their receivers expect.
+    let heard = eventually(Duration::from_secs(15), async || {
+        let calls = received.lock().unwrap();
+        let generic = calls.iter().filter(|c| c.path == "/generic").count();
+        let text: String = calls.iter().map(|c| c.body.to_string()).collect();
+        generic > 0
+            && text.contains("canary-key")
+            && text.contains("upstream broke")
+            && text.contains("api.langfuse") | text.contains("generation-create")
+    })
+    .await;
+    let calls = received.lock().unwrap().clone();
+    assert!(heard, "callbacks: {calls:?}\nlog:\n{}", gateway.log());
+    for c in &calls {
+        let text = format!("{} {} {}", c.path, c.query, c.body);
+        for canary in leaks(&text) {
+            found.push(format!("callback {}: {canary}: {text}", c.path));
+        }
+    }
+    // /metrics once every request is counted.
+    let metrics = call(&base, "/metrics", None, None).await;
+    for canary in leaks(&metrics.text) {
+        found.push(format!("metrics: {canary}"));
     }
     assert!(found.is_empty(), "secrets leaked:\n{}", found.join("\n"));
 }

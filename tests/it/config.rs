@@ -99,6 +99,7 @@ litellm_settings:
   default_key_generate_params: {duration: 1h}
   turn_off_message_logging: true
   set_verbose: false
+  store_audit_logs: true
 router_settings:
   routing_strategy: simple-shuffle
   redis_host: localhost
@@ -132,6 +133,13 @@ general_settings:
   health_check_interval: 300
   allowed_ips: ["127.0.0.1"]
   blocked_ips: ["10.0.0.1"]
+  use_x_forwarded_for: false
+  trusted_proxy_ranges: ["10.0.0.0/8"]
+  cors_allow_origins: ["https://app.example.com"]
+  cors_allow_credentials: false
+  cors_allow_methods: ["GET", "POST"]
+  cors_allow_headers: ["authorization", "content-type"]
+  dangerously_permit_weak_or_unset_master_key: false
   max_request_size_mb: 16
   litellm_key_header_name: X-My-Key
   always_include_stream_usage: true
@@ -145,8 +153,6 @@ const NOT_IMPLEMENTED: &[&str] = &[
     "litellm_settings.failure_callback[0]: the sentry callback",
     "general_settings.max_parallel_requests",
     "general_settings.global_max_parallel_requests",
-    "general_settings.allowed_ips",
-    "general_settings.blocked_ips",
     "model_list[].litellm_params.max_retries",
     "model_list[].litellm_params.aws_profile_name",
     "model_list[].litellm_params.aws_role_name",
@@ -684,29 +690,53 @@ fn example(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The master key a reader of the README exports before running the mock example.
+const MOCK_MASTER: &str = "sk-readme-mock-master-7f3a9c2e";
+
+/// `config/mock.yaml` with `LITELLM_MASTER_KEY` set, as the README's command runs it.
+fn mock_example() -> String {
+    format!(
+        "environment_variables:\n  LITELLM_MASTER_KEY: {MOCK_MASTER}\n{}",
+        example("mock.yaml")
+    )
+}
+
 #[test]
 fn the_mock_example_config_loads_without_warnings() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/mock.yaml");
-
-    let settings =
-        Settings::load(Some(path.as_path()), &CliOverrides::default()).expect("mock.yaml loads");
+    let settings = load(&mock_example());
 
     assert_eq!(settings.deployments.len(), 4);
     assert_eq!(
         settings.master_key.as_ref().map(|k| k.expose()),
-        Some("sk-1234")
+        Some(MOCK_MASTER)
     );
     assert!(settings.warnings().is_empty(), "{:?}", settings.warnings());
 }
 
+#[test]
+fn the_example_configs_publish_no_master_key() {
+    for name in ["mock.yaml", "providers.yaml", "docker.yaml"] {
+        let text = example(name);
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("master_key:"))
+            .unwrap_or_else(|| panic!("{name} sets no master key"));
+        assert_eq!(
+            line.trim(),
+            "master_key: os.environ/LITELLM_MASTER_KEY",
+            "{name}"
+        );
+    }
+}
+
 #[actix_rt::test]
 async fn the_mock_example_config_answers_without_any_upstream() {
-    let gw = Gateway::start(&example("mock.yaml")).await;
+    let gw = Gateway::start(&mock_example()).await;
 
     let reply = gw
         .post(
             "/v1/chat/completions",
-            Some("sk-1234"),
+            Some(MOCK_MASTER),
             &chat_body("gpt-4o-mini"),
         )
         .await;

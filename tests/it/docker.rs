@@ -51,6 +51,14 @@ fn env_example() -> BTreeMap<String, String> {
         .collect()
 }
 
+/// `docker/.env` as an operator writes it: the example with a generated master key.
+fn dot_env() -> BTreeMap<String, String> {
+    let mut env = env_example();
+    let key = format!("sk-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    env.insert("LITELLM_MASTER_KEY".into(), key);
+    env
+}
+
 /// Expands compose's `${NAME}`, `${NAME:-default}` and `${NAME:?error}` in `text` from `env`;
 /// `Err` names a required variable that is missing.
 fn interpolate(text: &str, env: &BTreeMap<String, String>) -> Result<String, String> {
@@ -159,9 +167,14 @@ fn the_master_key_comes_from_dot_env_and_every_variable_passed_is_read() {
     // Without .env, compose refuses to start rather than run with a default key.
     let missing = service_env(&BTreeMap::new()).unwrap_err();
     assert_eq!(missing, "LITELLM_MASTER_KEY");
-    let example = env_example();
+    // Nor with the example's key left as it is: it ships none, so none is ever published.
+    assert_eq!(env_example()["LITELLM_MASTER_KEY"], "");
+    assert_eq!(
+        service_env(&env_example()).unwrap_err(),
+        "LITELLM_MASTER_KEY"
+    );
+    let example = dot_env();
     let key = &example["LITELLM_MASTER_KEY"];
-    assert!(key.len() >= 16 && key != "sk-1234", "{key}");
     let env = service_env(&example).unwrap();
     assert!(env.contains(&("LITELLM_MASTER_KEY".into(), key.clone())));
     // Every variable the compose file passes is one llmgate or its config reads.
@@ -212,8 +225,9 @@ fn compose_mounts_the_docker_config_and_passes_only_real_flags() {
 async fn the_mounted_config_runs_with_the_environment_compose_passes() {
     // The compose stack's PostgreSQL and Redis, played by this machine's.
     let db = TestDb::postgres();
-    let env = service_env(&env_example()).unwrap();
-    let key = env_example()["LITELLM_MASTER_KEY"].clone();
+    let dot_env = dot_env();
+    let env = service_env(&dot_env).unwrap();
+    let key = dot_env["LITELLM_MASTER_KEY"].clone();
     let env: Vec<(String, String)> = env
         .into_iter()
         .map(|(k, v)| match k.as_str() {
@@ -274,6 +288,11 @@ fn the_dockerfile_default_command_uses_real_flags_and_a_shipped_config() {
         assert!(help.contains(flag), "llmgate has no {flag}");
     }
     let config = cmd[1].trim_start_matches("/app/");
-    Settings::load(Some(&root().join(config)), &CliOverrides::default()).unwrap();
+    // The image's default config reads the master key from the environment `docker run -e` gives.
+    let yaml = format!(
+        "environment_variables:\n  LITELLM_MASTER_KEY: sk-docker-run-default-0001\n{}",
+        read(config)
+    );
+    Settings::from_yaml(&yaml, &CliOverrides::default()).unwrap();
     assert!(text.contains("ENTRYPOINT [\"llmgate\"]"));
 }

@@ -26,6 +26,7 @@ mod mock_response;
 mod ollama;
 mod providers;
 mod routing;
+mod security;
 mod shared_script;
 mod shared_state;
 mod spend;

@@ -19,7 +19,7 @@ const PRICED: &str = "model_list:\n  - model_name: g\n    litellm_params: {model
 const COST: f64 = 0.00005;
 
 fn config(db_url: &str, extra: &str) -> String {
-    format!("{PRICED}general_settings:\n  master_key: sk-master\n  database_url: '{db_url}'\n  proxy_batch_write_at: 60\n{extra}")
+    format!("{PRICED}general_settings:\n  master_key: sk-master-spend-0001\n  database_url: '{db_url}'\n  proxy_batch_write_at: 60\n{extra}")
 }
 
 #[derive(QueryableByName, Debug)]
@@ -74,7 +74,9 @@ async fn new_key(gw: &Gateway, extra: Value) -> String {
     for (k, v) in extra.as_object().unwrap() {
         body[k] = v.clone();
     }
-    let r = gw.post("/key/generate", Some("sk-master"), &body).await;
+    let r = gw
+        .post("/key/generate", Some("sk-master-spend-0001"), &body)
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     r.json()["key"].as_str().unwrap().to_owned()
 }
@@ -115,7 +117,10 @@ async fn spend_totals_equal_the_spend_log_after_concurrent_traffic_from_many_key
         assert!((t.key_spend - n * COST).abs() < 1e-9, "{t:?}");
         for key in &keys {
             let info = gw
-                .get(&format!("/key/info?key={key}"), Some("sk-master"))
+                .get(
+                    &format!("/key/info?key={key}"),
+                    Some("sk-master-spend-0001"),
+                )
                 .await;
             let spend = info.json()["info"]["spend"].as_f64().unwrap();
             assert!((spend - per_key as f64 * COST).abs() < 1e-9, "{spend}");
@@ -249,7 +254,10 @@ async fn a_key_budget_window_resets_its_spend_on_schedule() {
     )
     .await;
     let info = gw
-        .get(&format!("/key/info?key={key}"), Some("sk-master"))
+        .get(
+            &format!("/key/info?key={key}"),
+            Some("sk-master-spend-0001"),
+        )
         .await;
     assert!(
         info.json()["info"]["budget_reset_at"].is_string(),
@@ -287,7 +295,10 @@ async fn a_key_budget_window_resets_its_spend_on_schedule() {
     );
     gw.state.spend().send(Flush).await.unwrap().unwrap();
     let info = gw
-        .get(&format!("/key/info?key={key}"), Some("sk-master"))
+        .get(
+            &format!("/key/info?key={key}"),
+            Some("sk-master-spend-0001"),
+        )
         .await;
     let spend = info.json()["info"]["spend"].as_f64().unwrap();
     assert!(
@@ -314,12 +325,18 @@ async fn spend_logs_filter_by_key_request_and_date_and_global_spend_adds_up() {
         .await;
     gw.state.spend().send(Flush).await.unwrap().unwrap();
     let by_key = gw
-        .get(&format!("/spend/logs?api_key={b}"), Some("sk-master"))
+        .get(
+            &format!("/spend/logs?api_key={b}"),
+            Some("sk-master-spend-0001"),
+        )
         .await
         .json();
     assert_eq!(by_key.as_array().unwrap().len(), 2);
     let row = &gw
-        .get("/spend/logs?request_id=call-abc", Some("sk-master"))
+        .get(
+            "/spend/logs?request_id=call-abc",
+            Some("sk-master-spend-0001"),
+        )
         .await
         .json()[0];
     assert_eq!(row["model_group"], "g");
@@ -335,25 +352,31 @@ async fn spend_logs_filter_by_key_request_and_date_and_global_spend_adds_up() {
     let dated = gw
         .get(
             &format!("/spend/logs?start_date={today}&end_date={today}"),
-            Some("sk-master"),
+            Some("sk-master-spend-0001"),
         )
         .await;
     assert_eq!(dated.json().as_array().unwrap().len(), 3);
     let none = gw
         .get(
             "/spend/logs?start_date=2001-01-01&end_date=2001-01-02",
-            Some("sk-master"),
+            Some("sk-master-spend-0001"),
         )
         .await;
     assert_eq!(none.json(), json!([]));
     let bad = gw
-        .get("/spend/logs?start_date=yesterday", Some("sk-master"))
+        .get(
+            "/spend/logs?start_date=yesterday",
+            Some("sk-master-spend-0001"),
+        )
         .await;
     assert_eq!(
         (bad.status, bad.json()["error"]["param"].as_str()),
         (400, Some("start_date"))
     );
-    let global = gw.get("/global/spend", Some("sk-master")).await.json();
+    let global = gw
+        .get("/global/spend", Some("sk-master-spend-0001"))
+        .await
+        .json();
     assert!(
         (global["spend"].as_f64().unwrap() - 3.0 * COST).abs() < 1e-9,
         "{global}"
@@ -377,12 +400,16 @@ async fn the_proxy_budget_refuses_everyone_once_crossed() {
         200
     );
     assert_eq!(
-        gw.post("/v1/chat/completions", Some("sk-master"), &chat_body("g"))
-            .await
-            .status,
+        gw.post(
+            "/v1/chat/completions",
+            Some("sk-master-spend-0001"),
+            &chat_body("g")
+        )
+        .await
+        .status,
         200
     );
-    for caller in [key.as_str(), "sk-master"] {
+    for caller in [key.as_str(), "sk-master-spend-0001"] {
         let r = gw
             .post("/v1/chat/completions", Some(caller), &chat_body("g"))
             .await;
@@ -441,7 +468,7 @@ async fn a_sigterm_during_traffic_loses_no_answered_requests_spend() {
         .finish();
     let mut res = client
         .post(format!("{}/key/generate", proc.base))
-        .bearer_auth("sk-master")
+        .bearer_auth("sk-master-spend-0001")
         .send_json(&json!({"duration": null}))
         .await
         .unwrap();
@@ -498,7 +525,7 @@ async fn a_sigterm_during_traffic_loses_no_answered_requests_spend() {
     let again = Process::spawn(&["--config", cfg.to_str().unwrap()], &[]);
     let mut info = client
         .get(format!("{}/key/info?key={key}", again.base))
-        .bearer_auth("sk-master")
+        .bearer_auth("sk-master-spend-0001")
         .send()
         .await
         .unwrap();
@@ -520,28 +547,40 @@ async fn changing_a_keys_settings_never_overwrites_the_spend_counted_since_it_wa
         gw.state.spend().send(Flush).await.unwrap().unwrap();
         for body in [json!({"key": key, "max_budget": 2.0}), json!({"key": key})] {
             assert_eq!(
-                gw.post("/key/update", Some("sk-master"), &body)
+                gw.post("/key/update", Some("sk-master-spend-0001"), &body)
                     .await
                     .status,
                 200
             );
         }
         assert_eq!(
-            gw.post("/key/block", Some("sk-master"), &json!({"key": key}))
-                .await
-                .status,
+            gw.post(
+                "/key/block",
+                Some("sk-master-spend-0001"),
+                &json!({"key": key})
+            )
+            .await
+            .status,
             200
         );
         assert_eq!(
-            gw.post("/key/unblock", Some("sk-master"), &json!({"key": key}))
-                .await
-                .status,
+            gw.post(
+                "/key/unblock",
+                Some("sk-master-spend-0001"),
+                &json!({"key": key})
+            )
+            .await
+            .status,
             200
         );
         gw.post("/v1/chat/completions", Some(&key), &chat_body("g"))
             .await;
         let regenerated = gw
-            .post("/key/regenerate", Some("sk-master"), &json!({"key": key}))
+            .post(
+                "/key/regenerate",
+                Some("sk-master-spend-0001"),
+                &json!({"key": key}),
+            )
             .await;
         let new_key = regenerated.json()["key"].as_str().unwrap().to_owned();
         gw.post("/v1/chat/completions", Some(&new_key), &chat_body("g"))
@@ -550,7 +589,10 @@ async fn changing_a_keys_settings_never_overwrites_the_spend_counted_since_it_wa
         let t = totals(&db.target);
         assert!((t.key_spend - 5.0 * COST).abs() < 1e-9, "{t:?}");
         let info = gw
-            .get(&format!("/key/info?key={new_key}"), Some("sk-master"))
+            .get(
+                &format!("/key/info?key={new_key}"),
+                Some("sk-master-spend-0001"),
+            )
             .await
             .json();
         assert!(
@@ -562,7 +604,7 @@ async fn changing_a_keys_settings_never_overwrites_the_spend_counted_since_it_wa
         let set = gw
             .post(
                 "/key/update",
-                Some("sk-master"),
+                Some("sk-master-spend-0001"),
                 &json!({"key": new_key, "spend": 0.5}),
             )
             .await;
@@ -577,20 +619,32 @@ async fn the_proxy_budget_window_resets_on_schedule() {
     let extra = format!("  max_budget: {}\n  budget_duration: 2s\n", COST * 0.5);
     let gw = Gateway::start(&config(&db.url, &extra)).await;
     assert_eq!(
-        gw.post("/v1/chat/completions", Some("sk-master"), &chat_body("g"))
-            .await
-            .status,
+        gw.post(
+            "/v1/chat/completions",
+            Some("sk-master-spend-0001"),
+            &chat_body("g")
+        )
+        .await
+        .status,
         200
     );
     let refused = gw
-        .post("/v1/chat/completions", Some("sk-master"), &chat_body("g"))
+        .post(
+            "/v1/chat/completions",
+            Some("sk-master-spend-0001"),
+            &chat_body("g"),
+        )
         .await;
     assert_eq!(refused.status, 400, "{}", refused.text);
     assert!(
         eventually(Duration::from_secs(6), async || {
-            gw.post("/v1/chat/completions", Some("sk-master"), &chat_body("g"))
-                .await
-                .status
+            gw.post(
+                "/v1/chat/completions",
+                Some("sk-master-spend-0001"),
+                &chat_body("g"),
+            )
+            .await
+            .status
                 == 200
         })
         .await,

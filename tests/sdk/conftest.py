@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mock_upstream import MockUpstream  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MASTER_KEY = "sk-master-test"
+MASTER_KEY = "sk-master-test-sdk-4d1f"
 UPSTREAM_KEY = "sk-upstream"
 STARTUP_TIMEOUT_S = 20.0
 
