@@ -13,7 +13,7 @@ pub use callbacks::{CallbackSettings, SinkSettings, SinkTarget};
 pub use deployment::{Deployment, DeploymentSource};
 pub use error::ConfigError;
 pub use resolve::Env;
-pub use settings::{CliOverrides, HealthSettings, Settings};
+pub use settings::{CliOverrides, HealthSettings, Settings, SpendJournal};
 pub use shared::{CacheSettings, CacheStore, RedisTarget, DEFAULT_CACHE_TTL, URL_UNRESERVED};
 pub use support::{unimplemented_settings, SettingStatus};
 

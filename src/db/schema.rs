@@ -67,3 +67,10 @@ diesel::table! {
         budget_reset_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    llmgate_spend_journal (journal_id) {
+        journal_id -> Text,
+        applied_seq -> BigInt,
+    }
+}
