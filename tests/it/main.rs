@@ -12,6 +12,7 @@ mod chat;
 mod cli;
 mod cohere;
 mod config;
+mod crash;
 mod docker;
 mod errors;
 mod fallbacks;
