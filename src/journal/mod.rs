@@ -71,7 +71,8 @@ impl Opened {
     }
 
     /// The batch that brings the database up to date: the changes after `applied` (the
-    /// database's mark), once each; `None` when it holds them all.
+    /// database's mark), once each; `None` when it holds them all. The entries are used up
+    /// (read `last_seq` first).
     pub fn pending(&mut self, applied: u64, keep_rows: bool) -> Option<(SpendBatch, usize)> {
         replay(
             &self.id,

@@ -46,6 +46,9 @@ pub async fn recover(
         .run(move |db| async move { db.journal_mark(&id).await })
         .await
         .map_err(|e| fail("cannot read its mark in the database", &e))?;
+    // This run numbers its changes after everything in the file and everything the database
+    // holds: a number used twice would make the database skip a batch as already applied.
+    let after = applied.max(opened.last_seq());
     if let Some((batch, count)) = opened.pending(applied, !settings.disable_spend_logs) {
         let rows = batch.rows.len();
         let batch = Arc::new(batch);
@@ -57,7 +60,6 @@ pub async fn recover(
              run that did not stop cleanly"
         );
     }
-    let after = applied.max(opened.last_seq());
     let (file, id, path) = opened
         .resume(Limits::default())
         .map_err(|e| fail("cannot empty it", &e))?;

@@ -107,7 +107,7 @@ async fn one(base: &str, key: &str, stream: bool) -> Option<String> {
 }
 
 /// Drives streaming and plain requests from `workers` clients at once, kills the gateway with
-/// SIGKILL once 80 are answered (or 10 s passed); the ids of the requests answered in full.
+/// SIGKILL once 50 are answered (or 10 s passed); the ids of the requests answered in full.
 async fn traffic_until_killed(proc: &mut Process, key: &str, workers: usize) -> HashSet<String> {
     let answered = Rc::new(RefCell::new(HashSet::new()));
     let stop = Rc::new(std::cell::Cell::new(false));
@@ -127,7 +127,7 @@ async fn traffic_until_killed(proc: &mut Process, key: &str, workers: usize) -> 
     }
     // Let answers (and some batch writes) happen, then kill mid-traffic.
     let started = Instant::now();
-    while answered.borrow().len() < 80 && started.elapsed() < Duration::from_secs(10) {
+    while answered.borrow().len() < 50 && started.elapsed() < Duration::from_secs(10) {
         actix_rt::time::sleep(Duration::from_millis(20)).await;
     }
     proc.child.kill().unwrap();
@@ -156,16 +156,21 @@ async fn a_kill_9_loses_no_answered_spend_and_counts_none_twice(db: TestDb, writ
     let args = ["--config", cfg.to_str().unwrap(), "--num_workers", "2"];
     let mut proc = Process::spawn(&args, &env);
     let key = new_key(&proc.base).await;
-    let answered = traffic_until_killed(&mut proc, &key, WORKERS).await;
-    assert!(
-        answered.len() >= 20,
-        "only {} answered: {}",
-        answered.len(),
-        proc.log()
-    );
-
-    // The restart replays the journal before it serves.
-    let again = Process::spawn(&args, &env);
+    // Twice: a run that replayed a journal must number its own changes after it.
+    let mut answered = HashSet::new();
+    for _ in 0..2 {
+        let round = traffic_until_killed(&mut proc, &key, WORKERS).await;
+        assert!(
+            round.len() >= 20,
+            "only {} answered: {}",
+            round.len(),
+            proc.log()
+        );
+        answered.extend(round);
+        // The restart replays the journal before it serves.
+        proc = Process::spawn(&args, &env);
+    }
+    let again = proc;
     let rows: Vec<Row> = query(
         &db.target,
         "SELECT request_id, api_key, status, spend FROM llmgate_spend_logs",
@@ -181,16 +186,15 @@ async fn a_kill_9_loses_no_answered_spend_and_counts_none_twice(db: TestDb, writ
         .collect();
     assert!(
         lost.is_empty(),
-        "{} of {} answered requests have no spend row: {lost:?}\nfirst run:\n{}\nrestart:\n{}",
+        "{} of {} answered requests have no spend row: {lost:?}\nrestart:\n{}",
         lost.len(),
         answered.len(),
-        proc.log(),
         again.log()
     );
     // Requests the upstream served but whose answer the kill cut off may be charged too; there
     // are at most as many as were in flight.
     assert!(
-        ok.len() <= answered.len() + WORKERS,
+        ok.len() <= answered.len() + 2 * WORKERS,
         "{} > {}",
         ok.len(),
         answered.len()

@@ -20,6 +20,7 @@ mod gemini;
 mod health;
 mod huggingface;
 mod instances;
+mod journal;
 mod keys;
 mod messages;
 mod metrics;
