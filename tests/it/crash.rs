@@ -118,7 +118,7 @@ async fn traffic_until_killed(proc: &mut Process, key: &str, workers: usize) -> 
         tasks.push(actix_rt::spawn(async move {
             let mut n = 0usize;
             while !stop.get() {
-                if let Some(id) = one(&base, &key, (w + n) % 2 == 0).await {
+                if let Some(id) = one(&base, &key, (w + n).is_multiple_of(2)).await {
                     answered.borrow_mut().insert(id);
                 }
                 n += 1;
