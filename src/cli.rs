@@ -174,6 +174,7 @@ pub fn main() -> ExitCode {
         let served = running.server.await;
         // Requests served on kept-alive connections while the server stopped recorded spend too.
         crate::server::flush_spend(&running.state).await;
+        crate::server::close_journal(&running.state).await;
         served
     });
     match result {

@@ -52,6 +52,8 @@ pub async fn start(
                 settings.database.describe()
             ))
         })?;
+    // Spend a crash left in the journal is in the database before anything reads it.
+    let journal = crate::journal::recover(&settings, &db, port).await?;
     let (stored_spend, mut stored_reset) = db
         .run(|db| async move { db.proxy_spend().await })
         .await
@@ -81,7 +83,7 @@ pub async fn start(
                 .and_then(|d| d.after(chrono::Utc::now()))
         }),
     };
-    let state = web::Data::new(AppState::new(settings, db, proxy_budget));
+    let state = web::Data::new(AppState::new(settings, db, proxy_budget, journal));
     if let Some(shared) = state.shared.clone() {
         let hearer = state.clone();
         actix_rt::spawn(shared.listen(move |event| hearer.on_event(event)));
@@ -148,6 +150,14 @@ pub async fn flush_spend(state: &AppState) {
         actix_rt::time::sleep(Duration::from_millis(250 * u64::from(attempt + 1))).await;
     }
     log::error!("spend could not be written before exit");
+}
+
+/// Empties the spend journal's queue and removes the file when the database holds all of it
+/// (after the last flush of a clean stop).
+pub async fn close_journal(state: &AppState) {
+    if let Some(journal) = &state.spend_journal {
+        journal.close().await;
+    }
 }
 
 /// Sends what the logging callbacks still hold, waiting at most `CALLBACK_FLUSH_WAIT`.

@@ -13,6 +13,7 @@ use crate::catalog::Catalog;
 use crate::config::{Deployment, Settings};
 use crate::db::DbHandle;
 use crate::health::HealthBoard;
+use crate::journal::{Journal, Recovered};
 use crate::metrics::{DeploymentView, Metrics};
 use crate::providers::vertex_ai::token::TokenCache;
 use crate::routing::{Enforce, Profile};
@@ -61,6 +62,8 @@ pub struct AppState {
     pub health: HealthBoard,
     /// The logging callbacks (their actor runs on its own arbiter; counters for the metrics).
     pub callbacks: Callbacks,
+    /// The spend journal, when one is kept: answers complete once their spend is in it.
+    pub spend_journal: Option<Journal>,
     /// Other instances' cooldowns heard before the actors started.
     pending_cooldowns: Pending,
     /// The spend writer, on the database arbiter: it outlives the HTTP workers, so a graceful
@@ -72,8 +75,20 @@ pub struct AppState {
 
 impl AppState {
     /// The shared state; the actors start on the first worker that asks for them.
-    pub fn new(settings: Settings, db: DbHandle, proxy_budget: ProxyBudget) -> Self {
+    pub fn new(
+        settings: Settings,
+        db: DbHandle,
+        proxy_budget: ProxyBudget,
+        journal: Option<Recovered>,
+    ) -> Self {
         let metrics = Arc::new(Metrics::new());
+        let mut after = 0;
+        let spend_journal = journal.and_then(|j| {
+            after = j.after;
+            j.start(metrics.spend_journal.clone())
+                .map_err(|e| log::error!("the spend journal cannot start ({e}); spend is kept in memory only until written"))
+                .ok()
+        });
         let spend = {
             let (handle, every, keep_rows) = (
                 db.clone(),
@@ -81,8 +96,14 @@ impl AppState {
                 !settings.disable_spend_logs,
             );
             let metrics = metrics.clone();
+            let journal = spend_journal.clone();
             SpendActor::start_in_arbiter(db.arbiter(), move |_| {
-                SpendActor::new(handle, every, SPEND_BUFFER_ROWS, keep_rows).with_metrics(metrics)
+                let actor = SpendActor::new(handle, every, SPEND_BUFFER_ROWS, keep_rows)
+                    .with_metrics(metrics);
+                match journal {
+                    Some(j) => actor.with_journal(j, after),
+                    None => actor,
+                }
             })
         };
         let catalog = Arc::new(
@@ -135,6 +156,7 @@ impl AppState {
             metrics,
             health: HealthBoard::default(),
             callbacks,
+            spend_journal,
             pending_cooldowns: Pending::default(),
             spend,
             proxy_budget,

@@ -1,9 +1,13 @@
 //! `Charge`: one request's accounting, sent exactly once when it ends (or is dropped): the
 //! key's slot and spend to the router, the spend-log row to the spend actor, and the request's
-//! event to the logging callbacks when one is on.
+//! event to the logging callbacks when one is on. A settled charge hands back a `Durable`: the
+//! answer completes once it resolves (the record is in the spend journal on disk).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use actix::Addr;
@@ -37,6 +41,29 @@ pub struct ChargeFor<'a> {
     pub live: Arc<AtomicUsize>,
     /// The request's part of the logging callbacks, when one is on.
     pub log: Option<Box<CallLog>>,
+    /// A spend journal is kept: a settled charge can be waited for until its record is on disk.
+    pub durable: bool,
+}
+
+/// Resolves once a settled request's spend record is in the journal on disk; at once when no
+/// journal is kept, or when the record could not be journaled (its spend is still buffered).
+#[must_use = "the answer must not complete before its spend is durable"]
+#[derive(Debug, Default)]
+pub struct Durable(Option<tokio::sync::oneshot::Receiver<()>>);
+
+impl Future for Durable {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(rx) = self.0.as_mut() else {
+            return Poll::Ready(());
+        };
+        if Pin::new(rx).poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.0 = None;
+        Poll::Ready(())
+    }
 }
 
 /// The accounting of one admitted request.
@@ -59,6 +86,7 @@ pub struct Charge {
     /// How long the upstream took to answer the attempt that succeeded.
     upstream: Option<Duration>,
     log: Option<Box<CallLog>>,
+    durable: bool,
 }
 
 /// The request's limits held in Redis (its key's, and the proxy-wide budget).
@@ -91,6 +119,7 @@ impl Charge {
             settle_proxy,
             live,
             log,
+            durable,
         } = of;
         live.fetch_add(1, Ordering::SeqCst);
         let now = Utc::now().naive_utc();
@@ -127,6 +156,7 @@ impl Charge {
             key_alias: None,
             upstream: None,
             log,
+            durable,
         }
     }
 
@@ -194,14 +224,16 @@ impl Charge {
         self.row.model = model.to_owned();
     }
 
-    /// The request succeeded with `usage`, costing `cost` USD.
-    pub fn succeed(self, usage: Usage, cost: f64) {
-        self.settle("success", usage, cost);
+    /// The request succeeded with `usage`, costing `cost` USD; its answer completes once the
+    /// `Durable` resolves.
+    pub fn succeed(self, usage: Usage, cost: f64) -> Durable {
+        self.settle("success", usage, cost)
     }
 
-    /// The client left mid-stream: what was already generated is still charged.
+    /// The client left mid-stream: what was already generated is still charged (nobody waits
+    /// for its record to be durable: the next group of the journal takes it).
     pub fn cancelled(self, usage: Usage, cost: f64) {
-        self.settle("cancelled", usage, cost);
+        drop(self.settle("cancelled", usage, cost));
     }
 
     /// The request ends before any attempt (a limit held in Redis refused it, or a cached
@@ -211,16 +243,27 @@ impl Charge {
         self.send();
     }
 
-    fn settle(mut self, status: &str, usage: Usage, cost: f64) {
+    fn settle(mut self, status: &str, usage: Usage, cost: f64) -> Durable {
         self.row.status = status.into();
         self.row.prompt_tokens = clamp(usage.prompt_tokens);
         self.row.completion_tokens = clamp(usage.completion_tokens);
         self.row.total_tokens = clamp(usage.total_tokens);
         self.row.spend = cost;
-        self.send();
+        let (tx, rx) = if self.durable && self.logged && !self.sent {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        self.send_with(tx);
+        Durable(rx)
     }
 
     fn send(&mut self) {
+        self.send_with(None);
+    }
+
+    fn send_with(&mut self, durable: Option<tokio::sync::oneshot::Sender<()>>) {
         if self.sent {
             return;
         }
@@ -256,6 +299,7 @@ impl Charge {
                 row: std::mem::replace(&mut self.row, empty_row()),
                 key_alias: self.key_alias.take(),
                 upstream: self.upstream,
+                durable,
             });
         }
         // After the record is queued, so a stop that waits for zero then flushes sees it.

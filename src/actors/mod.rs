@@ -3,11 +3,12 @@
 pub mod charge;
 pub mod deployment;
 pub mod lease;
+pub mod ledger;
 pub mod pick_timer;
 pub mod router;
 pub mod spend;
 
-pub use charge::{Charge, ChargeFor, SharedLimits};
+pub use charge::{Charge, ChargeFor, Durable, SharedLimits};
 pub use deployment::{CoolDown, DeploymentActor, Inspect, Report, Reserve};
 pub use lease::Lease;
 pub use router::{

@@ -1,18 +1,22 @@
-//! `SpendActor`: buffers one record per finished request and writes them in batched
-//! transactions; a failed write keeps the batch and retries with backoff.
+//! `SpendActor`: buffers one record per finished request (journaled first, when a journal is
+//! kept) and writes them in batched transactions; a failed write keeps its batch and retries
+//! it with backoff.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{
-    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseActFuture, WrapFuture,
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseFuture, WrapFuture,
 };
 use chrono::{DateTime, Utc};
+use tokio::sync::oneshot;
 
+use super::ledger::SpendLedger;
 use crate::db::models::SpendLogRow;
 use crate::db::spend::SpendBatch;
 use crate::db::DbHandle;
+use crate::journal::{Entry, Journal};
 use crate::metrics::{Metrics, RequestRecord};
 
 /// Spend waiting to be written, aggregated per key.
@@ -27,20 +31,20 @@ pub struct SpendBuffer {
 }
 
 impl SpendBuffer {
-    /// Adds one finished request.
-    pub fn record(&mut self, r: RecordSpend, keep_row: bool) {
-        if let Some(token) = &r.token {
-            if r.cost != 0.0 {
-                *self.key_deltas.entry(token.clone()).or_default() += r.cost;
+    /// Adds one finished request: `cost` USD charged to `token`, logged as `row`.
+    pub fn record(&mut self, token: Option<String>, cost: f64, row: SpendLogRow, keep_row: bool) {
+        if let Some(token) = token {
+            if cost != 0.0 {
                 *self
                     .model_deltas
-                    .entry((token.clone(), r.row.model_group.clone()))
-                    .or_default() += r.cost;
+                    .entry((token.clone(), row.model_group.clone()))
+                    .or_default() += cost;
+                *self.key_deltas.entry(token).or_default() += cost;
             }
         }
-        self.proxy_delta += r.cost;
+        self.proxy_delta += cost;
         if keep_row {
-            self.rows.push(r.row);
+            self.rows.push(row);
         }
     }
 
@@ -111,64 +115,29 @@ impl SpendBuffer {
                 .collect(),
             proxy_delta: b.proxy_delta,
             proxy_reset: b.proxy_reset.map(|n| n.map(|n| n.naive_utc())),
+            journal: None,
         }
-    }
-
-    /// Puts a batch that could not be written back in front of what arrived since.
-    pub fn restore(&mut self, batch: SpendBatch) {
-        let newer = std::mem::take(self);
-        let mut rows = batch.rows;
-        rows.extend(newer.rows);
-        self.rows = rows;
-        self.key_deltas = batch.key_deltas.into_iter().collect();
-        self.model_deltas = batch
-            .model_deltas
-            .into_iter()
-            .map(|(t, m, d)| ((t, m), d))
-            .collect();
-        self.resets = batch
-            .resets
-            .into_iter()
-            .map(|(t, n)| (t, n.map(|n| DateTime::from_naive_utc_and_offset(n, Utc))))
-            .collect();
-        self.proxy_delta = batch.proxy_delta;
-        self.proxy_reset = batch
-            .proxy_reset
-            .map(|n| n.map(|n| DateTime::from_naive_utc_and_offset(n, Utc)));
-        // Newer resets win over older deltas; newer deltas add on top.
-        for (token, next) in newer.resets {
-            self.reset_key(token, next);
-        }
-        if let Some(next) = newer.proxy_reset {
-            self.reset_proxy(next);
-        }
-        for (k, d) in newer.key_deltas {
-            *self.key_deltas.entry(k).or_default() += d;
-        }
-        for (k, d) in newer.model_deltas {
-            *self.model_deltas.entry(k).or_default() += d;
-        }
-        self.proxy_delta += newer.proxy_delta;
     }
 }
 
-/// The batch back from a finished write (the writer has dropped its share by then).
-fn unshare(batch: Arc<SpendBatch>) -> SpendBatch {
-    Arc::try_unwrap(batch).unwrap_or_else(|shared| (*shared).clone())
-}
-
-/// Buffers spend and writes it to the database in batches, on the database arbiter.
+/// Buffers spend and writes it to the database in batches, one write at a time, on the
+/// database arbiter; with a journal, each change is journaled before it is buffered.
 pub struct SpendActor {
     db: DbHandle,
-    renamed: std::collections::HashMap<String, String>,
-    buffer: SpendBuffer,
+    ledger: SpendLedger,
+    journal: Option<Journal>,
     every: Duration,
     max_rows: usize,
-    keep_rows: bool,
-    writing: bool,
-    /// The proxy spend of the batch being written.
-    writing_proxy_delta: f64,
+    /// The proxy spend of the batch being written, while one is.
+    writing: Option<f64>,
+    /// A batch whose write failed, with the number of its last change: written again alone,
+    /// before anything newer, so the database's journal mark tells whether it landed.
+    failed: Option<(Arc<SpendBatch>, u64)>,
+    /// The number of the last change written.
+    written: u64,
     failures: u32,
+    /// Flushes waiting, each for the changes up to its number.
+    flushes: Vec<(u64, oneshot::Sender<Result<(), String>>)>,
     /// Where each request is counted for `/metrics`, and the buffer's size shown.
     metrics: Option<Arc<Metrics>>,
 }
@@ -178,14 +147,15 @@ impl SpendActor {
     pub fn new(db: DbHandle, every: Duration, max_rows: usize, keep_rows: bool) -> Self {
         Self {
             db,
-            renamed: Default::default(),
-            buffer: SpendBuffer::default(),
+            ledger: SpendLedger::new(keep_rows, 0),
+            journal: None,
             every,
             max_rows,
-            keep_rows,
-            writing: false,
-            writing_proxy_delta: 0.0,
+            writing: None,
+            failed: None,
+            written: 0,
             failures: 0,
+            flushes: Vec::new(),
             metrics: None,
         }
     }
@@ -196,33 +166,74 @@ impl SpendActor {
         self
     }
 
+    /// Journals every change in `journal`, numbering them after `after` (what the database
+    /// already holds of it).
+    pub fn with_journal(mut self, journal: Journal, after: u64) -> Self {
+        self.ledger = SpendLedger::new(self.ledger.keep_rows(), after);
+        self.written = after;
+        self.journal = Some(journal);
+        self
+    }
+
     /// Shows the buffer's size in the metrics.
     fn show_buffer(&self) {
         if let Some(m) = &self.metrics {
-            m.spend_buffer_rows.set(self.buffer.len() as i64);
+            m.spend_buffer_rows.set(self.rows_waiting() as i64);
         }
     }
 
+    fn rows_waiting(&self) -> usize {
+        self.ledger.buffer().len() + self.failed.as_ref().map_or(0, |(b, _)| b.rows.len())
+    }
+
+    /// Numbers a change, journals it (`done` answered once it is on disk), and buffers it.
+    fn change(&mut self, entry: Entry, done: Option<oneshot::Sender<()>>) {
+        let seq = self.ledger.next_seq();
+        if let Some(journal) = &self.journal {
+            journal.append(seq, &entry, done);
+        }
+        self.ledger.apply(seq, entry);
+    }
+
     fn write(&mut self, ctx: &mut Context<Self>) {
-        if self.writing || self.buffer.is_empty() {
+        if self.writing.is_some() {
             return;
         }
-        self.writing = true;
-        let batch = Arc::new(self.buffer.take());
-        self.writing_proxy_delta = batch.proxy_delta;
+        let (batch, upto) = match self.failed.take() {
+            Some(failed) => failed,
+            None => {
+                let upto = self.ledger.last_seq();
+                let id = self.journal.as_ref().map(Journal::id);
+                (Arc::new(self.ledger.take(id)), upto)
+            }
+        };
+        if batch.is_empty() && batch.journal.is_none() {
+            self.done_up_to(upto, Ok(()));
+            return;
+        }
+        self.writing = Some(batch.proxy_delta);
         let db = self.db.clone();
         let job = async move {
             let shared = batch.clone();
             let result = db
                 .run(move |db| async move { db.write_spend(shared).await })
                 .await;
-            (batch, result)
+            (batch, upto, result)
         };
-        ctx.spawn(job.into_actor(self).map(|(batch, result), act, ctx| {
-            act.writing = false;
-            act.writing_proxy_delta = 0.0;
+        ctx.spawn(job.into_actor(self).map(|(batch, upto, result), act, ctx| {
+            act.writing = None;
             match result {
-                Ok(()) => act.failures = 0,
+                Ok(()) => {
+                    act.failures = 0;
+                    if let (Some(journal), Some(mark)) = (&act.journal, &batch.journal) {
+                        journal.applied(mark.to);
+                    }
+                    act.done_up_to(upto, Ok(()));
+                    let more_asked = act.flushes.iter().any(|(t, _)| *t > act.written);
+                    if more_asked || act.ledger.buffer().len() >= act.max_rows {
+                        act.write(ctx);
+                    }
+                }
                 Err(e) => {
                     act.failures += 1;
                     if let Some(m) = &act.metrics {
@@ -233,12 +244,30 @@ impl SpendActor {
                         "spend write of {} rows failed ({e}); kept, retrying in {wait:?}",
                         batch.rows.len()
                     );
-                    act.buffer.restore(unshare(batch));
+                    act.failed = Some((batch, upto));
+                    act.done_up_to(act.written, Err(e.to_string()));
                     ctx.run_later(wait, |act, ctx| act.write(ctx));
                 }
             }
             act.show_buffer();
         }));
+    }
+
+    /// The changes up to `upto` are written (`Ok`), or a write failed (`Err`: every waiting
+    /// flush hears of it).
+    fn done_up_to(&mut self, upto: u64, result: Result<(), String>) {
+        if result.is_ok() {
+            self.written = self.written.max(upto);
+        }
+        let written = self.written;
+        let waiting = std::mem::take(&mut self.flushes);
+        for (target, reply) in waiting {
+            if result.is_err() || target <= written {
+                let _ = reply.send(result.clone());
+            } else {
+                self.flushes.push((target, reply));
+            }
+        }
     }
 }
 
@@ -255,7 +284,7 @@ impl Actor for SpendActor {
 }
 
 /// One finished request's spend.
-#[derive(Message, Debug, Clone)]
+#[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct RecordSpend {
     /// The hashed key charged, if any.
@@ -268,16 +297,14 @@ pub struct RecordSpend {
     pub key_alias: Option<String>,
     /// How long the upstream took to answer (the rest of the request is the gateway's own).
     pub upstream: Option<Duration>,
+    /// Answered once the record is in the journal on disk (dropped at once without one).
+    pub durable: Option<oneshot::Sender<()>>,
 }
 
 impl Handler<RecordSpend> for SpendActor {
     type Result = ();
 
-    fn handle(&mut self, mut msg: RecordSpend, ctx: &mut Context<Self>) {
-        // A request that started before its key was regenerated is charged to the new token.
-        if let Some(new) = msg.token.as_ref().and_then(|t| self.renamed.get(t)) {
-            msg.token = Some(new.clone());
-        }
+    fn handle(&mut self, msg: RecordSpend, ctx: &mut Context<Self>) {
         if let Some(m) = &self.metrics {
             m.request(&RequestRecord {
                 row: &msg.row,
@@ -285,8 +312,13 @@ impl Handler<RecordSpend> for SpendActor {
                 upstream: msg.upstream,
             });
         }
-        self.buffer.record(msg, self.keep_rows);
-        if self.buffer.len() >= self.max_rows && self.failures == 0 {
+        let entry = Entry::Record {
+            token: msg.token,
+            cost: msg.cost,
+            row: msg.row,
+        };
+        self.change(entry, msg.durable);
+        if self.ledger.buffer().len() >= self.max_rows && self.failures == 0 {
             self.write(ctx);
         }
         self.show_buffer();
@@ -307,13 +339,13 @@ impl Handler<RenameKey> for SpendActor {
     type Result = ();
 
     fn handle(&mut self, msg: RenameKey, _: &mut Context<Self>) {
-        self.buffer.rename_key(&msg.old, &msg.new);
-        for target in self.renamed.values_mut() {
-            if *target == msg.old {
-                target.clone_from(&msg.new);
-            }
-        }
-        self.renamed.insert(msg.old, msg.new);
+        self.change(
+            Entry::Rename {
+                old: msg.old,
+                new: msg.new,
+            },
+            None,
+        );
     }
 }
 
@@ -331,7 +363,13 @@ impl Handler<ResetKeySpend> for SpendActor {
     type Result = ();
 
     fn handle(&mut self, msg: ResetKeySpend, _: &mut Context<Self>) {
-        self.buffer.reset_key(msg.token, msg.next);
+        self.change(
+            Entry::ResetKey {
+                token: msg.token,
+                next: msg.next,
+            },
+            None,
+        );
     }
 }
 
@@ -347,48 +385,30 @@ impl Handler<ResetProxySpend> for SpendActor {
     type Result = ();
 
     fn handle(&mut self, msg: ResetProxySpend, _: &mut Context<Self>) {
-        self.buffer.reset_proxy(msg.next);
+        self.change(Entry::ResetProxy { next: msg.next }, None);
     }
 }
 
-/// Writes everything buffered now; answers once it is stored (or the write failed).
+/// Writes everything buffered now; answers once it is stored (or a write failed).
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "Result<(), String>")]
 pub struct Flush;
 
 impl Handler<Flush> for SpendActor {
-    type Result = ResponseActFuture<Self, Result<(), String>>;
+    type Result = ResponseFuture<Result<(), String>>;
 
-    fn handle(&mut self, _: Flush, _: &mut Context<Self>) -> Self::Result {
-        let batch = Arc::new(self.buffer.take());
-        let db = self.db.clone();
-        Box::pin(
-            async move {
-                let result = if batch.is_empty() {
-                    Ok(())
-                } else {
-                    let shared = batch.clone();
-                    db.run(move |db| async move { db.write_spend(shared).await })
-                        .await
-                };
-                (batch, result)
-            }
-            .into_actor(self)
-            .map(|(batch, result), act, _| {
-                let result = match result {
-                    Ok(()) => Ok(()),
-                    Err(e) => {
-                        if let Some(m) = &act.metrics {
-                            m.spend_flush_failures.inc();
-                        }
-                        act.buffer.restore(unshare(batch));
-                        Err(e.to_string())
-                    }
-                };
-                act.show_buffer();
-                result
-            }),
-        )
+    fn handle(&mut self, _: Flush, ctx: &mut Context<Self>) -> Self::Result {
+        let target = self.ledger.last_seq();
+        if target <= self.written {
+            return Box::pin(async { Ok(()) });
+        }
+        let (tx, rx) = oneshot::channel();
+        self.flushes.push((target, tx));
+        self.write(ctx);
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err("the spend writer stopped".into()))
+        })
     }
 }
 
@@ -401,11 +421,13 @@ impl Handler<UnwrittenProxySpend> for SpendActor {
     type Result = f64;
 
     fn handle(&mut self, _: UnwrittenProxySpend, _: &mut Context<Self>) -> f64 {
-        self.buffer.proxy_delta + self.writing_proxy_delta
+        self.ledger.buffer().proxy_delta
+            + self.writing.unwrap_or(0.0)
+            + self.failed.as_ref().map_or(0.0, |(b, _)| b.proxy_delta)
     }
 }
 
-/// Rows and key deltas waiting (tests and readiness).
+/// Rows waiting (tests and readiness).
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "usize")]
 pub struct Pending;
@@ -414,7 +436,7 @@ impl Handler<Pending> for SpendActor {
     type Result = usize;
 
     fn handle(&mut self, _: Pending, _: &mut Context<Self>) -> usize {
-        self.buffer.len()
+        self.rows_waiting()
     }
 }
 
@@ -422,12 +444,20 @@ impl Handler<Pending> for SpendActor {
 mod tests {
     use super::*;
 
-    fn record(token: &str, group: &str, cost: f64, id: &str) -> RecordSpend {
+    fn add(
+        b: &mut SpendBuffer,
+        (token, cost, row): (Option<String>, f64, SpendLogRow),
+        keep: bool,
+    ) {
+        b.record(token, cost, row, keep);
+    }
+
+    fn record(token: &str, group: &str, cost: f64, id: &str) -> (Option<String>, f64, SpendLogRow) {
         let now = Utc::now().naive_utc();
-        RecordSpend {
-            token: Some(token.into()),
+        (
+            Some(token.into()),
             cost,
-            row: SpendLogRow {
+            SpendLogRow {
                 request_id: id.into(),
                 api_key: token.into(),
                 model: "m".into(),
@@ -446,17 +476,15 @@ mod tests {
                 user_id: None,
                 metadata: "{}".into(),
             },
-            key_alias: None,
-            upstream: None,
-        }
+        )
     }
 
     #[test]
     fn spend_aggregates_per_key_in_token_order() {
         let mut b = SpendBuffer::default();
-        b.record(record("b", "g", 0.5, "1"), true);
-        b.record(record("a", "g", 0.25, "2"), true);
-        b.record(record("b", "h", 0.5, "3"), true);
+        add(&mut b, record("b", "g", 0.5, "1"), true);
+        add(&mut b, record("a", "g", 0.25, "2"), true);
+        add(&mut b, record("b", "h", 0.5, "3"), true);
         let batch = b.take();
         assert_eq!(
             batch.key_deltas,
@@ -469,31 +497,11 @@ mod tests {
     }
 
     #[test]
-    fn a_restored_batch_loses_nothing_and_counts_nothing_twice() {
-        let mut b = SpendBuffer::default();
-        b.record(record("a", "g", 1.0, "1"), true);
-        let failed = b.take();
-        b.record(record("a", "g", 2.0, "2"), true);
-        b.restore(failed);
-        let batch = b.take();
-        assert_eq!(batch.key_deltas, vec![("a".into(), 3.0)]);
-        assert_eq!(
-            batch
-                .rows
-                .iter()
-                .map(|r| r.request_id.as_str())
-                .collect::<Vec<_>>(),
-            ["1", "2"]
-        );
-        assert!((batch.proxy_delta - 3.0).abs() < 1e-12);
-    }
-
-    #[test]
     fn a_reset_drops_the_old_windows_deltas_but_keeps_the_rows() {
         let mut b = SpendBuffer::default();
-        b.record(record("a", "g", 1.0, "1"), true);
+        add(&mut b, record("a", "g", 1.0, "1"), true);
         b.reset_key("a".into(), None);
-        b.record(record("a", "g", 0.5, "2"), true);
+        add(&mut b, record("a", "g", 0.5, "2"), true);
         let batch = b.take();
         assert_eq!(batch.key_deltas, vec![("a".into(), 0.5)]);
         assert_eq!(batch.resets.len(), 1);
@@ -503,7 +511,7 @@ mod tests {
     #[test]
     fn disabled_spend_logs_keep_totals_without_rows() {
         let mut b = SpendBuffer::default();
-        b.record(record("a", "g", 1.0, "1"), false);
+        add(&mut b, record("a", "g", 1.0, "1"), false);
         let batch = b.take();
         assert!(batch.rows.is_empty());
         assert_eq!(batch.key_deltas, vec![("a".into(), 1.0)]);

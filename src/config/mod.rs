@@ -18,7 +18,7 @@ pub use security::{
     truthy, CorsOrigins, CorsSettings, SecuritySettings, ALLOW_WEAK_ENV, PERMIT_WEAK_ENV,
     PERMIT_WEAK_SETTING,
 };
-pub use settings::{CliOverrides, HealthSettings, Settings};
+pub use settings::{CliOverrides, HealthSettings, Settings, SpendJournal};
 pub use shared::{CacheSettings, CacheStore, RedisTarget, DEFAULT_CACHE_TTL, URL_UNRESERVED};
 pub use support::{unimplemented_settings, SettingStatus};
 

@@ -114,6 +114,8 @@ struct RawGeneralSettings {
     proxy_batch_write_at: Option<f64>,
     #[serde(default, deserialize_with = "de::opt_bool")]
     disable_spend_logs: Option<bool>,
+    #[serde(default, deserialize_with = "de::opt_string")]
+    spend_journal_path: Option<String>,
     #[serde(default, deserialize_with = "de::opt_f64")]
     max_budget: Option<f64>,
     #[serde(default, deserialize_with = "de::opt_string")]
@@ -180,6 +182,8 @@ pub struct Settings {
     pub spend_write_every: Duration,
     /// Keep key totals but write no spend-log rows.
     pub disable_spend_logs: bool,
+    /// Where the spend journal is kept (`spend_journal_path` / `LLMGATE_SPEND_JOURNAL`).
+    pub spend_journal: SpendJournal,
     /// Health checks.
     pub health: HealthSettings,
     /// The proxy-wide budget in USD (the lower of the two sections when both set one).
@@ -208,6 +212,45 @@ pub struct Settings {
     pub security: super::SecuritySettings,
     /// The environment, with the config's overlay.
     pub env: Env,
+}
+
+/// Where the spend journal is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SpendJournal {
+    /// Beside the SQLite file (`<file>.spend-journal`), or for PostgreSQL in the working
+    /// directory (`llmgate-spend-<port>.journal`); none for an in-memory database.
+    #[default]
+    Default,
+    /// At this path.
+    At(std::path::PathBuf),
+    /// None (`off`): a crash loses the spend buffered since the last write.
+    Off,
+}
+
+impl SpendJournal {
+    fn parse(value: Option<String>) -> Self {
+        match value.as_deref().map(str::trim) {
+            None | Some("") => Self::Default,
+            Some(v) if ["off", "none", "false"].contains(&v.to_ascii_lowercase().as_str()) => {
+                Self::Off
+            }
+            Some(v) => Self::At(v.into()),
+        }
+    }
+
+    /// The journal's path for `database` served on `port`, if one is kept.
+    pub fn path(&self, database: &crate::db::DbTarget, port: u16) -> Option<std::path::PathBuf> {
+        use crate::db::DbTarget;
+        match (self, database) {
+            (Self::Off, _) => None,
+            (Self::At(path), _) => Some(path.clone()),
+            (Self::Default, DbTarget::Sqlite(file)) if file == ":memory:" => None,
+            (Self::Default, DbTarget::Sqlite(file)) => Some(format!("{file}.spend-journal").into()),
+            (Self::Default, DbTarget::Postgres(_)) => {
+                Some(format!("llmgate-spend-{port}.journal").into())
+            }
+        }
+    }
 }
 
 impl Settings {
@@ -479,6 +522,11 @@ impl Settings {
             database_pool_size: general.database_connection_pool_limit.unwrap_or(10).max(1),
             spend_write_every,
             disable_spend_logs: general.disable_spend_logs.unwrap_or(false),
+            spend_journal: SpendJournal::parse(
+                general
+                    .spend_journal_path
+                    .or_else(|| env.get("LLMGATE_SPEND_JOURNAL")),
+            ),
             health,
             max_budget,
             budget_duration,

@@ -86,6 +86,8 @@ const GENERAL_SETTINGS: &[(&str, SettingStatus)] = &[
     ("litellm_key_header_name", Y),
     ("always_include_stream_usage", Y),
     ("disable_spend_logs", Y),
+    // llmgate's own: where the spend journal is kept.
+    ("spend_journal_path", Y),
 ];
 
 /// `litellm_params` keys the gateway reads itself; any other key is a default request parameter.

@@ -171,8 +171,10 @@ impl From<&KeyRow> for KeySettings {
     }
 }
 
-/// One finished request, as written to the spend log.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+/// One finished request, as written to the spend log (and to the spend journal).
+#[derive(
+    Debug, Clone, PartialEq, Queryable, Selectable, Insertable, serde::Serialize, serde::Deserialize,
+)]
 #[diesel(table_name = llmgate_spend_logs, treat_none_as_default_value = false)]
 pub struct SpendLogRow {
     /// The call id.

@@ -81,3 +81,10 @@ diesel::table! {
         updated_values -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    llmgate_spend_journal (journal_id) {
+        journal_id -> Text,
+        applied_seq -> BigInt,
+    }
+}

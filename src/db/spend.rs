@@ -8,7 +8,7 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use super::models::SpendLogRow;
 use super::schema::{
     llmgate_key_model_spend as model_spend, llmgate_keys as keys, llmgate_proxy_spend as proxy,
-    llmgate_spend_logs as logs,
+    llmgate_spend_journal as journal, llmgate_spend_logs as logs,
 };
 use std::sync::Arc;
 
@@ -31,6 +31,24 @@ pub struct SpendBatch {
     pub proxy_delta: f64,
     /// A proxy-wide budget reset, applied before the delta.
     pub proxy_reset: Option<Option<NaiveDateTime>>,
+    /// The journal changes the batch holds, when a journal is kept: the batch is applied only
+    /// if the database's mark is below them, and moves the mark in the same transaction.
+    pub journal: Option<JournalMark>,
+}
+
+/// The last journal change a batch holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalMark {
+    /// The journal's id.
+    pub id: String,
+    /// The number of its last change in the batch.
+    pub to: u64,
+}
+
+impl JournalMark {
+    fn to_i64(&self) -> i64 {
+        i64::try_from(self.to).unwrap_or(i64::MAX)
+    }
 }
 
 /// Filters of `/spend/logs`.
@@ -116,6 +134,28 @@ macro_rules! apply_deltas {
 fn write_spend_sqlite(conn: &mut SqliteConnection, batch: &SpendBatch) -> QueryResult<()> {
     use diesel::RunQueryDsl as SyncRunQueryDsl;
     conn.immediate_transaction(|conn| {
+        if let Some(mark) = &batch.journal {
+            let held: Option<i64> = SyncRunQueryDsl::first(
+                journal::table.find(&mark.id).select(journal::applied_seq),
+                conn,
+            )
+            .optional()?;
+            if held.is_some_and(|h| h >= mark.to_i64()) {
+                // Already applied: a retry after a commit whose answer was lost.
+                return Ok(());
+            }
+            SyncRunQueryDsl::execute(
+                diesel::insert_into(journal::table)
+                    .values((
+                        journal::journal_id.eq(&mark.id),
+                        journal::applied_seq.eq(mark.to_i64()),
+                    ))
+                    .on_conflict(journal::journal_id)
+                    .do_update()
+                    .set(journal::applied_seq.eq(mark.to_i64())),
+                conn,
+            )?;
+        }
         for (token, next) in &batch.resets {
             SyncRunQueryDsl::execute(
                 diesel::update(keys::table.find(token))
@@ -184,6 +224,28 @@ impl Db {
                 let batch = &*batch;
                 pooled
                     .transaction(async |conn| {
+                        if let Some(mark) = &batch.journal {
+                            let held: Option<i64> = journal::table
+                                .find(&mark.id)
+                                .select(journal::applied_seq)
+                                .first(conn)
+                                .await
+                                .optional()?;
+                            if held.is_some_and(|h| h >= mark.to_i64()) {
+                                // Already applied: a retry after a commit whose answer was lost.
+                                return Ok(());
+                            }
+                            diesel::insert_into(journal::table)
+                                .values((
+                                    journal::journal_id.eq(&mark.id),
+                                    journal::applied_seq.eq(mark.to_i64()),
+                                ))
+                                .on_conflict(journal::journal_id)
+                                .do_update()
+                                .set(journal::applied_seq.eq(mark.to_i64()))
+                                .execute(conn)
+                                .await?;
+                        }
                         apply_resets!(conn, batch);
                         for chunk in batch.rows.chunks(ROWS_PER_INSERT) {
                             // Idempotent: a batch retried after a commit whose answer was lost
@@ -209,6 +271,19 @@ impl Db {
                     .map_err(DbError::from)
             }
         }
+    }
+
+    /// The number of journal `id`'s last change the database holds (0: none).
+    pub async fn journal_mark(&self, id: &str) -> Result<u64, DbError> {
+        let held: Option<i64> = with_conn!(self, conn => {
+            journal::table
+                .find(id)
+                .select(journal::applied_seq)
+                .first(conn)
+                .await
+                .optional()?
+        });
+        Ok(held.map_or(0, |h| u64::try_from(h).unwrap_or(0)))
     }
 
     /// Spend-log rows matching `filter`, newest first.

@@ -5,6 +5,7 @@
 //! Prometheus scrapes.
 
 mod deployments;
+mod journal;
 mod requests;
 
 use prometheus::{
@@ -13,6 +14,7 @@ use prometheus::{
 };
 
 pub use deployments::{DeploymentMetrics, DeploymentView};
+pub use journal::JournalMetrics;
 pub use requests::RequestRecord;
 
 /// Latency buckets, in seconds: from a cache hit to a long generation.
@@ -30,6 +32,8 @@ pub struct Metrics {
     pub spend_buffer_rows: IntGauge,
     /// Spend writes that failed (each retried later).
     pub spend_flush_failures: IntCounter,
+    /// The spend journal's figures.
+    pub spend_journal: std::sync::Arc<JournalMetrics>,
     redis_up: IntGauge,
     database_up: IntGauge,
     callback_events: IntCounterVec,
@@ -98,6 +102,7 @@ impl Metrics {
                 "Spend-log rows waiting to be written to the database",
             ),
             spend_flush_failures,
+            spend_journal: std::sync::Arc::new(JournalMetrics::new(&registry)),
             redis_up: single_gauge(
                 &registry,
                 "llmgate_redis_up",

@@ -24,7 +24,7 @@ use super::huggingface::{self, stream::HuggingFaceStream};
 use super::ollama::stream::OllamaStream;
 use super::request::Reshape;
 use super::{translate, ProviderError, ProviderKind, Usage};
-use crate::actors::{Charge, Lease};
+use crate::actors::{Charge, Durable, Lease};
 use crate::pricing::{self, Price};
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
@@ -201,6 +201,8 @@ pub struct SseRelay {
     price: Option<Price>,
     charge: Option<Charge>,
     tap: Option<Box<dyn StreamTap>>,
+    /// The stream is complete: `[DONE]` is sent once this resolves.
+    done_after: Option<Durable>,
 }
 
 impl SseRelay {
@@ -228,6 +230,7 @@ impl SseRelay {
             price: options.price,
             charge: options.charge,
             tap: options.tap,
+            done_after: None,
         }
     }
 
@@ -430,14 +433,15 @@ impl SseRelay {
             chunk["usage"]["cost"] = Json::from(cost);
             self.push_json(&chunk);
         }
-        if let Some(mut charge) = self.charge.take() {
+        let durable = self.charge.take().map(|mut charge| {
             if let Some(lease) = &self.lease {
                 charge.upstream_took(lease.elapsed());
             }
             charge.capture_reply(|| Some(self.reply_for_callbacks()));
-            charge.succeed(usage, cost);
-        }
-        self.out.push_back(Bytes::from_static(DONE));
+            charge.succeed(usage, cost)
+        });
+        // `[DONE]` goes out once the stream's spend is in the journal on disk.
+        self.done_after = Some(durable.unwrap_or_default());
         if let Some(tap) = self.tap.take() {
             tap.finished(usage);
         }
@@ -499,6 +503,14 @@ impl Stream for SseRelay {
         loop {
             if let Some(bytes) = this.out.pop_front() {
                 return Poll::Ready(Some(Ok(bytes)));
+            }
+            if let Some(durable) = this.done_after.as_mut() {
+                if Pin::new(durable).poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.done_after = None;
+                this.out.push_back(Bytes::from_static(DONE));
+                continue;
             }
             match this.phase {
                 Phase::Finished => return Poll::Ready(None),

@@ -192,7 +192,9 @@ impl Attempt<'_> {
         if let Some(value) = mock_value {
             return match mock::interpret(value) {
                 mock::Mock::Fail(err) => Err(err),
-                mock::Mock::Reply(content) => Ok(self.mock_reply(slot, charge, &model, content)),
+                mock::Mock::Reply(content) => {
+                    Ok(self.mock_reply(slot, charge, &model, content).await)
+                }
             };
         }
         if let ProviderKind::NotYet(name) = d.provider {
@@ -332,13 +334,14 @@ impl Attempt<'_> {
         self.spend_headers(&mut builder, cost);
         if let Some(mut c) = charge.take() {
             c.capture_reply(|| serde_json::from_slice(&body).ok());
-            c.succeed(usage, cost);
+            // The answer is sent only once its spend is in the journal on disk.
+            c.succeed(usage, cost).await;
         }
         self.timing_headers(&mut builder, upstream_started.elapsed());
         Ok(builder.content_type("application/json").body(body))
     }
 
-    fn mock_reply(
+    async fn mock_reply(
         &self,
         slot: &mut Option<Lease>,
         charge: &mut Option<Charge>,
@@ -353,7 +356,8 @@ impl Attempt<'_> {
         self.timing_headers(&mut builder, Duration::ZERO);
         if let Some(mut c) = charge.take() {
             c.capture_reply(|| Some(mock::reply(self.op, model, content)));
-            c.succeed(mock::MOCK_USAGE, cost);
+            // The whole reply is known: it goes out once its spend is durable.
+            c.succeed(mock::MOCK_USAGE, cost).await;
         }
         if self.request.stream {
             let events = mock::stream_events(

@@ -11,7 +11,7 @@ use super::access_log::Trace;
 use super::model_request::ModelRequest;
 use super::pipeline::{load_key, new_charge, pick_error, Call, VERSION};
 use super::shared_limits;
-use crate::actors::{AdmitCached, CachedKey, Charge, PickError};
+use crate::actors::{AdmitCached, CachedKey, Charge, Durable, PickError};
 use crate::auth::Caller;
 use crate::cache::{self, Entry, StoreAs};
 use crate::error::ApiError;
@@ -87,8 +87,9 @@ pub async fn consult(
                     group,
                     key_spend: key.as_ref().map(|k| k.spend),
                 };
-                if let Some(response) = hit(ctx, op, request, found, charge) {
+                if let Some((response, durable)) = hit(ctx, op, request, found, charge) {
                     trace.group = Some(group);
+                    durable.await;
                     return Ok(Some(response));
                 }
             }
@@ -197,7 +198,7 @@ fn hit(
     request: &ModelRequest,
     found: Found<'_>,
     mut charge: Charge,
-) -> Option<HttpResponse> {
+) -> Option<(HttpResponse, Durable)> {
     let state = ctx.state;
     let Found {
         key: cache_key,
@@ -230,16 +231,17 @@ fn hit(
     }
     // Nothing is spent; the cached call's tokens count against the key's tpm.
     charge.capture_reply(|| serde_json::from_slice(&entry.body).ok());
-    charge.succeed(entry.usage, 0.0);
+    let durable = charge.succeed(entry.usage, 0.0);
     timing_headers(&mut b, ctx);
-    Some(match events {
+    let response = match events {
         Some(events) => {
             let body =
                 futures_util::stream::iter(events.into_iter().map(Ok::<_, actix_web::Error>));
             b.content_type("text/event-stream").streaming(body)
         }
         None => b.content_type("application/json").body(entry.body),
-    })
+    };
+    Some((response, durable))
 }
 
 fn timing_headers(b: &mut HttpResponseBuilder, ctx: &Call<'_>) {

@@ -291,6 +291,7 @@ pub(super) fn new_charge(
             settle_proxy,
             live: state.live_requests.clone(),
             log: CallLog::start(&state.callbacks, ctx.op, request.stream, &request.fields),
+            durable: state.spend_journal.is_some(),
         },
     )
 }

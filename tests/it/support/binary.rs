@@ -58,6 +58,8 @@ impl Process {
             .env_remove("LITELLM_MASTER_KEY")
             .env_remove("DATABASE_URL")
             .env("LLMGATE_SQLITE_PATH", &db_path)
+            // A PostgreSQL-backed instance's journal would default to the working directory.
+            .env("LLMGATE_SPEND_JOURNAL", dir.join("spend.journal"))
             .stdout(Stdio::null())
             .stderr(log);
         for (k, v) in env {

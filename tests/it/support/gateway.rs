@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use actix_web::web;
 use llmgate::actors::Inspect;
-use llmgate::config::{CliOverrides, Settings};
+use llmgate::config::{CliOverrides, Settings, SpendJournal};
 use llmgate::db::DbTarget;
 use llmgate::routing::DeploymentSnapshot;
 use llmgate::state::AppState;
@@ -55,6 +55,11 @@ impl Gateway {
         // Unless a test names a database, each gateway gets its own in-memory SQLite.
         if settings.database == DbTarget::Sqlite("llmgate.db".into()) {
             settings.database = DbTarget::Sqlite(":memory:".into());
+        }
+        // And its own spend journal, so every test runs with answers waiting for it.
+        if settings.spend_journal == SpendJournal::Default {
+            settings.spend_journal =
+                SpendJournal::At(super::binary::temp_dir("journal").join("spend.journal"));
         }
         let running = llmgate::server::start(settings, "127.0.0.1", 0, 1)
             .await
