@@ -22,7 +22,7 @@ const WORKERS: usize = 8;
 fn config(api_base: &str, db_url: &str, write_every: f64) -> String {
     format!(
         "model_list:\n  - model_name: g\n    litellm_params: {{model: openai/m, api_base: '{api_base}', api_key: sk-up, input_cost_per_token: 0.000001, output_cost_per_token: 0.000002}}\n\
-         general_settings:\n  master_key: sk-master\n  database_url: '{db_url}'\n  proxy_batch_write_at: {write_every}\n"
+         general_settings:\n  master_key: sk-durability-master-key-01\n  database_url: '{db_url}'\n  proxy_batch_write_at: {write_every}\n"
     )
 }
 
@@ -67,7 +67,7 @@ fn client() -> awc::Client {
 async fn new_key(base: &str) -> String {
     let mut res = client()
         .post(format!("{base}/key/generate"))
-        .bearer_auth("sk-master")
+        .bearer_auth("sk-durability-master-key-01")
         .send_json(&json!({"duration": null}))
         .await
         .unwrap();
@@ -236,7 +236,7 @@ async fn a_kill_9_loses_no_answered_spend_and_counts_none_twice(db: TestDb, writ
     // The restarted gateway carries on from there, and the key's spend shows it.
     let mut info = client()
         .get(format!("{}/key/info?key={key}", again.base))
-        .bearer_auth("sk-master")
+        .bearer_auth("sk-durability-master-key-01")
         .send()
         .await
         .unwrap();
@@ -278,7 +278,7 @@ async fn a_stream_in_progress_at_sigterm_completes_and_the_process_exits_0() {
         "messages": [{"role": "user", "content": "hello there"}]});
     let mut res = client()
         .post(format!("{}/v1/chat/completions", proc.base))
-        .bearer_auth("sk-master")
+        .bearer_auth("sk-durability-master-key-01")
         .send_json(&body)
         .await
         .unwrap();

@@ -17,7 +17,7 @@ use crate::support::{chat_body, Gateway};
 const PRICED: &str = "model_list:\n  - model_name: g\n    litellm_params: {model: openai/m, mock_response: 'four words of reply', input_cost_per_token: 0.000001, output_cost_per_token: 0.000002}\n";
 
 fn config(db_url: &str) -> String {
-    format!("{PRICED}general_settings:\n  master_key: sk-master\n  database_url: '{db_url}'\n  proxy_batch_write_at: 60\n")
+    format!("{PRICED}general_settings:\n  master_key: sk-durability-master-key-01\n  database_url: '{db_url}'\n  proxy_batch_write_at: 60\n")
 }
 
 #[derive(QueryableByName, Debug)]
@@ -98,7 +98,7 @@ async fn new_key(gw: &Gateway) -> String {
     let r = gw
         .post(
             "/key/generate",
-            Some("sk-master"),
+            Some("sk-durability-master-key-01"),
             &json!({"duration": null}),
         )
         .await;
@@ -189,7 +189,11 @@ async fn answers_wait_for_the_journal_and_its_figures_are_on_metrics() {
         let mut body = chat_body("g");
         body["stream"] = json!(stream);
         let r = gw
-            .post("/v1/chat/completions", Some("sk-master"), &body)
+            .post(
+                "/v1/chat/completions",
+                Some("sk-durability-master-key-01"),
+                &body,
+            )
             .await;
         assert_eq!(r.status, 200, "{}", r.text);
     }
