@@ -259,7 +259,10 @@ impl AppState {
                     None => self.pending_cooldowns.add(deployment, until),
                 }
             }
-            Event::Key { token } => {
+            Event::Key { token, removed } => {
+                if removed {
+                    self.metrics.forget_key(&token);
+                }
                 // Nothing is cached before the actors start.
                 if let Some(actors) = self.started_actors() {
                     actors.router.do_send(ForgetKey(token));
@@ -270,9 +273,21 @@ impl AppState {
 
     /// Tells the other instances that key `token` changed (their cached copies are dropped).
     pub fn key_changed(&self, token: &str) {
+        self.publish_key(token, false);
+    }
+
+    /// Key `token` was deleted or regenerated: its metric series go here and on the other
+    /// instances (key churn must not grow `/metrics`), and their cached copies are dropped.
+    pub fn key_removed(&self, token: &str) {
+        self.metrics.forget_key(token);
+        self.publish_key(token, true);
+    }
+
+    fn publish_key(&self, token: &str, removed: bool) {
         if let Some(shared) = &self.shared {
             shared.publish(Event::Key {
                 token: token.to_owned(),
+                removed,
             });
         }
     }

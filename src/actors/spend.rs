@@ -201,6 +201,11 @@ impl SpendActor {
         }
         let (batch, upto) = match self.failed.take() {
             Some(failed) => failed,
+            // Nothing arrived since the last write: an idle interval makes no database call.
+            None if !self.ledger.has_changes() => {
+                self.done_up_to(self.ledger.last_seq(), Ok(()));
+                return;
+            }
             None => {
                 let upto = self.ledger.last_seq();
                 let id = self.journal.as_ref().map(Journal::id);

@@ -159,6 +159,11 @@ impl Metrics {
         self.requests.record(record);
     }
 
+    /// Drops the series of a deleted or regenerated key (its hash); returns how many went.
+    pub fn forget_key(&self, hash: &str) -> usize {
+        self.requests.forget_key(hash)
+    }
+
     /// The handles deployment `view` updates on each attempt.
     pub fn deployment(&self, view: &DeploymentView) -> DeploymentMetrics {
         self.deployments.handles(view)

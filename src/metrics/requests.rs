@@ -2,8 +2,10 @@
 //! by model group, key and outcome, tokens, spend, total latency and the gateway's own share
 //! of it, and cache hits.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
+use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
 use prometheus::{CounterVec, HistogramVec, IntCounterVec, Opts, Registry};
 
 use super::{counter, histogram};
@@ -31,13 +33,10 @@ pub(super) struct RequestMetrics {
     cache_hits: IntCounterVec,
 }
 
-const KEY: &[&str] = &["requested_model", "api_key_alias", "hashed_api_key"];
-const KEY_AND_MODEL: &[&str] = &[
-    "requested_model",
-    "model",
-    "api_key_alias",
-    "hashed_api_key",
-];
+/// The label naming a key's series (its hash, never the key).
+const KEY_LABEL: &str = "hashed_api_key";
+const KEY: &[&str] = &["requested_model", "api_key_alias", KEY_LABEL];
+const KEY_AND_MODEL: &[&str] = &["requested_model", "model", "api_key_alias", KEY_LABEL];
 
 impl RequestMetrics {
     pub(super) fn new(r: &Registry) -> Self {
@@ -139,4 +138,37 @@ impl RequestMetrics {
             self.cache_hits.with_label_values(&[group]).inc();
         }
     }
+
+    /// Drops every series of key `hash` (deleted or regenerated), so that key churn does not
+    /// grow the registry; returns how many went.
+    pub(super) fn forget_key(&self, hash: &str) -> usize {
+        forget_series(&self.requests, hash)
+            + forget_series(&self.failed, hash)
+            + forget_series(&self.input_tokens, hash)
+            + forget_series(&self.output_tokens, hash)
+            + forget_series(&self.total_tokens, hash)
+            + forget_series(&self.spend, hash)
+    }
+}
+
+/// Removes the series of `family` labelled with key `hash` (a scan: keys go rarely).
+fn forget_series<T: MetricVecBuilder>(family: &MetricVec<T>, hash: &str) -> usize {
+    let mut removed = 0;
+    for collected in family.collect() {
+        for series in collected.get_metric() {
+            let labels = series.get_label();
+            if !labels
+                .iter()
+                .any(|l| l.name() == KEY_LABEL && l.value() == hash)
+            {
+                continue;
+            }
+            let by_name: HashMap<&str, &str> =
+                labels.iter().map(|l| (l.name(), l.value())).collect();
+            if family.remove(&by_name).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    removed
 }

@@ -482,7 +482,7 @@ pub async fn delete(
             .send(ForgetKey(token.clone()))
             .await
             .map_err(|_| ApiError::Internal)?;
-        state.key_changed(token);
+        state.key_removed(token);
     }
     // Report each deleted key the way the caller named it (plaintext keys are not stored).
     let shown: Vec<String> = given
@@ -602,7 +602,7 @@ pub async fn regenerate(
     if !changed {
         return Err(ApiError::Missing("Key not found".into()));
     }
-    state.key_changed(&old);
+    state.key_removed(&old);
     // Requests in flight under the old token are charged to the new one.
     let rename = RenameKey {
         old,

@@ -26,6 +26,9 @@ pub enum Event {
     Key {
         /// The hashed key.
         token: String,
+        /// The key is gone (deleted, or regenerated under a new hash): its metrics go too.
+        #[serde(default)]
+        removed: bool,
     },
 }
 

@@ -246,3 +246,77 @@ litellm_settings:
         0.0
     );
 }
+
+/// How many samples of `/metrics` carry key hash `token`.
+fn series_of(s: &Scrape, token: &str) -> usize {
+    s.samples
+        .iter()
+        .filter(|x| x.labels.get("hashed_api_key") == Some(token))
+        .count()
+}
+
+#[actix_rt::test]
+async fn a_deleted_or_regenerated_key_leaves_no_series_behind() {
+    let up = MockUpstream::start().await;
+    let gw = Gateway::start(&format!(
+        r#"model_list:
+  - model_name: g
+    litellm_params: {{model: openai/up-model, api_base: "{}", api_key: {PROVIDER_KEY}, input_cost_per_token: 0.001}}
+general_settings:
+  master_key: {MASTER}
+"#,
+        up.v1()
+    ))
+    .await;
+    let mut tokens = Vec::new();
+    for alias in ["churn-deleted", "churn-regenerated", "churn-kept"] {
+        let made = gw
+            .post("/key/generate", Some(MASTER), &json!({"key_alias": alias}))
+            .await;
+        let key = made.json()["key"].as_str().unwrap().to_owned();
+        let r = gw
+            .post("/v1/chat/completions", Some(&key), &chat_body("g"))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        tokens.push((key, made.json()["token"].as_str().unwrap().to_owned()));
+    }
+    let all_counted = eventually(Duration::from_secs(5), async || {
+        let (s, _) = scrape(&gw).await;
+        tokens.iter().all(|(_, t)| series_of(&s, t) > 0)
+    })
+    .await;
+    assert!(all_counted, "each key's requests show under its hash");
+
+    let deleted = gw
+        .post("/key/delete", Some(MASTER), &json!({"keys": [tokens[0].0]}))
+        .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.text);
+    let regenerated = gw
+        .post(
+            "/key/regenerate",
+            Some(MASTER),
+            &json!({"key": tokens[1].0}),
+        )
+        .await;
+    assert_eq!(regenerated.status, 200, "{}", regenerated.text);
+
+    let (s, _) = scrape(&gw).await;
+    assert_eq!(series_of(&s, &tokens[0].1), 0, "the deleted key's series");
+    assert_eq!(
+        series_of(&s, &tokens[1].1),
+        0,
+        "the regenerated key's old series"
+    );
+    assert!(
+        series_of(&s, &tokens[2].1) > 0,
+        "a key still in use keeps its series"
+    );
+    assert_eq!(
+        value(
+            &s,
+            "litellm_proxy_total_requests_metric",
+            &[("api_key_alias", "churn-kept")]
+        ),
+        1.0
+    );
+}

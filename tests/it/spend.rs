@@ -193,6 +193,40 @@ async fn a_flush_cut_off_from_the_database_keeps_its_batch_and_writes_it_when_th
 }
 
 #[actix_rt::test]
+async fn an_idle_gateway_makes_no_spend_write() {
+    let db = TestDb::postgres();
+    let proxy = TcpProxy::start("127.0.0.1:5432").await;
+    let gw = Gateway::start(
+        &config(&db.url_via_port(proxy.port), "")
+            .replace("proxy_batch_write_at: 60", "proxy_batch_write_at: 0.05"),
+    )
+    .await;
+    let key = new_key(&gw, json!({})).await;
+    let ok = gw
+        .post("/v1/chat/completions", Some(&key), &chat_body("g"))
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    gw.state
+        .spend()
+        .send(Flush)
+        .await
+        .unwrap()
+        .expect("written");
+    // With nothing new to write, twenty intervals pass without a database call: not one
+    // connection is tried once the one the pool held is cut.
+    proxy.cut();
+    let before = proxy.accepted();
+    actix_rt::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        proxy.accepted(),
+        before,
+        "an idle interval called the database"
+    );
+    proxy.restore();
+    gw.stop().await;
+}
+
+#[actix_rt::test]
 async fn while_the_database_is_down_cached_keys_work_and_unknown_keys_get_503() {
     let db = TestDb::postgres();
     let proxy = TcpProxy::start("127.0.0.1:5432").await;

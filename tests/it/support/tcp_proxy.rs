@@ -1,6 +1,6 @@
 //! A TCP proxy the test controls, to cut a database connection without touching the server.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::io::copy_bidirectional;
@@ -13,6 +13,7 @@ pub struct TcpProxy {
     pub port: u16,
     open: Arc<AtomicBool>,
     cut: broadcast::Sender<()>,
+    accepted: Arc<AtomicUsize>,
 }
 
 impl TcpProxy {
@@ -22,9 +23,12 @@ impl TcpProxy {
         let port = listener.local_addr().unwrap().port();
         let open = Arc::new(AtomicBool::new(true));
         let (cut, _) = broadcast::channel::<()>(4);
+        let accepted = Arc::new(AtomicUsize::new(0));
         let (target, is_open, cut_tx) = (target.to_owned(), open.clone(), cut.clone());
+        let counted = accepted.clone();
         actix_rt::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
                 if !is_open.load(Ordering::SeqCst) {
                     drop(inbound);
                     continue;
@@ -42,7 +46,17 @@ impl TcpProxy {
                 });
             }
         });
-        Self { port, open, cut }
+        Self {
+            port,
+            open,
+            cut,
+            accepted,
+        }
+    }
+
+    /// Connections tried so far (refused ones while cut included).
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// Drops every open connection and refuses new ones.
