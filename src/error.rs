@@ -62,6 +62,11 @@ pub enum ApiError {
         /// The limit, in MB.
         limit_mb: f64,
     },
+    /// The client sent its body slower than `client_body_timeout` allows.
+    #[error(
+        "Request timed out: the request body did not arrive within {0:?} (client_body_timeout)"
+    )]
+    BodyTimeout(Duration),
     /// Every deployment of the group is cooling down or at a limit.
     #[error("{message}")]
     NoDeployment {
@@ -115,6 +120,7 @@ impl ApiError {
                 "invalid_request_error"
             }
             Self::NoDeployment { .. } => "rate_limit_error",
+            Self::BodyTimeout(_) => "timeout",
             Self::Key(r) => match r {
                 Rejection::NotCached | Rejection::Blocked => "auth_error",
                 Rejection::Expired(_) => "expired_key",
@@ -167,6 +173,7 @@ impl ResponseError for ApiError {
             Self::MissingKey | Self::InvalidKey(_) => StatusCode::UNAUTHORIZED,
             Self::BadRequest { .. } | Self::UnknownModel(_) => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::NoDeployment { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Key(r) => match r {
                 Rejection::NotCached | Rejection::Blocked => StatusCode::UNAUTHORIZED,

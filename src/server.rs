@@ -92,6 +92,7 @@ pub async fn start(
         crate::health::start_background(state.clone(), upstream_client);
     }
     let app_state = state.clone();
+    let client = state.settings.client;
     let server = HttpServer::new(move || {
         let filter_ips = app_state.settings.security.ip_filter.is_some();
         App::new()
@@ -116,6 +117,15 @@ pub async fn start(
     .backlog(2048)
     .max_connection_rate(4096)
     .shutdown_timeout(30)
+    // Slow clients are bounded: the head of a new connection's request, an idle kept-alive
+    // connection, and the time a refused client gets to hang up (a body's pace is bounded
+    // where it is read: `routes::body`).
+    .client_request_timeout(client.header)
+    .keep_alive(client.keep_alive)
+    .client_disconnect_timeout(client.disconnect)
+    // A client that hangs up ends its request: the handler, and with it the upstream call, is
+    // dropped instead of running on for nobody.
+    .h1_allow_half_closed(false)
     // actix's own signal handling stops the whole system, and with it the spend writer before
     // it can flush: the binary handles SIGTERM / SIGINT itself (see `stop_on_signal`).
     .disable_signals()

@@ -1,6 +1,7 @@
 //! The gateway's configuration: LiteLLM's `config.yaml` read, resolved and validated.
 
 mod callbacks;
+mod client;
 mod de;
 mod deployment;
 mod error;
@@ -11,6 +12,7 @@ mod shared;
 mod support;
 
 pub use callbacks::{CallbackSettings, SinkSettings, SinkTarget};
+pub use client::ClientTimeouts;
 pub use deployment::{Deployment, DeploymentSource};
 pub use error::ConfigError;
 pub use resolve::Env;

@@ -210,6 +210,8 @@ pub struct Settings {
     pub callbacks: super::CallbackSettings,
     /// Address filters, CORS, the weak master key permit, the audit log.
     pub security: super::SecuritySettings,
+    /// How long the gateway waits on its clients.
+    pub client: super::ClientTimeouts,
     /// The environment, with the config's overlay.
     pub env: Env,
 }
@@ -397,6 +399,7 @@ impl Settings {
             .filter(|k| !k.is_empty())
             .map(Secret::new);
         let security = super::security::security_settings(&tree, &env)?;
+        let client = super::ClientTimeouts::from_tree(&tree, &env)?;
         let log_messages = !litellm.turn_off_message_logging.unwrap_or(false);
         let (callbacks, callbacks_not_done) =
             super::callbacks::callback_settings(&tree, &env, log_messages)?;
@@ -540,6 +543,7 @@ impl Settings {
             cache,
             callbacks,
             security,
+            client,
             env,
         })
     }
@@ -565,7 +569,7 @@ impl Settings {
     }
 }
 
-fn section<T: Default + serde::de::DeserializeOwned>(
+pub(super) fn section<T: Default + serde::de::DeserializeOwned>(
     tree: &Value,
     name: &str,
 ) -> Result<T, ConfigError> {

@@ -88,6 +88,12 @@ const GENERAL_SETTINGS: &[(&str, SettingStatus)] = &[
     ("disable_spend_logs", Y),
     // llmgate's own: where the spend journal is kept.
     ("spend_journal_path", Y),
+    // llmgate's own: how long a client may take (LiteLLM leaves it to uvicorn; its
+    // `--keepalive_timeout` flag is the one it exposes).
+    ("client_header_timeout", Y),
+    ("client_body_timeout", Y),
+    ("keepalive_timeout", Y),
+    ("client_disconnect_timeout", Y),
 ];
 
 /// `litellm_params` keys the gateway reads itself; any other key is a default request parameter.

@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use serde_json::{Map, Value as Json};
 
-use super::pipeline::{handle, read_body, Input};
+use super::pipeline::{handle, Input};
 use crate::auth::authenticate;
 use crate::error::ApiError;
 use crate::providers::anthropic::inbound::{self, EventWriter};
@@ -27,24 +27,45 @@ async fn openai_fields(
     state: &AppState,
     req: &HttpRequest,
     payload: web::Payload,
-) -> Result<Map<String, Json>, ApiError> {
+) -> Result<Map<String, Json>, Unread> {
     authenticate(state, req)?;
-    let body = read_body(req, payload, state.settings.max_request_size).await?;
+    let body = super::body::read(req, payload, super::body::BodyLimits::of(&state.settings))
+        .await
+        .map_err(Unread::Refused)?;
     let value: Json = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("Invalid JSON in request body: {e}"), None))?;
     let Json::Object(map) = value else {
-        return Err(ApiError::bad_request(
-            "Request body must be a JSON object",
-            None,
-        ));
+        return Err(ApiError::bad_request("Request body must be a JSON object", None).into());
     };
     if !map.get("messages").is_some_and(Json::is_array) {
         return Err(ApiError::bad_request(
             "Missing required parameter: 'messages'",
             Some("messages"),
-        ));
+        )
+        .into());
     }
     Ok(inbound::chat_request(&map))
+}
+
+/// Why a Messages request could not be read: a refused body keeps its connection's fate.
+enum Unread {
+    Refused(super::body::Refused),
+    Invalid(ApiError),
+}
+
+impl From<ApiError> for Unread {
+    fn from(e: ApiError) -> Self {
+        Self::Invalid(e)
+    }
+}
+
+impl Unread {
+    fn respond(self) -> HttpResponse {
+        match self {
+            Self::Refused(refused) => refused.respond(anthropic_error),
+            Self::Invalid(e) => anthropic_error(&e),
+        }
+    }
 }
 
 /// An error in Anthropic's shape, with the status it would have had.
@@ -57,7 +78,7 @@ fn anthropic_error(e: &ApiError) -> HttpResponse {
 pub async fn messages(s: State, h: Http, req: HttpRequest, p: web::Payload) -> HttpResponse {
     let fields = match openai_fields(&s, &req, p).await {
         Ok(f) => f,
-        Err(e) => return anthropic_error(&e),
+        Err(e) => return e.respond(),
     };
     let stream = fields.get("stream") == Some(&Json::Bool(true));
     let body = match serde_json::to_vec(&fields) {
@@ -98,7 +119,7 @@ pub async fn count_tokens(s: State, req: HttpRequest, p: web::Payload) -> HttpRe
         Ok(fields) => HttpResponse::Ok().json(serde_json::json!({
             "input_tokens": crate::tokens::prompt_tokens(&fields),
         })),
-        Err(e) => anthropic_error(&e),
+        Err(e) => e.respond(),
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod access_log;
 mod attempt;
 mod audit;
+mod body;
 mod cached;
 mod completions;
 mod health;

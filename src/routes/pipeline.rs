@@ -4,8 +4,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, ResponseError};
-use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
+use bytes::Bytes;
 
 use super::access_log::Trace;
 use super::attempt::{Attempt, Gate};
@@ -27,7 +26,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Where a request's body comes from.
 pub enum Input {
-    /// Read from the client (and refused past `max_request_size`).
+    /// Read from the client (within `max_request_size` and `client_body_timeout`).
     Payload(web::Payload),
     /// Already read and translated (the Anthropic-format route).
     Body(Bytes),
@@ -85,37 +84,6 @@ pub struct Call<'a> {
     pub op: Operation,
 }
 
-/// Reads the body, refusing it as soon as it passes `limit` bytes.
-pub async fn read_body(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<Bytes, ApiError> {
-    let too_large = |size: usize| ApiError::BodyTooLarge {
-        size_mb: size as f64 / (1024.0 * 1024.0),
-        limit_mb: limit as f64 / (1024.0 * 1024.0),
-    };
-    let declared = req
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if let Some(len) = declared.filter(|&l| l > limit) {
-        return Err(too_large(len));
-    }
-    let mut buf = BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::bad_request(format!("Could not read the request body: {e}"), None)
-        })?;
-        if buf.len() + chunk.len() > limit {
-            return Err(too_large(buf.len() + chunk.len()));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf.freeze())
-}
-
 async fn serve(
     ctx: &Call<'_>,
     req: &HttpRequest,
@@ -127,7 +95,14 @@ async fn serve(
     let state = ctx.state;
     let caller = authenticate(state, req)?;
     let body = match input {
-        Input::Payload(payload) => read_body(req, payload, state.settings.max_request_size).await?,
+        Input::Payload(payload) => {
+            match super::body::read(req, payload, super::body::BodyLimits::of(&state.settings))
+                .await
+            {
+                Ok(body) => body,
+                Err(refused) => return Ok(refused.respond(ApiError::error_response)),
+            }
+        }
         Input::Body(body) => body,
     };
     let mut request = ModelRequest::parse(op, &body, path_model)?;

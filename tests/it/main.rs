@@ -10,6 +10,7 @@ mod callbacks;
 mod chaos;
 mod chat;
 mod cli;
+mod client_faults;
 mod cohere;
 mod config;
 mod crash;

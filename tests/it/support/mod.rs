@@ -3,6 +3,7 @@
 pub mod binary;
 pub mod db;
 pub mod gateway;
+pub mod raw_client;
 pub mod redis_counts;
 pub mod tcp_proxy;
 pub mod upstream;

@@ -1,5 +1,5 @@
 //! A real HTTP server on a random port speaking OpenAI's wire format: it can stream, delay,
-//! fail on demand, count calls, and tell when a client dropped a stream.
+//! fail on demand, count calls, and tell when a client dropped a stream or a delayed call.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -65,6 +65,7 @@ struct Shared {
     chunks_sent: AtomicUsize,
     streams_finished: AtomicUsize,
     streams_dropped: AtomicUsize,
+    delays_cancelled: AtomicUsize,
 }
 
 /// The running mock; a clone controls the same server.
@@ -89,6 +90,8 @@ impl MockUpstream {
         })
         .workers(1)
         .tcp_nodelay(true)
+        // A gateway that hangs up ends the call here too, so a cancelled call can be seen.
+        .h1_allow_half_closed(false)
         .disable_signals()
         .bind(("127.0.0.1", 0))
         .unwrap();
@@ -138,9 +141,28 @@ impl MockUpstream {
         self.shared.streams_dropped.load(Ordering::SeqCst)
     }
 
+    /// Calls in a `Delay` whose client hung up before the reply's head was sent.
+    pub fn delays_cancelled(&self) -> usize {
+        self.shared.delays_cancelled.load(Ordering::SeqCst)
+    }
+
     /// Stops the server.
     pub async fn stop(&self) {
         self.server.stop(false).await;
+    }
+}
+
+/// Counts a delayed call as cancelled if it is dropped before its delay ends.
+struct DelayGuard {
+    shared: Arc<Shared>,
+    over: bool,
+}
+
+impl Drop for DelayGuard {
+    fn drop(&mut self) {
+        if !self.over {
+            self.shared.delays_cancelled.fetch_add(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -206,7 +228,12 @@ async fn answer(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) -> Htt
                 .body(r#"{"error":{"message":"Rate limit reached","type":"requests"}}"#)
         }
         Behavior::Delay(d) => {
+            let mut guard = DelayGuard {
+                shared: shared.clone().into_inner(),
+                over: false,
+            };
             actix_rt::time::sleep(d).await;
+            guard.over = true;
             (3, Duration::ZERO, true)
         }
         Behavior::BreakMidStream { after } => (after, Duration::from_millis(30), false),
