@@ -36,7 +36,7 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 SECONDS_TOTAL="$(python3 -c "print(int(float('$MINUTES') * 60))")"
-MASTER_KEY=sk-bench-master
+MASTER_KEY=sk-bench-master-soak-0001
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH="$ROOT/bench"

@@ -50,7 +50,7 @@ def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--seconds", type=float, required=True)
     ap.add_argument("--concurrency", type=int, default=16)
-    ap.add_argument("--master-key", default="sk-bench-master")
+    ap.add_argument("--master-key", default="sk-bench-master-soak-0001")
     a = ap.parse_args()
     admin = Client(a.port)
     keys = []

@@ -118,6 +118,10 @@ pub async fn send_with(
         })?;
     let status = res.status();
     if status.is_success() {
+        // A reply that declares more than the limit is refused before a byte of it is read.
+        if let Some(declared) = declared_length(res.headers()).filter(|&n| n > max_body as u64) {
+            return Err(too_large(provider, max_body, Some(declared)));
+        }
         let body: UpstreamBody = Box::pin(res.take_payload());
         return Ok(UpstreamReply {
             provider_headers: provider_headers(res.headers()),
@@ -125,16 +129,54 @@ pub async fn send_with(
         });
     }
     let after = retry_after(res.headers());
-    let body = actix_rt::time::timeout(wait, res.body().limit(max_body))
+    let mut payload: UpstreamBody = Box::pin(res.take_payload());
+    let body = actix_rt::time::timeout(wait, read_prefix(&mut payload, MAX_ERROR_BODY))
         .await
-        .map_err(|_| ProviderError::timeout(provider, wait))?
-        .unwrap_or_default();
+        .map_err(|_| ProviderError::timeout(provider, wait))?;
     Err(ProviderError::upstream(
         provider,
         status.as_u16(),
         &body,
         after,
     ))
+}
+
+/// How much of an error reply is read: its message is in the first bytes, and the rest is
+/// never waited for.
+pub const MAX_ERROR_BODY: usize = 64 * 1024;
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(actix_web::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn too_large(provider: ProviderKind, max_body: usize, declared: Option<u64>) -> ProviderError {
+    let declared = declared.map_or_else(String::new, |n| format!(" (it declared {n})"));
+    ProviderError::connection(
+        provider,
+        format!("reply larger than {max_body} bytes{declared}"),
+    )
+}
+
+/// The first `limit` bytes of `body` (fewer if it ends or breaks first); the rest is left unread.
+async fn read_prefix(body: &mut UpstreamBody, limit: usize) -> Bytes {
+    use futures_util::StreamExt;
+    let mut buf = bytes::BytesMut::new();
+    while buf.len() < limit {
+        match body.next().await {
+            Some(Ok(chunk)) => {
+                let take = chunk.len().min(limit - buf.len());
+                buf.extend_from_slice(&chunk[..take]);
+            }
+            Some(Err(_)) | None => break,
+        }
+    }
+    buf.freeze()
 }
 
 /// Reads a whole reply body within `wait`, up to `max_body` bytes.
@@ -164,10 +206,7 @@ pub async fn read_all(
                 .as_ref()
                 .map_or_else(|| first.as_ref().map_or(0, Bytes::len), |b| b.len());
             if len > max_body {
-                return Err(ProviderError::connection(
-                    provider,
-                    format!("reply larger than {max_body} bytes"),
-                ));
+                return Err(too_large(provider, max_body, None));
             }
         }
         Ok(match rest {

@@ -170,6 +170,9 @@ pub fn openai_reply(
                 .map(bytes::Bytes::from)
                 .map_err(unreadable)
         }
-        _ => Ok(body),
+        // Relayed as it came, once it is known to be JSON: garbage with a 200 is a bad reply.
+        _ => serde_json::from_slice::<serde::de::IgnoredAny>(&body)
+            .map(|_| body)
+            .map_err(unreadable),
     }
 }

@@ -29,6 +29,10 @@ use crate::pricing::{self, Price};
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
 
+/// The longest upstream line (or Bedrock frame) held while waiting for its end: past it the
+/// stream fails, so an upstream that never ends a line cannot grow the gateway's memory.
+pub const MAX_EVENT: usize = 1024 * 1024;
+
 /// What one upstream event asks of the relay, as a stream translator reads it.
 #[derive(Debug, PartialEq)]
 pub enum Step {
@@ -258,6 +262,14 @@ impl SseRelay {
             }
         }
         self.line.extend_from_slice(rest);
+        if self.line.len() > MAX_EVENT {
+            self.line = BytesMut::new();
+            let err = ProviderError::connection(
+                self.provider,
+                format!("an upstream stream line longer than {MAX_EVENT} bytes"),
+            );
+            self.fail(err);
+        }
     }
 
     fn on_line(&mut self, raw: &[u8]) {

@@ -17,6 +17,7 @@ mod crash;
 mod docker;
 mod errors;
 mod fallbacks;
+mod faults;
 mod gemini;
 mod health;
 mod huggingface;

@@ -10,7 +10,10 @@ use serde::Deserialize;
 use serde_json::Value as Json;
 
 use super::reply::{finish_reason, TokenUsage};
-use crate::providers::stream::Step;
+use crate::providers::stream::{Step, MAX_EVENT};
+
+/// The bytes of a frame's prelude: total length, headers length, prelude CRC.
+const PRELUDE: usize = 12;
 
 /// The translation state of one stream: the frame decoder, its unread bytes, and the tool
 /// calls seen so far.
@@ -21,6 +24,8 @@ pub struct BedrockStream {
     created: u64,
     decoder: MessageFrameDecoder,
     buffer: BytesMut,
+    /// The decoder has read the next frame's prelude (taken off `buffer`).
+    mid_frame: bool,
     /// `contentBlockIndex` of each tool call, in OpenAI's order.
     tool_blocks: Vec<u64>,
 }
@@ -71,9 +76,28 @@ impl BedrockStream {
     pub fn feed(&mut self, bytes: &[u8], out: &mut Chunks) -> Step {
         self.buffer.extend_from_slice(bytes);
         loop {
+            // A frame declaring more than the cap is refused before it is buffered.
+            // (Once its prelude is read, a frame's bytes never outgrow what it declared.)
+            let declared = match self.buffer.get(..4) {
+                Some(&[a, b, c, d]) if !self.mid_frame => u32::from_be_bytes([a, b, c, d]) as usize,
+                _ => 0,
+            };
+            if declared > MAX_EVENT {
+                return Step::Failed {
+                    kind: "api_error".into(),
+                    message: format!("an event stream frame longer than {MAX_EVENT} bytes"),
+                };
+            }
+            let prelude_unread = !self.mid_frame && self.buffer.len() >= PRELUDE;
             let message = match self.decoder.decode_frame(&mut self.buffer) {
-                Ok(DecodedFrame::Complete(m)) => m,
-                Ok(DecodedFrame::Incomplete) => return Step::More,
+                Ok(DecodedFrame::Complete(m)) => {
+                    self.mid_frame = false;
+                    m
+                }
+                Ok(DecodedFrame::Incomplete) => {
+                    self.mid_frame |= prelude_unread;
+                    return Step::More;
+                }
                 Err(e) => {
                     return Step::Failed {
                         kind: "api_error".into(),
@@ -211,6 +235,15 @@ mod tests {
             .map(|e| (e[0].as_str().unwrap().to_owned(), e[1].clone()))
             .collect();
         (events, case["openai"].as_array().unwrap().clone())
+    }
+
+    #[test]
+    fn a_frame_declaring_more_than_the_cap_fails_before_it_is_buffered() {
+        let mut stream = BedrockStream::new("m", 1);
+        let mut out = Chunks::default();
+        let huge = u32::try_from(MAX_EVENT + 1).unwrap().to_be_bytes();
+        let step = stream.feed(&[huge.as_slice(), &[0; 8]].concat(), &mut out);
+        assert!(matches!(step, Step::Failed { .. }), "{step:?}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod binary;
 pub mod db;
+pub mod faulty;
 pub mod gateway;
 pub mod raw_client;
 pub mod redis_counts;
