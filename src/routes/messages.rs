@@ -30,7 +30,12 @@ async fn openai_fields(
 ) -> Result<Map<String, Json>, ApiError> {
     authenticate(state, req)?;
     let body = read_body(req, payload, state.settings.max_request_size).await?;
-    let value: Json = serde_json::from_slice(&body)
+    parse_request(&body)
+}
+
+/// A Messages request body as OpenAI chat fields, or the 400 it deserves.
+pub(crate) fn parse_request(body: &[u8]) -> Result<Map<String, Json>, ApiError> {
+    let value: Json = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("Invalid JSON in request body: {e}"), None))?;
     let Json::Object(map) = value else {
         return Err(ApiError::bad_request(
@@ -103,7 +108,7 @@ pub async fn count_tokens(s: State, req: HttpRequest, p: web::Payload) -> HttpRe
 }
 
 /// The pipeline's OpenAI SSE stream, rewritten as Anthropic events as it flows.
-struct AnthropicEvents {
+pub(crate) struct AnthropicEvents {
     body: BoxBody,
     line: BytesMut,
     writer: EventWriter,
@@ -111,7 +116,8 @@ struct AnthropicEvents {
 }
 
 impl AnthropicEvents {
-    fn new(body: BoxBody) -> Self {
+    /// Rewrites `body`, the pipeline's OpenAI SSE stream.
+    pub(crate) fn new(body: BoxBody) -> Self {
         Self {
             body,
             line: BytesMut::new(),
@@ -121,7 +127,7 @@ impl AnthropicEvents {
     }
 
     /// Translates every complete line in `bytes`; returns the events written.
-    fn feed(&mut self, bytes: &[u8]) -> String {
+    pub(crate) fn feed(&mut self, bytes: &[u8]) -> String {
         let mut out = String::new();
         self.line.extend_from_slice(bytes);
         while let Some(at) = self.line.iter().position(|&b| b == b'\n') {
