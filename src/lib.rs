@@ -10,6 +10,8 @@ mod client_mode;
 pub mod config;
 pub mod db;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod journal;
 pub mod keys;

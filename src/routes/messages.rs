@@ -32,17 +32,24 @@ async fn openai_fields(
     let body = super::body::read(req, payload, super::body::BodyLimits::of(&state.settings))
         .await
         .map_err(Unread::Refused)?;
-    let value: Json = serde_json::from_slice(&body)
+    Ok(parse_request(&body)?)
+}
+
+/// A Messages request body as OpenAI chat fields, or the 400 it deserves.
+pub(crate) fn parse_request(body: &[u8]) -> Result<Map<String, Json>, ApiError> {
+    let value: Json = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("Invalid JSON in request body: {e}"), None))?;
     let Json::Object(map) = value else {
-        return Err(ApiError::bad_request("Request body must be a JSON object", None).into());
+        return Err(ApiError::bad_request(
+            "Request body must be a JSON object",
+            None,
+        ));
     };
     if !map.get("messages").is_some_and(Json::is_array) {
         return Err(ApiError::bad_request(
             "Missing required parameter: 'messages'",
             Some("messages"),
-        )
-        .into());
+        ));
     }
     Ok(inbound::chat_request(&map))
 }
@@ -124,7 +131,7 @@ pub async fn count_tokens(s: State, req: HttpRequest, p: web::Payload) -> HttpRe
 }
 
 /// The pipeline's OpenAI SSE stream, rewritten as Anthropic events as it flows.
-struct AnthropicEvents {
+pub(crate) struct AnthropicEvents {
     body: BoxBody,
     line: BytesMut,
     writer: EventWriter,
@@ -132,7 +139,8 @@ struct AnthropicEvents {
 }
 
 impl AnthropicEvents {
-    fn new(body: BoxBody) -> Self {
+    /// Rewrites `body`, the pipeline's OpenAI SSE stream.
+    pub(crate) fn new(body: BoxBody) -> Self {
         Self {
             body,
             line: BytesMut::new(),
@@ -142,7 +150,7 @@ impl AnthropicEvents {
     }
 
     /// Translates every complete line in `bytes`; returns the events written.
-    fn feed(&mut self, bytes: &[u8]) -> String {
+    pub(crate) fn feed(&mut self, bytes: &[u8]) -> String {
         let mut out = String::new();
         self.line.extend_from_slice(bytes);
         while let Some(at) = self.line.iter().position(|&b| b == b'\n') {

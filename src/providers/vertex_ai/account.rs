@@ -18,6 +18,27 @@ pub const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 /// How long an assertion is valid, in seconds (Google's maximum).
 const ASSERTION_LIFETIME: u64 = 3600;
 
+/// More than any service-account key file (they are about 2.3 KB).
+const MAX_KEY_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Reads a key file: a regular file of at most [`MAX_KEY_FILE_BYTES`], so a config naming a
+/// device or a pipe (`/dev/zero`, `/dev/stdin`) fails at once instead of hanging the load.
+fn read_key_file(path: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    let invalid = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, m.to_owned());
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(invalid("not a regular file"));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_KEY_FILE_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_KEY_FILE_BYTES {
+        return Err(invalid("larger than a service account key"));
+    }
+    Ok(text)
+}
+
 /// A service account's identity and signing key. `Debug` never shows the key.
 #[derive(Clone)]
 pub struct ServiceAccount {
@@ -59,7 +80,7 @@ impl ServiceAccount {
         if trimmed.starts_with('{') {
             return Self::from_json(trimmed);
         }
-        let text = std::fs::read_to_string(source)
+        let text = read_key_file(source)
             .map_err(|e| format!("cannot read the service account file {source:?}: {e}"))?;
         Self::from_json(&text)
     }
@@ -193,6 +214,10 @@ mod tests {
         assert!(ServiceAccount::load("/nonexistent/key.json")
             .unwrap_err()
             .starts_with("cannot read the service account file"));
+        for device in ["/dev/zero", "/tmp"] {
+            let err = ServiceAccount::load(device).unwrap_err();
+            assert!(err.contains("not a regular file"), "{device}: {err}");
+        }
 
         let mut without_uri: Json = serde_json::from_str(&text).unwrap();
         without_uri.as_object_mut().unwrap().remove("token_uri");
