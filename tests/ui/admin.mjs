@@ -189,8 +189,8 @@ try {
   }));
   await page.click('#models-refresh');
   const group = page.locator(`#models-body .group[data-group="${model}"]`);
-  await group.waitFor();
-  check((await group.locator('tbody tr').count()) === 2, 'the group does not list its two deployments');
+  // The refresh redraws the view: wait for the served state, not the group drawn before it.
+  await until('the group to list its two deployments', async () => (await group.locator('tbody tr').count()) === 2);
   const first = group.locator('tr[data-model-id="dep-aaaaaaaaaaaa"]');
   check((await first.textContent()).includes('12 / 600'), 'rpm used / limit is not shown');
   check((await first.textContent()).includes('123 ms'), 'the latency is not shown');
