@@ -13,14 +13,7 @@ fn config(api_base: &str, extra: &str) -> String {
 }
 
 fn assert_error(body: &Value, status: u16, kind: &str) {
-    let e = &body["error"];
-    assert_eq!(e["code"], status.to_string(), "{body}");
-    assert_eq!(e["type"], kind, "{body}");
-    assert!(
-        e["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    assert!(e.get("param").is_some(), "{body}");
+    crate::support::assert_error_body(body, status, kind);
 }
 
 #[actix_rt::test]

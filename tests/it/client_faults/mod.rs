@@ -23,12 +23,5 @@ fn chat_bytes(stream: bool) -> Vec<u8> {
 
 /// Asserts `body` is the contract's error body for `status` and `kind`.
 fn assert_error(body: &serde_json::Value, status: u16, kind: &str) {
-    let e = &body["error"];
-    assert_eq!(e["code"], status.to_string(), "{body}");
-    assert_eq!(e["type"], kind, "{body}");
-    assert!(
-        e["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    assert!(e.get("param").is_some(), "{body}");
+    crate::support::assert_error_body(body, status, kind);
 }

@@ -19,41 +19,31 @@ async fn a_body_over_the_limit_is_a_502_without_reading_it_all() {
     assert_released_and_counted(&gw, Some(&mock), 1).await;
 }
 
-#[actix_rt::test]
-async fn a_declared_length_over_the_limit_is_refused_before_reading() {
-    let fault = Fault::HugeDeclared {
-        status: 200,
-        declared: 10 << 30,
-    };
-    let (mock, gw) = faulty(fault, ", timeout: 30").await;
+/// Asks a mock that declares `declared` bytes with `status` and never sends them: only an
+/// answer decided up front comes before the 30 s timeout. Its error message.
+async fn answered_up_front(status: u16, declared: u64, expect: u16, kind: &str) -> String {
+    let (mock, gw) = faulty(Fault::HugeDeclared { status, declared }, ", timeout: 30").await;
     let started = Instant::now();
-    let message = assert_error(&ask(&gw, false).await, 502, "api_connection_error");
-    assert!(message.contains("declared"), "{message}");
-    // The mock never sends the rest: only a refusal up front answers before the timeout.
+    let message = assert_error(&ask(&gw, false).await, expect, kind);
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "{:?}",
         started.elapsed()
     );
     assert_released_and_counted(&gw, Some(&mock), 1).await;
+    message
+}
+
+#[actix_rt::test]
+async fn a_declared_length_over_the_limit_is_refused_before_reading() {
+    let message = answered_up_front(200, 10 << 30, 502, "api_connection_error").await;
+    assert!(message.contains("declared"), "{message}");
 }
 
 #[actix_rt::test]
 async fn a_huge_error_body_is_read_only_to_its_first_64_kib() {
-    let fault = Fault::HugeDeclared {
-        status: 500,
-        declared: 10 << 30,
-    };
-    let (mock, gw) = faulty(fault, ", timeout: 30").await;
-    let started = Instant::now();
-    let message = assert_error(&ask(&gw, false).await, 500, "server_error");
+    let message = answered_up_front(500, 10 << 30, 500, "server_error").await;
     assert!(message.ends_with("a huge error"), "{message}");
-    assert!(
-        started.elapsed() < Duration::from_secs(15),
-        "{:?}",
-        started.elapsed()
-    );
-    assert_released_and_counted(&gw, Some(&mock), 1).await;
 }
 
 #[actix_rt::test]

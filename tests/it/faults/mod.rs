@@ -45,10 +45,7 @@ async fn ask(gw: &Gateway, stream: bool) -> Reply {
 /// Checks `r` is the contract's error body with `status` and `kind`; its message.
 fn assert_error(r: &Reply, status: u16, kind: &str) -> String {
     assert_eq!(r.status, status, "{}", r.text);
-    let error = &r.json()["error"];
-    assert_eq!(error["code"], status.to_string(), "{}", r.text);
-    assert_eq!(error["type"], kind, "{}", r.text);
-    error["message"].as_str().unwrap().to_owned()
+    crate::support::assert_error_body(&r.json(), status, kind)
 }
 
 /// Checks a stream ended with one in-band error event with `code` and `kind`, after `chunks`

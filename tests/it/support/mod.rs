@@ -53,3 +53,15 @@ pub fn serve<T: Send + Sync + 'static>(
     actix_rt::spawn(server.run());
     format!("http://127.0.0.1:{port}")
 }
+
+/// Checks `body` is the contract's error body (COMPAT §errors) for `status` and `kind`: a
+/// non-empty message, `type`, `param` present and `code` the status as a string. Its message.
+pub fn assert_error_body(body: &serde_json::Value, status: u16, kind: &str) -> String {
+    let e = &body["error"];
+    assert_eq!(e["code"], status.to_string(), "{body}");
+    assert_eq!(e["type"], kind, "{body}");
+    assert!(e.get("param").is_some(), "{body}");
+    let message = e["message"].as_str().unwrap_or_default();
+    assert!(!message.is_empty(), "{body}");
+    message.to_owned()
+}
