@@ -56,6 +56,9 @@ pub struct Cli {
     /// Put function definitions into the prompt for providers without function calling.
     #[arg(long = "add_function_to_prompt", alias = "add-function-to-prompt")]
     pub add_function_to_prompt: bool,
+    /// Seconds an idle kept-alive connection stays open (default 5; also KEEPALIVE_TIMEOUT).
+    #[arg(long = "keepalive_timeout", alias = "keepalive-timeout")]
+    pub keepalive_timeout: Option<f64>,
     /// Send one chat request to a running proxy and print the reply.
     #[arg(long)]
     pub test: bool,
@@ -79,6 +82,7 @@ impl Cli {
             request_timeout: self.request_timeout,
             drop_params: self.drop_params,
             add_function_to_prompt: self.add_function_to_prompt,
+            keepalive_timeout: self.keepalive_timeout,
         }
     }
 

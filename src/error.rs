@@ -67,6 +67,11 @@ pub enum ApiError {
         "Request timed out: the request body did not arrive within {0:?} (client_body_timeout)"
     )]
     BodyTimeout(Duration),
+    /// A request head (after a connection's first) arrived slower than `client_header_timeout`.
+    #[error(
+        "Request timed out: the request head did not arrive within {0:?} (client_header_timeout)"
+    )]
+    HeadTimeout(Duration),
     /// Every deployment of the group is cooling down or at a limit.
     #[error("{message}")]
     NoDeployment {
@@ -120,7 +125,7 @@ impl ApiError {
                 "invalid_request_error"
             }
             Self::NoDeployment { .. } => "rate_limit_error",
-            Self::BodyTimeout(_) => "timeout",
+            Self::BodyTimeout(_) | Self::HeadTimeout(_) => "timeout",
             Self::Key(r) => match r {
                 Rejection::NotCached | Rejection::Blocked => "auth_error",
                 Rejection::Expired(_) => "expired_key",
@@ -173,7 +178,7 @@ impl ResponseError for ApiError {
             Self::MissingKey | Self::InvalidKey(_) => StatusCode::UNAUTHORIZED,
             Self::BadRequest { .. } | Self::UnknownModel(_) => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::BodyTimeout(_) | Self::HeadTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::NoDeployment { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Key(r) => match r {
                 Rejection::NotCached | Rejection::Blocked => StatusCode::UNAUTHORIZED,

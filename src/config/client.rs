@@ -50,20 +50,30 @@ impl Default for ClientTimeouts {
 }
 
 impl ClientTimeouts {
-    /// Reads the four settings of `general_settings` (the keep-alive may also come from the
-    /// `KEEPALIVE_TIMEOUT` variable, as LiteLLM reads it).
-    pub(super) fn from_tree(tree: &Value, env: &Env) -> Result<Self, ConfigError> {
+    /// Reads the four settings of `general_settings`; the keep-alive may also come from
+    /// LiteLLM's `--keepalive_timeout` flag (`cli_keep_alive`, which wins) or its
+    /// `KEEPALIVE_TIMEOUT` variable (which the config key overrides).
+    pub(super) fn from_tree(
+        tree: &Value,
+        env: &Env,
+        cli_keep_alive: Option<f64>,
+    ) -> Result<Self, ConfigError> {
         let raw: RawClientTimeouts = super::settings::section(tree, "general_settings")?;
         let defaults = Self::default();
-        let keep_alive = match (raw.keepalive_timeout, env.get("KEEPALIVE_TIMEOUT")) {
-            (Some(v), _) => Some(("general_settings.keepalive_timeout", v)),
-            (None, Some(text)) => Some((
+        let keep_alive = match (
+            cli_keep_alive,
+            raw.keepalive_timeout,
+            env.get("KEEPALIVE_TIMEOUT"),
+        ) {
+            (Some(v), _, _) => Some(("--keepalive_timeout", v)),
+            (None, Some(v), _) => Some(("general_settings.keepalive_timeout", v)),
+            (None, None, Some(text)) => Some((
                 "KEEPALIVE_TIMEOUT",
                 text.trim().parse::<f64>().map_err(|_| {
                     ConfigError::at("KEEPALIVE_TIMEOUT", "expected a number of seconds")
                 })?,
             )),
-            (None, None) => None,
+            (None, None, None) => None,
         };
         Ok(Self {
             header: positive(
@@ -108,7 +118,7 @@ mod tests {
 
     fn read(yaml: &str) -> Result<ClientTimeouts, ConfigError> {
         let tree: Value = serde_yaml::from_str(yaml).unwrap();
-        ClientTimeouts::from_tree(&tree, &Env::default())
+        ClientTimeouts::from_tree(&tree, &Env::default(), None)
     }
 
     #[test]
@@ -137,5 +147,21 @@ mod tests {
             "{err}"
         );
         assert!(read("general_settings: {keepalive_timeout: -1}").is_err());
+    }
+
+    #[test]
+    fn the_keepalive_flag_wins_over_the_config_key_which_wins_over_the_variable() {
+        let tree: Value =
+            serde_yaml::from_str("general_settings: {keepalive_timeout: 30}").unwrap();
+        let env = Env::with_overlay([("KEEPALIVE_TIMEOUT".to_owned(), "12".to_owned())].into());
+        let flag = ClientTimeouts::from_tree(&tree, &env, Some(7.0)).unwrap();
+        assert_eq!(flag.keep_alive, Duration::from_secs(7));
+        let key = ClientTimeouts::from_tree(&tree, &env, None).unwrap();
+        assert_eq!(key.keep_alive, Duration::from_secs(30));
+        let empty: Value = serde_yaml::from_str("{}").unwrap();
+        let var = ClientTimeouts::from_tree(&empty, &env, None).unwrap();
+        assert_eq!(var.keep_alive, Duration::from_secs(12));
+        let err = ClientTimeouts::from_tree(&empty, &env, Some(0.0)).unwrap_err();
+        assert!(err.to_string().contains("--keepalive_timeout"), "{err}");
     }
 }

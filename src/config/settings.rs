@@ -34,6 +34,8 @@ pub struct CliOverrides {
     pub drop_params: bool,
     /// `--add_function_to_prompt`.
     pub add_function_to_prompt: bool,
+    /// `--keepalive_timeout` in seconds.
+    pub keepalive_timeout: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -399,7 +401,7 @@ impl Settings {
             .filter(|k| !k.is_empty())
             .map(Secret::new);
         let security = super::security::security_settings(&tree, &env)?;
-        let client = super::ClientTimeouts::from_tree(&tree, &env)?;
+        let client = super::ClientTimeouts::from_tree(&tree, &env, cli.keepalive_timeout)?;
         let log_messages = !litellm.turn_off_message_logging.unwrap_or(false);
         let (callbacks, callbacks_not_done) =
             super::callbacks::callback_settings(&tree, &env, log_messages)?;

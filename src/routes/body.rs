@@ -124,3 +124,35 @@ pub async fn read(
         }),
     }
 }
+
+/// A management route's body (`/key/*`), read as a model request's is: refused in the
+/// contract's shape past `max_request_size`, cut after `client_body_timeout`, its connection
+/// closed instead of drained.
+pub struct ManagementBody(pub Bytes);
+
+impl actix_web::FromRequest for ManagementBody {
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        let payload = <web::Payload as actix_web::FromRequest>::from_request(&req, payload);
+        Box::pin(async move {
+            let payload = payload.await?;
+            let limits = match req.app_data::<web::Data<crate::state::AppState>>() {
+                Some(state) => BodyLimits::of(&state.settings),
+                None => return Err(actix_web::error::ErrorInternalServerError("no state")),
+            };
+            match read(&req, payload, limits).await {
+                Ok(bytes) => Ok(Self(bytes)),
+                Err(refused) => {
+                    let response = refused.respond(actix_web::ResponseError::error_response);
+                    Err(
+                        actix_web::error::InternalError::from_response("body refused", response)
+                            .into(),
+                    )
+                }
+            }
+        })
+    }
+}

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Map, Value as Json};
 
+use super::body::ManagementBody;
 use super::pipeline::load_key;
 use crate::actors::spend::RenameKey;
 use crate::actors::{CacheKey, CachedKey, ForgetKey};
@@ -199,10 +200,10 @@ fn issued(record: &KeyRecord, key: &str) -> Json {
 pub async fn generate(
     state: State,
     req: HttpRequest,
-    body: web::Bytes,
+    body: ManagementBody,
 ) -> Result<HttpResponse, ApiError> {
     let actor = Actor::of(&require_master(&state, &req)?, &req);
-    let mut fields = parse_body(&body)?;
+    let mut fields = parse_body(&body.0)?;
     let key = match fields.remove("key") {
         None | Some(Json::Null) => keys::generate_key().map_err(|_| ApiError::Internal)?,
         Some(Json::String(k)) if k.starts_with("sk-") && k.len() >= 8 => k,
@@ -392,10 +393,10 @@ async fn change(
 pub async fn update(
     state: State,
     req: HttpRequest,
-    body: web::Bytes,
+    body: ManagementBody,
 ) -> Result<HttpResponse, ApiError> {
     let actor = Actor::of(&require_master(&state, &req)?, &req);
-    let fields = parse_body(&body)?;
+    let fields = parse_body(&body.0)?;
     let token = key_param(&fields)?;
     change(&state, &token, &fields, &actor, AuditAction::Updated).await
 }
@@ -403,11 +404,11 @@ pub async fn update(
 async fn set_blocked(
     state: State,
     req: HttpRequest,
-    body: web::Bytes,
+    body: ManagementBody,
     blocked: bool,
 ) -> Result<HttpResponse, ApiError> {
     let actor = Actor::of(&require_master(&state, &req)?, &req);
-    let token = key_param(&parse_body(&body)?)?;
+    let token = key_param(&parse_body(&body.0)?)?;
     let mut fields = Map::new();
     fields.insert("blocked".into(), Json::Bool(blocked));
     let action = if blocked {
@@ -422,7 +423,7 @@ async fn set_blocked(
 pub async fn block(
     state: State,
     req: HttpRequest,
-    body: web::Bytes,
+    body: ManagementBody,
 ) -> Result<HttpResponse, ApiError> {
     set_blocked(state, req, body, true).await
 }
@@ -431,7 +432,7 @@ pub async fn block(
 pub async fn unblock(
     state: State,
     req: HttpRequest,
-    body: web::Bytes,
+    body: ManagementBody,
 ) -> Result<HttpResponse, ApiError> {
     set_blocked(state, req, body, false).await
 }
@@ -440,10 +441,10 @@ pub async fn unblock(
 pub async fn delete(
     state: State,
     req: HttpRequest,
-    body: web::Bytes,
+    body: ManagementBody,
 ) -> Result<HttpResponse, ApiError> {
     let actor = Actor::of(&require_master(&state, &req)?, &req);
-    let fields = parse_body(&body)?;
+    let fields = parse_body(&body.0)?;
     let list = |name: &str| -> Result<Vec<String>, ApiError> {
         match fields.get(name) {
             None | Some(Json::Null) => Ok(Vec::new()),
@@ -557,10 +558,10 @@ pub async fn regenerate(
     state: State,
     req: HttpRequest,
     path: Option<web::Path<String>>,
-    body: web::Bytes,
+    body: ManagementBody,
 ) -> Result<HttpResponse, ApiError> {
     let actor = Actor::of(&require_master(&state, &req)?, &req);
-    let fields = parse_body(&body)?;
+    let fields = parse_body(&body.0)?;
     let old = match path {
         Some(p) => keys::token_of(&p.into_inner()),
         None => key_param(&fields)?,
@@ -630,7 +631,7 @@ pub async fn regenerate_at(
     state: State,
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Bytes,
+    body: ManagementBody,
 ) -> Result<HttpResponse, ApiError> {
     regenerate(state, req, Some(path), body).await
 }
@@ -639,7 +640,7 @@ pub async fn regenerate_at(
 pub async fn regenerate_body(
     state: State,
     req: HttpRequest,
-    body: web::Bytes,
+    body: ManagementBody,
 ) -> Result<HttpResponse, ApiError> {
     regenerate(state, req, None, body).await
 }

@@ -135,3 +135,38 @@ async fn a_head_with_too_many_fields_is_answered_431_and_closed() {
     );
     assert_eq!(client.status(), Some(431), "{}", client.text());
 }
+
+#[actix_rt::test]
+async fn a_management_route_refuses_an_oversized_body_in_the_contracts_shape() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::start(&config(
+        &mock,
+        &format!("{SMALL_LIMIT}, master_key: sk-client-faults-master-0001"),
+    ))
+    .await;
+    // Declared over the limit: refused before a byte of it is read.
+    let mut client = RawClient::connect(&gw.base).await;
+    let head = post_head(&client.addr, "/key/generate", Some(100 * 1024 * 1024))
+        .replace("\r\n\r\n", "\r\nauthorization: Bearer sk-client-faults-master-0001\r\n\r\n");
+    assert!(client.send(head.as_bytes()).await);
+    assert!(
+        client
+            .received_within("\r\n\r\n{", Duration::from_secs(5))
+            .await,
+        "no answer to the head alone: {}",
+        client.text()
+    );
+    assert_eq!(client.status(), Some(413), "{}", client.text());
+    assert_error(&client.json(), 413, "invalid_request_error");
+    assert!(
+        client.closed_within(Duration::from_secs(10)).await,
+        "the connection stayed open"
+    );
+    // Sent whole by an ordinary client, it gets the same answer.
+    let big = serde_json::json!({"metadata": {"pad": "x".repeat(20 * 1024)}});
+    let reply = gw
+        .post("/key/generate", Some("sk-client-faults-master-0001"), &big)
+        .await;
+    assert_eq!(reply.status, 413, "{}", reply.text);
+    assert_error(&reply.json(), 413, "invalid_request_error");
+}

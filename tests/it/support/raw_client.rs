@@ -43,14 +43,16 @@ impl RawClient {
     }
 
     /// Writes `bytes` a piece of `piece` bytes every `gap` (reading what the server says in
-    /// between), until done or the server answered or closed; whether every byte was written.
+    /// between), until done or the server said something more or closed; whether every byte
+    /// was written.
     pub async fn trickle(&mut self, bytes: &[u8], piece: usize, gap: Duration) -> bool {
+        let said_before = self.received.len();
         for part in bytes.chunks(piece) {
             if !self.send(part).await {
                 return false;
             }
             self.read_for(gap).await;
-            if self.closed || !self.received.is_empty() {
+            if self.closed || self.received.len() > said_before {
                 return false;
             }
         }

@@ -1,9 +1,12 @@
 //! The HTTP server: actors started, one awc client per worker, the route table mounted.
 
+mod head_guard;
+mod listen;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 
 use crate::actors::ProxyBudget;
 use crate::config::Settings;
@@ -93,7 +96,12 @@ pub async fn start(
     }
     let app_state = state.clone();
     let client = state.settings.client;
-    let server = HttpServer::new(move || {
+    let listeners = listen::bind(host, port, 2048)?;
+    let addr = listeners
+        .first()
+        .and_then(|l| l.local_addr().ok())
+        .ok_or_else(|| std::io::Error::other("no address bound"))?;
+    let app = move || {
         let filter_ips = app_state.settings.security.ip_filter.is_some();
         App::new()
             .app_data(app_state.clone())
@@ -111,34 +119,22 @@ pub async fn start(
                 &app_state.settings.security.cors,
             ))
             .configure(routes::configure)
-    })
-    .workers(workers.max(1))
-    .tcp_nodelay(true)
-    .backlog(2048)
-    .max_connection_rate(4096)
-    .shutdown_timeout(30)
-    // Slow clients are bounded: the head of a new connection's request, an idle kept-alive
-    // connection, and the time a refused client gets to hang up (a body's pace is bounded
-    // where it is read: `routes::body`).
-    .client_request_timeout(client.header)
-    .keep_alive(client.keep_alive)
-    .client_disconnect_timeout(client.disconnect)
-    // A client that hangs up ends its request: the handler, and with it the upstream call, is
-    // dropped instead of running on for nobody.
-    .h1_allow_half_closed(false)
-    // actix's own signal handling stops the whole system, and with it the spend writer before
-    // it can flush: the binary handles SIGTERM / SIGINT itself (see `stop_on_signal`).
-    .disable_signals()
-    .bind((host, port))?;
-    let addr = server
-        .addrs()
-        .first()
-        .copied()
-        .ok_or_else(|| std::io::Error::other("no address bound"))?;
+    };
+    let server = listen::serve(
+        app,
+        listeners,
+        listen::Listening {
+            workers,
+            backlog: 2048,
+            max_connections: 4096,
+            shutdown_timeout: 30,
+            client,
+        },
+    )?;
     Ok(Running {
         addr,
         state,
-        server: server.run(),
+        server,
     })
 }
 
