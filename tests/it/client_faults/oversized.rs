@@ -146,8 +146,10 @@ async fn a_management_route_refuses_an_oversized_body_in_the_contracts_shape() {
     .await;
     // Declared over the limit: refused before a byte of it is read.
     let mut client = RawClient::connect(&gw.base).await;
-    let head = post_head(&client.addr, "/key/generate", Some(100 * 1024 * 1024))
-        .replace("\r\n\r\n", "\r\nauthorization: Bearer sk-client-faults-master-0001\r\n\r\n");
+    let head = post_head(&client.addr, "/key/generate", Some(100 * 1024 * 1024)).replace(
+        "\r\n\r\n",
+        "\r\nauthorization: Bearer sk-client-faults-master-0001\r\n\r\n",
+    );
     assert!(client.send(head.as_bytes()).await);
     assert!(
         client
