@@ -90,9 +90,8 @@ pub fn encode(seq: u64, entry: &Entry) -> Vec<u8> {
         line.truncate(CRC_LEN);
     }
     let crc = crc32fast::hash(&line[CRC_LEN..]);
-    for (i, digit) in line[..8].iter_mut().enumerate() {
-        *digit = b"0123456789abcdef"[((crc >> (28 - 4 * i)) & 0xf) as usize];
-    }
+    // Eight hex digits fill exactly the eight placeholder bytes.
+    let _ = std::io::Write::write_fmt(&mut &mut line[..8], format_args!("{crc:08x}"));
     line.push(b'\n');
     line
 }

@@ -141,7 +141,7 @@ impl actix_web::FromRequest for ManagementBody {
             let payload = payload.await?;
             let limits = match req.app_data::<web::Data<crate::state::AppState>>() {
                 Some(state) => BodyLimits::of(&state.settings),
-                None => return Err(actix_web::error::ErrorInternalServerError("no state")),
+                None => return Err(ApiError::Internal.into()),
             };
             match read(&req, payload, limits).await {
                 Ok(bytes) => Ok(Self(bytes)),
