@@ -7,6 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::governance::EntityKind;
 use crate::keys::Rejection;
 use crate::providers::ProviderError;
 
@@ -29,6 +30,24 @@ fn rejection_message(r: &Rejection) -> String {
         ),
         Rejection::RateLimited { what, retry_after } => format!(
             "Rate limit exceeded for this key: {what}. Try again in {} seconds.",
+            retry_after.as_secs().max(1)
+        ),
+        Rejection::EntityBlocked(entity) => format!(
+            "Authentication Error, {entity} is blocked. Update via `/{}/unblock` if you're admin.",
+            match entity.kind {
+                EntityKind::EndUser => "end_user",
+                _ => entity.kind.as_str(),
+            }
+        ),
+        Rejection::EntityModelDenied { entity, model } => format!(
+            "{entity} not allowed to access model. Tried to access {model}. Call `/v1/models` to see the models this key can use."
+        ),
+        Rejection::EntityRateLimited {
+            entity,
+            what,
+            retry_after,
+        } => format!(
+            "Rate limit exceeded for {entity}: {what}. Try again in {} seconds.",
             retry_after.as_secs().max(1)
         ),
     }
@@ -127,11 +146,21 @@ impl ApiError {
             Self::NoDeployment { .. } => "rate_limit_error",
             Self::BodyTimeout(_) | Self::HeadTimeout(_) => "timeout",
             Self::Key(r) => match r {
-                Rejection::NotCached | Rejection::Blocked => "auth_error",
+                Rejection::NotCached | Rejection::Blocked | Rejection::EntityBlocked(_) => {
+                    "auth_error"
+                }
                 Rejection::Expired(_) => "expired_key",
                 Rejection::BudgetExceeded { .. } => "budget_exceeded",
                 Rejection::ModelDenied(_) => "key_model_access_denied",
-                Rejection::RateLimited { .. } => "rate_limit_error",
+                Rejection::EntityModelDenied { entity, .. } => match entity.kind {
+                    EntityKind::User => "user_model_access_denied",
+                    EntityKind::Team | EntityKind::Member => "team_model_access_denied",
+                    EntityKind::EndUser => "end_user_model_access_denied",
+                    EntityKind::Tag => "tag_model_access_denied",
+                },
+                Rejection::RateLimited { .. } | Rejection::EntityRateLimited { .. } => {
+                    "rate_limit_error"
+                }
             },
             Self::AdminOnly(_) | Self::CacheControlDenied(_) | Self::IpNotAllowed => "auth_error",
             Self::Unavailable(_) => "service_unavailable",
@@ -154,7 +183,10 @@ impl ApiError {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::NoDeployment { retry_after, .. } => Some(*retry_after),
-            Self::Key(Rejection::RateLimited { retry_after, .. }) => Some(*retry_after),
+            Self::Key(
+                Rejection::RateLimited { retry_after, .. }
+                | Rejection::EntityRateLimited { retry_after, .. },
+            ) => Some(*retry_after),
             Self::Provider(e) => e.retry_after,
             _ => None,
         }
@@ -181,10 +213,16 @@ impl ResponseError for ApiError {
             Self::BodyTimeout(_) | Self::HeadTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::NoDeployment { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Key(r) => match r {
-                Rejection::NotCached | Rejection::Blocked => StatusCode::UNAUTHORIZED,
+                Rejection::NotCached | Rejection::Blocked | Rejection::EntityBlocked(_) => {
+                    StatusCode::UNAUTHORIZED
+                }
                 Rejection::Expired(_) | Rejection::BudgetExceeded { .. } => StatusCode::BAD_REQUEST,
-                Rejection::ModelDenied(_) => StatusCode::FORBIDDEN,
-                Rejection::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+                Rejection::ModelDenied(_) | Rejection::EntityModelDenied { .. } => {
+                    StatusCode::FORBIDDEN
+                }
+                Rejection::RateLimited { .. } | Rejection::EntityRateLimited { .. } => {
+                    StatusCode::TOO_MANY_REQUESTS
+                }
             },
             Self::AdminOnly(_) => StatusCode::UNAUTHORIZED,
             Self::CacheControlDenied(_) | Self::IpNotAllowed => StatusCode::FORBIDDEN,

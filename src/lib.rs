@@ -12,6 +12,7 @@ pub mod db;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod governance;
 pub mod health;
 pub mod journal;
 pub mod keys;

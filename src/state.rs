@@ -191,6 +191,7 @@ impl AppState {
         let orders: Vec<Option<u32>> = self.settings.deployments.iter().map(|d| d.order).collect();
         let catalog = self.catalog.clone();
         let proxy = self.proxy_budget;
+        let end_user_budget = self.settings.max_end_user_budget;
         let for_router = self.spend.clone();
         let shared = self.shared.clone();
         let ids: Vec<String> = self
@@ -229,6 +230,7 @@ impl AppState {
                 })
                 .collect();
             RouterActor::new(catalog, rules, profiles, &orders, proxy, Some(for_router))
+                .with_end_user_budget(end_user_budget)
         });
         let actors = Actors {
             router,

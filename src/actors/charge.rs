@@ -13,11 +13,12 @@ use std::time::Duration;
 use actix::Addr;
 use chrono::Utc;
 
-use super::router::{RouterActor, Settle};
+use super::router::{Governed, RouterActor, Settle};
 use super::spend::{RecordSpend, SpendActor};
 use crate::callbacks::{CallError, CallLog};
 use crate::config::Deployment;
 use crate::db::models::{KeyRow, SpendLogRow};
+use crate::governance::{EntityKind, EntityRef};
 use crate::providers::Usage;
 use crate::shared::{Shared, Ticket};
 
@@ -33,8 +34,8 @@ pub struct ChargeFor<'a> {
     pub request_id: &'a str,
     /// The request's `metadata`, as JSON text.
     pub metadata: String,
-    /// The request's `user`.
-    pub user_id: Option<String>,
+    /// The request's `user` (its end user).
+    pub end_user: Option<String>,
     /// A proxy-wide budget is enforced: the router must hear of every cost.
     pub settle_proxy: bool,
     /// The count of requests not yet charged.
@@ -87,6 +88,9 @@ pub struct Charge {
     upstream: Option<Duration>,
     log: Option<Box<CallLog>>,
     durable: bool,
+    /// The users, teams, members, end users and tags charged, and whether their limits were
+    /// counted here.
+    governed: Option<(Arc<[EntityRef]>, bool)>,
 }
 
 /// The request's limits held in Redis (its key's, and the proxy-wide budget).
@@ -115,7 +119,7 @@ impl Charge {
             group_name,
             request_id,
             metadata,
-            user_id,
+            end_user,
             settle_proxy,
             live,
             log,
@@ -142,8 +146,11 @@ impl Charge {
                 end_time: now,
                 status: "failure".into(),
                 cache_hit: false,
-                user_id,
+                user_id: None,
                 metadata,
+                team_id: None,
+                end_user,
+                request_tags: "[]".into(),
             },
             token,
             group,
@@ -157,14 +164,33 @@ impl Charge {
             upstream: None,
             log,
             durable,
+            governed: None,
         }
     }
 
-    /// Notes the caller's key for the logging callbacks (its name, never the key).
+    /// Notes the caller's key: its user and team for the spend log, its name (never the key)
+    /// for the logging callbacks.
     pub fn key(&mut self, row: &KeyRow) {
+        self.row.user_id.clone_from(&row.user_id);
+        self.row.team_id.clone_from(&row.team_id);
         if let Some(log) = self.log.as_mut() {
             log.key(row);
         }
+    }
+
+    /// Notes the users, teams, members, end users and tags the request was admitted for: their
+    /// spend and slots are settled with it, and its tags go in the spend log.
+    pub fn governed(&mut self, governed: &Governed) {
+        let tags: Vec<&str> = governed
+            .entities
+            .iter()
+            .filter(|e| e.kind == EntityKind::Tag)
+            .map(|e| &*e.id)
+            .collect();
+        if !tags.is_empty() {
+            self.row.request_tags = serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into());
+        }
+        self.governed = Some((governed.entities.clone(), governed.counted_here));
     }
 
     /// Keeps the reply for the logging callbacks; `reply` runs only when one wants it.
@@ -272,13 +298,14 @@ impl Charge {
         // The router tracks keys and the proxy budget; with neither there is nothing to settle.
         let tokens = self.row.total_tokens as u64;
         let counted_here = self.counted_here;
-        if self.token.is_some() || self.settle_proxy {
+        if self.token.is_some() || self.settle_proxy || self.governed.is_some() {
             self.router.do_send(Settle {
                 token: self.token.clone(),
                 group: self.group,
                 tokens,
                 cost: self.row.spend,
                 counted_here,
+                governed: self.governed.take(),
             });
         }
         if let SharedLimits::Held {
@@ -331,6 +358,9 @@ fn empty_row() -> SpendLogRow {
         cache_hit: false,
         user_id: None,
         metadata: String::new(),
+        team_id: None,
+        end_user: None,
+        request_tags: String::new(),
     }
 }
 

@@ -74,6 +74,12 @@ impl SpendLedger {
             }
             Entry::ResetKey { token, next } => self.buffer.reset_key(token, next),
             Entry::ResetProxy { next } => self.buffer.reset_proxy(next),
+            Entry::ResetEntity {
+                kind,
+                scope,
+                id,
+                next,
+            } => self.buffer.reset_entity((kind, scope, id), next),
         }
     }
 
@@ -125,6 +131,9 @@ mod tests {
             cache_hit: false,
             user_id: None,
             metadata: "{}".into(),
+            team_id: None,
+            end_user: None,
+            request_tags: "[]".into(),
         }
     }
 

@@ -12,7 +12,8 @@ pub use charge::{Charge, ChargeFor, Durable, SharedLimits};
 pub use deployment::{CoolDown, DeploymentActor, Inspect, Report, Reserve};
 pub use lease::Lease;
 pub use router::{
-    AdmitCached, CacheKey, CachedKey, ForgetKey, Pick, PickError, PickFor, PickStats, Picked,
-    ProxyBudget, Publish, RouterActor, Settle,
+    AdmitCached, CacheEntities, CacheKey, CachedEntity, CachedKey, ForgetEntity, ForgetKey,
+    Governed, Pick, PickError, PickFor, PickStats, Picked, ProxyBudget, Publish, RouterActor,
+    Settle,
 };
 pub use spend::{Flush, RecordSpend, SpendActor};

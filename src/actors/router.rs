@@ -8,8 +8,9 @@ use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult}
 use chrono::{DateTime, Utc};
 
 use super::pick_timer::{PickTimer, PickTimes};
-use super::spend::{RenameKey, ResetKeySpend, ResetProxySpend, SpendActor};
+use super::spend::{RenameKey, ResetEntitySpend, ResetKeySpend, ResetProxySpend, SpendActor};
 use crate::catalog::Catalog;
+use crate::governance::{rolled_over, EntityLedger, EntityRecord, EntityRef, Held, Principals};
 use crate::keys::{Admission, Counting, KeyDuration, KeyLedger, KeyRecord, Rejection, Used};
 use crate::routing::{
     choose, Candidate, DeploymentSnapshot, Need, NoCapacity, Pool, Profile, Rules,
@@ -40,6 +41,8 @@ pub struct RouterActor {
     scratch: Vec<Candidate>,
     pick_timer: PickTimer,
     ledger: KeyLedger,
+    /// Users, teams, members, end users and tags in use.
+    entities: EntityLedger,
     proxy: ProxyBudget,
     spend: Option<Addr<SpendActor>>,
     /// Regenerated keys: old token to new, for requests that were in flight.
@@ -71,10 +74,18 @@ impl RouterActor {
             scratch: Vec::new(),
             pick_timer: PickTimer::default(),
             ledger: KeyLedger::default(),
+            entities: EntityLedger::default(),
             proxy,
             spend,
             renamed: Default::default(),
         }
+    }
+
+    /// End users without a budget of their own are held to `budget`
+    /// (`litellm_settings.max_end_user_budget`).
+    pub fn with_end_user_budget(mut self, budget: Option<f64>) -> Self {
+        self.entities = EntityLedger::new(budget);
+        self
     }
 
     /// Picks within the lowest `order` tier that has a free deployment, and counts the pick
@@ -125,14 +136,7 @@ impl RouterActor {
     }
 
     fn check_proxy_budget(&mut self, wall: DateTime<Utc>) -> Result<(), PickError> {
-        if let Some(at) = self.proxy.reset_at.filter(|at| *at <= wall) {
-            let next = self.proxy.duration.and_then(|d| {
-                let mut next = d.after(at)?;
-                while next <= wall {
-                    next = d.after(next)?;
-                }
-                Some(next)
-            });
+        if let Some(next) = rolled_over(self.proxy.reset_at, self.proxy.duration, wall) {
             self.proxy.spend = 0.0;
             self.proxy.reset_at = next;
             if let Some(spend) = &self.spend {
@@ -190,6 +194,7 @@ impl Actor for RouterActor {
                     act.ledger.len()
                 );
             }
+            act.entities.forget_idle(Instant::now(), KEY_IDLE);
         });
     }
 }
@@ -205,6 +210,8 @@ pub enum PickFor {
         model: String,
         /// Where the key's rate and parallel limits are counted.
         counting: Counting,
+        /// The request's end user and tags.
+        principals: Principals,
     },
     /// A retry within a group already admitted.
     Retry {
@@ -224,6 +231,8 @@ pub struct Picked {
     pub wildcard: Option<String>,
     /// The key's admission, on a first attempt with a key.
     pub admission: Option<Admission>,
+    /// The admission of the users, teams, end users and tags it is charged to, if any.
+    pub governed: Option<Governed>,
     /// The proxy-wide budget as this instance sees it, on a first attempt when one is set.
     pub proxy: Option<ProxyBudget>,
 }
@@ -235,6 +244,8 @@ pub enum PickError {
     UnknownModel(String),
     /// The key may not make this request.
     Rejected(Rejection),
+    /// These users, teams, members, end users or tags are not cached: load them and ask again.
+    Load(Vec<EntityRef>),
     /// Every deployment of `group` is cooling down or excluded.
     NoCapacity {
         /// The group.
@@ -269,7 +280,7 @@ impl Handler<Pick> for RouterActor {
 
 impl RouterActor {
     fn pick(&mut self, msg: Pick) -> Result<Picked, PickError> {
-        let (key, model, counting) = match msg.target {
+        let (key, model, counting, principals) = match msg.target {
             PickFor::Retry { group } => {
                 let index = self
                     .choose(group, &msg.exclude, msg.need)
@@ -279,6 +290,7 @@ impl RouterActor {
                     group,
                     wildcard: None,
                     admission: None,
+                    governed: None,
                     proxy: None,
                 });
             }
@@ -286,7 +298,8 @@ impl RouterActor {
                 key,
                 model,
                 counting,
-            } => (key, model, counting),
+                principals,
+            } => (key, model, counting, principals),
         };
         let wall = Utc::now();
         self.check_proxy_budget(wall)?;
@@ -315,36 +328,121 @@ impl RouterActor {
                 return Err(PickError::Rejected(Rejection::ModelDenied(asked)));
             }
         }
+        let entities = principals.entities(record.as_deref());
+        let missing = self.entities.missing(&entities);
+        if !missing.is_empty() {
+            return Err(PickError::Load(missing.into_iter().cloned().collect()));
+        }
         let index = self
             .choose(resolved.group, &msg.exclude, msg.need)
             .map_err(|no| PickError::NoCapacity {
                 group: resolved.group,
                 no,
             })?;
-        let admission = match &key {
-            Some(token) => {
-                let group_name = self.catalog.name(resolved.group).to_owned();
-                match self.admit_key(token, &group_name, wall, counting) {
-                    Ok(a) => Some(a),
-                    Err(rejection) => {
-                        self.unpick(index, msg.need);
-                        return Err(PickError::Rejected(rejection));
-                    }
-                }
-            }
-            None => None,
+        let named = Named {
+            group: resolved.group,
+            name: &name,
+            asked: &asked,
         };
+        let (admission, governed) =
+            match self.admit_all(key.as_deref(), entities, named, wall, counting) {
+                Ok(admitted) => admitted,
+                Err(rejection) => {
+                    self.unpick(index, msg.need);
+                    return Err(PickError::Rejected(rejection));
+                }
+            };
         Ok(Picked {
             index,
             group: resolved.group,
             wildcard: resolved.wildcard,
             admission,
+            governed,
             proxy: self.proxy.max_budget.map(|_| self.proxy),
         })
     }
 }
 
+/// The admission of the users, teams, members, end users and tags a request is charged to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Governed {
+    /// Who, in check order (what ending the request settles).
+    pub entities: Arc<[EntityRef]>,
+    /// Each one's part: record, spend and budget period, for the limits held in Redis.
+    pub held: Vec<Held>,
+    /// Whether their rate and parallel limits were counted here (not in Redis).
+    pub counted_here: bool,
+}
+
+/// What a request asked for: the group it resolved to, the name that resolved (after the
+/// key's aliases) and the name the client gave.
+#[derive(Clone, Copy)]
+struct Named<'a> {
+    group: usize,
+    name: &'a str,
+    asked: &'a str,
+}
+
 impl RouterActor {
+    /// Admits and counts one request of `token` (if any) charged to `entities`: every entity
+    /// is checked first, then the key is admitted and counted, then the entities are counted,
+    /// so a refusal anywhere counts nothing. Budget windows that rolled over are written back.
+    fn admit_all(
+        &mut self,
+        token: Option<&str>,
+        entities: Vec<EntityRef>,
+        named: Named<'_>,
+        wall: DateTime<Utc>,
+        counting: Counting,
+    ) -> Result<(Option<Admission>, Option<Governed>), Rejection> {
+        let now = Instant::now();
+        let checked = if entities.is_empty() {
+            None
+        } else {
+            let catalog = &self.catalog;
+            let may_use = |models: &[String]| {
+                catalog.key_may_use(models, named.name, named.group)
+                    || (named.asked != named.name && models.iter().any(|m| m == named.asked))
+            };
+            let checked = self.entities.check(
+                &entities,
+                may_use,
+                named.asked,
+                now,
+                wall,
+                counting == Counting::Local,
+            )?;
+            if let Some(spend) = &self.spend {
+                for (entity, next) in &checked.resets {
+                    spend.do_send(ResetEntitySpend {
+                        entity: entity.clone(),
+                        next: *next,
+                    });
+                }
+            }
+            Some(checked)
+        };
+        let admission = match token {
+            Some(token) => {
+                let group_name = self.catalog.name(named.group).to_owned();
+                Some(self.admit_key(token, &group_name, wall, counting)?)
+            }
+            None => None,
+        };
+        let governed = checked.map(|checked| {
+            let counted_here = counting == Counting::Local;
+            if counted_here {
+                self.entities.count(&checked, now);
+            }
+            Governed {
+                entities: entities.into(),
+                held: checked.held,
+                counted_here,
+            }
+        });
+        Ok((admission, governed))
+    }
+
     /// Admits and counts one request of `token` on `group_name`; a budget window that rolled
     /// over is written back.
     fn admit_key(
@@ -367,25 +465,43 @@ impl RouterActor {
     }
 }
 
-/// Admits a request answered from the response cache: its key's limits count it as any other
-/// request (no deployment is picked).
+/// Admits a request answered from the response cache: its key's and its entities' limits
+/// count it as any other request (no deployment is picked). `Rejection::NotCached` when the
+/// key or an entity is not cached (the request then takes the way of a miss).
 #[derive(Message)]
-#[rtype(result = "Result<Admission, Rejection>")]
+#[rtype(result = "Result<(Option<Admission>, Option<Governed>), Rejection>")]
 pub struct AdmitCached {
-    /// The hashed key.
-    pub token: String,
+    /// The hashed key, if any.
+    pub token: Option<String>,
     /// The group the request resolved to.
     pub group: usize,
+    /// The name the client asked for.
+    pub asked: String,
     /// Where the key's rate and parallel limits are counted.
     pub counting: Counting,
+    /// The request's end user and tags.
+    pub principals: Principals,
 }
 
 impl Handler<AdmitCached> for RouterActor {
-    type Result = Result<Admission, Rejection>;
+    type Result = Result<(Option<Admission>, Option<Governed>), Rejection>;
 
     fn handle(&mut self, msg: AdmitCached, _: &mut Context<Self>) -> Self::Result {
-        let group_name = self.catalog.name(msg.group).to_owned();
-        self.admit_key(&msg.token, &group_name, Utc::now(), msg.counting)
+        let record = match &msg.token {
+            Some(token) => Some(self.ledger.record(token).ok_or(Rejection::NotCached)?),
+            None => None,
+        };
+        let entities = msg.principals.entities(record.as_deref());
+        if !self.entities.missing(&entities).is_empty() {
+            return Err(Rejection::NotCached);
+        }
+        let name = self.catalog.name(msg.group).to_owned();
+        let named = Named {
+            group: msg.group,
+            name: &name,
+            asked: &msg.asked,
+        };
+        self.admit_all(msg.token.as_deref(), entities, named, Utc::now(), msg.counting)
     }
 }
 
@@ -436,6 +552,8 @@ pub struct Settle {
     pub cost: f64,
     /// Whether the key's admission counted the request here.
     pub counted_here: bool,
+    /// The users, teams, members, end users and tags it was charged to, if any.
+    pub governed: Option<(Arc<[EntityRef]>, bool)>,
 }
 
 impl Handler<Settle> for RouterActor {
@@ -443,6 +561,14 @@ impl Handler<Settle> for RouterActor {
 
     fn handle(&mut self, msg: Settle, _: &mut Context<Self>) {
         self.proxy.spend += msg.cost;
+        if let Some((entities, counted_here)) = &msg.governed {
+            let used = Used {
+                tokens: msg.tokens,
+                cost: msg.cost,
+                counted_here: *counted_here,
+            };
+            self.entities.settle(entities, used, Instant::now());
+        }
         let token = msg.token.as_ref().map(|t| self.renamed.get(t).unwrap_or(t));
         if let Some(token) = token {
             let group = self.catalog.name(msg.group).to_owned();
@@ -508,6 +634,53 @@ impl Handler<RenameKey> for RouterActor {
             }
         }
         self.renamed.insert(msg.old, msg.new);
+    }
+}
+
+/// Caches users, teams, members, end users or tags read from the database (`None`: no row) or
+/// changed by the management API.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CacheEntities {
+    /// What was read, for each entity asked about.
+    pub found: Vec<(EntityRef, Option<EntityRecord>)>,
+    /// An admin set the spend: the stored spend replaces what was counted.
+    pub spend_set: bool,
+}
+
+impl Handler<CacheEntities> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CacheEntities, _: &mut Context<Self>) {
+        for (entity, record) in msg.found {
+            self.entities.cache(entity, record, msg.spend_set);
+        }
+    }
+}
+
+/// Drops a changed or deleted user, team, member, end user or tag from the cache.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ForgetEntity(pub EntityRef);
+
+impl Handler<ForgetEntity> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ForgetEntity, _: &mut Context<Self>) {
+        self.entities.forget(&msg.0);
+    }
+}
+
+/// A cached entity's record and live spend.
+#[derive(Message)]
+#[rtype(result = "Option<(Option<Arc<EntityRecord>>, f64)>")]
+pub struct CachedEntity(pub EntityRef);
+
+impl Handler<CachedEntity> for RouterActor {
+    type Result = MessageResult<CachedEntity>;
+
+    fn handle(&mut self, msg: CachedEntity, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.entities.get(&msg.0))
     }
 }
 

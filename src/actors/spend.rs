@@ -13,13 +13,14 @@ use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
 use super::ledger::SpendLedger;
+use crate::governance::rollup::{EntityKey, EntitySpend};
 use crate::db::models::SpendLogRow;
 use crate::db::spend::SpendBatch;
 use crate::db::DbHandle;
 use crate::journal::{Entry, Journal};
 use crate::metrics::{Metrics, RequestRecord};
 
-/// Spend waiting to be written, aggregated per key.
+/// Spend waiting to be written, aggregated per key, per entity and per day.
 #[derive(Debug, Default)]
 pub struct SpendBuffer {
     rows: Vec<SpendLogRow>,
@@ -28,11 +29,15 @@ pub struct SpendBuffer {
     resets: BTreeMap<String, Option<DateTime<Utc>>>,
     proxy_delta: f64,
     proxy_reset: Option<Option<DateTime<Utc>>>,
+    entities: EntitySpend,
 }
 
 impl SpendBuffer {
-    /// Adds one finished request: `cost` USD charged to `token`, logged as `row`.
+    /// Adds one finished request: `cost` USD charged to `token`, logged as `row`; its user,
+    /// team, team member, end user and tags (named in the row) are charged too, and each day's
+    /// activity counts it.
     pub fn record(&mut self, token: Option<String>, cost: f64, row: SpendLogRow, keep_row: bool) {
+        self.entities.record(&row, cost);
         if let Some(token) = token {
             if cost != 0.0 {
                 *self
@@ -46,6 +51,11 @@ impl SpendBuffer {
         if keep_row {
             self.rows.push(row);
         }
+    }
+
+    /// An entity's budget window rolled over: what it spent before no longer counts.
+    pub fn reset_entity(&mut self, entity: EntityKey, next: Option<DateTime<Utc>>) {
+        self.entities.reset(entity, next);
     }
 
     /// A regenerated key: what is buffered under `old` now belongs to `new`.
@@ -95,12 +105,15 @@ impl SpendBuffer {
             && self.resets.is_empty()
             && self.proxy_delta == 0.0
             && self.proxy_reset.is_none()
+            && self.entities.is_empty()
     }
 
     /// Everything waiting, as one batch; the buffer is left empty.
     pub fn take(&mut self) -> SpendBatch {
         let b = std::mem::take(self);
+        let entities = b.entities.take();
         SpendBatch {
+            entities,
             rows: b.rows,
             key_deltas: b.key_deltas.into_iter().collect(),
             model_deltas: b
@@ -394,6 +407,33 @@ impl Handler<ResetProxySpend> for SpendActor {
     }
 }
 
+/// A user's, team's, member's, end user's or tag's budget window rolled over.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct ResetEntitySpend {
+    /// Which entity.
+    pub entity: crate::governance::EntityRef,
+    /// When it next resets.
+    pub next: Option<DateTime<Utc>>,
+}
+
+impl Handler<ResetEntitySpend> for SpendActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ResetEntitySpend, _: &mut Context<Self>) {
+        let e = msg.entity;
+        self.change(
+            Entry::ResetEntity {
+                kind: e.kind.as_str().to_owned(),
+                scope: e.scope.to_string(),
+                id: e.id.to_string(),
+                next: msg.next,
+            },
+            None,
+        );
+    }
+}
+
 /// Writes everything buffered now; answers once it is stored (or a write failed).
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "Result<(), String>")]
@@ -480,6 +520,9 @@ mod tests {
                 cache_hit: false,
                 user_id: None,
                 metadata: "{}".into(),
+                team_id: None,
+                end_user: None,
+                request_tags: "[]".into(),
             },
         )
     }

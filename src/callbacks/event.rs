@@ -132,7 +132,7 @@ impl CallEvent {
                 hash: Some(row.api_key.clone()).filter(|k| !k.is_empty()),
                 ..KeyInfo::default()
             },
-            end_user: row.user_id.clone(),
+            end_user: row.end_user.clone(),
             metadata,
             messages: None,
             response: None,

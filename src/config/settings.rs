@@ -62,6 +62,8 @@ struct RawLitellmSettings {
     budget_duration: Option<String>,
     #[serde(default)]
     default_key_generate_params: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default, deserialize_with = "de::opt_f64")]
+    max_end_user_budget: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -154,6 +156,8 @@ pub struct Settings {
     pub add_function_to_prompt: bool,
     /// Retries after a failed attempt (`num_retries`, default 2).
     pub num_retries: u32,
+    /// The budget of an end user without one of its own (`max_end_user_budget`).
+    pub max_end_user_budget: Option<f64>,
     /// Whole-call timeout (`timeout` / `request_timeout`, default 600 s).
     pub request_timeout: Duration,
     /// Time allowed until a stream's first byte.
@@ -534,6 +538,7 @@ impl Settings {
             ),
             health,
             max_budget,
+            max_end_user_budget: litellm.max_end_user_budget,
             budget_duration,
             default_key_params,
             fallbacks,

@@ -36,6 +36,7 @@ const LITELLM_SETTINGS: &[(&str, SettingStatus)] = &[
     ("add_function_to_prompt", Y),
     // Key changes are written to the audit log (GET /audit/logs); on unless set to false.
     ("store_audit_logs", Y),
+    ("max_end_user_budget", Y),
 ];
 
 const ROUTER_SETTINGS: &[(&str, SettingStatus)] = &[

@@ -1,10 +1,12 @@
 //! Storage: one enum over the PostgreSQL and SQLite pools, migrations at startup, queries.
 
 pub mod audit;
+pub mod entities;
 mod handle;
 pub mod keys;
 pub mod models;
 pub mod report;
+mod rollup;
 pub mod schema;
 pub mod spend;
 

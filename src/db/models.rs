@@ -3,7 +3,9 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{llmgate_audit_logs, llmgate_keys, llmgate_spend_logs};
+use super::schema::{
+    llmgate_audit_logs, llmgate_daily_spend, llmgate_entities, llmgate_keys, llmgate_spend_logs,
+};
 
 /// One virtual key; JSON-valued fields are JSON text.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
@@ -211,6 +213,19 @@ pub struct SpendLogRow {
     pub user_id: Option<String>,
     /// JSON object from the request's `metadata`.
     pub metadata: String,
+    /// The key's team.
+    #[serde(default)]
+    pub team_id: Option<String>,
+    /// The request's end user (its `user`).
+    #[serde(default)]
+    pub end_user: Option<String>,
+    /// JSON list of the request's tags (its `metadata.tags` and the key's).
+    #[serde(default = "empty_list")]
+    pub request_tags: String,
+}
+
+fn empty_list() -> String {
+    "[]".to_owned()
 }
 
 /// One change to a key, as the audit log keeps it (LiteLLM's `LiteLLM_AuditLog`).
@@ -236,4 +251,107 @@ pub struct AuditLogRow {
     pub before_value: Option<String>,
     /// JSON object of the changed fields after the change (the whole key when created).
     pub updated_values: Option<String>,
+}
+
+/// A user, team, team member, end user or tag: who spends, with the limits that hold them.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = llmgate_entities, treat_none_as_null = true)]
+pub struct EntityRow {
+    /// `user`, `team`, `member`, `end_user` or `tag`.
+    pub kind: String,
+    /// A member's team ("" for every other kind).
+    pub scope: String,
+    /// The user, team, end user id or tag name.
+    pub id: String,
+    /// `user_alias`, `team_alias`, an end user's `alias`, a tag's `description`.
+    pub alias: Option<String>,
+    /// A user's `user_email`.
+    pub email: Option<String>,
+    /// A user's `user_role`; a member's role in its team (`admin` or `user`).
+    pub role: Option<String>,
+    /// JSON list of allowed models (empty = all).
+    pub models: String,
+    /// JSON object.
+    pub metadata: String,
+    /// JSON object of the kind's other fields (an end user's `allowed_model_region`, ...).
+    pub details: String,
+    /// USD spent (as of the last flush).
+    pub spend: f64,
+    /// Spend limit in USD.
+    pub max_budget: Option<f64>,
+    /// How often spend resets (`30d`).
+    pub budget_duration: Option<String>,
+    /// When spend next resets.
+    pub budget_reset_at: Option<NaiveDateTime>,
+    /// Tokens per minute.
+    pub tpm_limit: Option<i64>,
+    /// Requests per minute.
+    pub rpm_limit: Option<i64>,
+    /// Requests at once.
+    pub max_parallel_requests: Option<i64>,
+    /// Refused while true (teams and end users).
+    pub blocked: bool,
+    /// Creation time (UTC).
+    pub created_at: NaiveDateTime,
+    /// Last change (UTC).
+    pub updated_at: NaiveDateTime,
+}
+
+impl EntityRow {
+    /// A new entity with no limits, no spend and empty JSON fields.
+    pub fn blank(kind: &str, scope: &str, id: &str, now: NaiveDateTime) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            scope: scope.to_owned(),
+            id: id.to_owned(),
+            alias: None,
+            email: None,
+            role: None,
+            models: "[]".into(),
+            metadata: "{}".into(),
+            details: "{}".into(),
+            spend: 0.0,
+            max_budget: None,
+            budget_duration: None,
+            budget_reset_at: None,
+            tpm_limit: None,
+            rpm_limit: None,
+            max_parallel_requests: None,
+            blocked: false,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// One day of an entity's spend on one key, model and provider.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = llmgate_daily_spend)]
+pub struct DailySpendRow {
+    /// `user`, `team`, `end_user` or `tag`.
+    pub kind: String,
+    /// The entity's id.
+    pub entity_id: String,
+    /// The UTC day, `YYYY-MM-DD`.
+    pub date: String,
+    /// The hashed key ("" when none).
+    pub api_key: String,
+    /// The model sent upstream.
+    pub model: String,
+    /// The public group.
+    pub model_group: String,
+    /// The provider.
+    pub provider: String,
+    /// Prompt tokens.
+    pub prompt_tokens: i64,
+    /// Completion tokens.
+    pub completion_tokens: i64,
+    /// USD.
+    pub spend: f64,
+    /// Requests.
+    pub api_requests: i64,
+    /// Requests that succeeded.
+    pub successful_requests: i64,
+    /// Requests that failed.
+    pub failed_requests: i64,
 }

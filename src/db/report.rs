@@ -22,8 +22,8 @@ pub struct DailySpend {
     pub model: String,
     /// The public model name.
     pub model_group: String,
-    /// The request's `user`.
-    pub user_id: Option<String>,
+    /// The request's `user` (the end user).
+    pub end_user: Option<String>,
     /// USD.
     pub spend: f64,
     /// Prompt tokens.
@@ -36,8 +36,8 @@ pub struct DailySpend {
 
 // `date()` reads a day off a timestamp on both backends (SQLite's text, PostgreSQL's
 // timestamp); token sums are cast because PostgreSQL sums BIGINT as NUMERIC.
-const GROUPS: &str = "date(start_time), api_key, model, model_group, user_id";
-const COLUMNS: &str = "date(start_time), api_key, model, model_group, user_id, SUM(spend), \
+const GROUPS: &str = "date(start_time), api_key, model, model_group, end_user";
+const COLUMNS: &str = "date(start_time), api_key, model, model_group, end_user, SUM(spend), \
      CAST(SUM(prompt_tokens) AS BIGINT), CAST(SUM(completion_tokens) AS BIGINT), \
      CAST(SUM(total_tokens) AS BIGINT)";
 
@@ -54,7 +54,7 @@ type Columns = (
 );
 
 impl Db {
-    /// Spend-log sums from `start` (inclusive) to `end` (exclusive), by day, key, model and user.
+    /// Spend-log sums from `start` (inclusive) to `end` (exclusive), by day, key, model and end user.
     pub async fn daily_spend(
         &self,
         start: NaiveDateTime,

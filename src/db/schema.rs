@@ -57,6 +57,9 @@ diesel::table! {
         cache_hit -> Bool,
         user_id -> Nullable<Text>,
         metadata -> Text,
+        team_id -> Nullable<Text>,
+        end_user -> Nullable<Text>,
+        request_tags -> Text,
     }
 }
 
@@ -86,5 +89,47 @@ diesel::table! {
     llmgate_spend_journal (journal_id) {
         journal_id -> Text,
         applied_seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    llmgate_entities (kind, scope, id) {
+        kind -> Text,
+        scope -> Text,
+        id -> Text,
+        alias -> Nullable<Text>,
+        email -> Nullable<Text>,
+        role -> Nullable<Text>,
+        models -> Text,
+        metadata -> Text,
+        details -> Text,
+        spend -> Double,
+        max_budget -> Nullable<Double>,
+        budget_duration -> Nullable<Text>,
+        budget_reset_at -> Nullable<Timestamp>,
+        tpm_limit -> Nullable<BigInt>,
+        rpm_limit -> Nullable<BigInt>,
+        max_parallel_requests -> Nullable<BigInt>,
+        blocked -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    llmgate_daily_spend (kind, entity_id, date, api_key, model, model_group, provider) {
+        kind -> Text,
+        entity_id -> Text,
+        date -> Text,
+        api_key -> Text,
+        model -> Text,
+        model_group -> Text,
+        provider -> Text,
+        prompt_tokens -> BigInt,
+        completion_tokens -> BigInt,
+        spend -> Double,
+        api_requests -> BigInt,
+        successful_requests -> BigInt,
+        failed_requests -> BigInt,
     }
 }

@@ -6,6 +6,7 @@ use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::models::SpendLogRow;
+use crate::governance::rollup::EntityBatch;
 use super::schema::{
     llmgate_key_model_spend as model_spend, llmgate_keys as keys, llmgate_proxy_spend as proxy,
     llmgate_spend_journal as journal, llmgate_spend_logs as logs,
@@ -34,6 +35,8 @@ pub struct SpendBatch {
     /// The journal changes the batch holds, when a journal is kept: the batch is applied only
     /// if the database's mark is below them, and moves the mark in the same transaction.
     pub journal: Option<JournalMark>,
+    /// Users', teams', members', end users' and tags' spend, resets and daily activity.
+    pub entities: EntityBatch,
 }
 
 /// The last journal change a batch holds.
@@ -75,6 +78,7 @@ impl SpendBatch {
             && self.resets.is_empty()
             && self.proxy_delta == 0.0
             && self.proxy_reset.is_none()
+            && self.entities.is_empty()
     }
 }
 
@@ -208,11 +212,11 @@ fn write_spend_sqlite(conn: &mut SqliteConnection, batch: &SpendBatch) -> QueryR
                 conn,
             )?;
         }
-        Ok(())
+        super::rollup::write_entities_sqlite(conn, &batch.entities)
     })
 }
 
-/// SQLite binds at most 32766 parameters; 17 columns a row keeps a chunk well under it.
+/// SQLite binds at most 32766 parameters; 20 columns a row keeps a chunk well under it.
 const ROWS_PER_INSERT: usize = 500;
 
 impl Db {
@@ -257,6 +261,7 @@ impl Db {
                                 .await?;
                         }
                         apply_deltas!(conn, batch);
+                        super::rollup::write_entities_pg(conn, &batch.entities).await?;
                         Ok::<_, DbError>(())
                     })
                     .await

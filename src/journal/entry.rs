@@ -53,6 +53,17 @@ pub enum Entry {
         /// When it next resets.
         next: Option<DateTime<Utc>>,
     },
+    /// A user's, team's, member's, end user's or tag's budget window rolled over.
+    ResetEntity {
+        /// Its kind, as stored.
+        kind: String,
+        /// A member's team ("" for other kinds).
+        scope: String,
+        /// Its id.
+        id: String,
+        /// When it next resets.
+        next: Option<DateTime<Utc>>,
+    },
 }
 
 #[derive(Serialize)]
@@ -190,6 +201,9 @@ mod tests {
             cache_hit: false,
             user_id: Some("u \"quoted\"\nline".into()),
             metadata: "{\"a\":1}".into(),
+            team_id: Some("t".into()),
+            end_user: None,
+            request_tags: "[\"x\"]".into(),
         }
     }
 

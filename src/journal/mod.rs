@@ -140,6 +140,9 @@ mod tests {
                 cache_hit: false,
                 user_id: None,
                 metadata: "{}".into(),
+                team_id: None,
+                end_user: None,
+                request_tags: "[]".into(),
             },
         }
     }

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::record::{utc, KeyRecord};
 use super::KeyDuration;
+use crate::governance::EntityRef;
 use crate::routing::RateWindow;
 
 /// Why a key may not make this request now.
@@ -33,6 +34,24 @@ pub enum Rejection {
     ModelDenied(String),
     /// A per-key limit is reached.
     RateLimited {
+        /// Which limit.
+        what: String,
+        /// When a request would be admitted.
+        retry_after: Duration,
+    },
+    /// A team or end user the request is charged to is blocked.
+    EntityBlocked(EntityRef),
+    /// A user, team, end user or tag the request is charged to may not use this model.
+    EntityModelDenied {
+        /// Who.
+        entity: EntityRef,
+        /// The model asked for.
+        model: String,
+    },
+    /// A rate or parallel limit of a user, team, member, end user or tag is reached.
+    EntityRateLimited {
+        /// Whose.
+        entity: EntityRef,
         /// Which limit.
         what: String,
         /// When a request would be admitted.

@@ -6,6 +6,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{json, Value as Json};
 
 use crate::db::models::KeyRow;
+use crate::governance::{EntityKind, EntityRef};
 pub use crate::shared::Headroom;
 
 /// A key as the gateway uses it.
@@ -27,6 +28,28 @@ pub struct KeyRecord {
     pub model_spend: HashMap<String, f64>,
     /// What Redis last said about the key's room under its limits, and its lease.
     pub headroom: Headroom,
+    /// Who the key's requests are charged to besides it: its user, team, membership of that
+    /// team, and its tags.
+    pub owners: Vec<EntityRef>,
+}
+
+/// The user, team, team member and tags a key's requests are charged to.
+fn owners_of(row: &KeyRow) -> Vec<EntityRef> {
+    let mut out = Vec::new();
+    if let Some(user) = &row.user_id {
+        out.push(EntityRef::new(EntityKind::User, user));
+    }
+    if let Some(team) = &row.team_id {
+        out.push(EntityRef::new(EntityKind::Team, team));
+        if let Some(user) = &row.user_id {
+            out.push(EntityRef::member(team, user));
+        }
+    }
+    let tags: Vec<String> = parse(&row.tags);
+    for tag in tags.iter().take(crate::governance::MAX_TAGS) {
+        out.push(EntityRef::new(EntityKind::Tag, tag));
+    }
+    out
 }
 
 fn parse<T: serde::de::DeserializeOwned + Default>(text: &str) -> T {
@@ -67,6 +90,7 @@ impl KeyRecord {
             model_rpm_limit: parse(&row.model_rpm_limit),
             model_tpm_limit: parse(&row.model_tpm_limit),
             model_spend,
+            owners: owners_of(&row),
             row,
             headroom: Headroom::default(),
         }

@@ -15,6 +15,7 @@ use crate::actors::{AdmitCached, CachedKey, Charge, Durable, PickError};
 use crate::auth::Caller;
 use crate::cache::{self, Entry, StoreAs};
 use crate::error::ApiError;
+use crate::governance::Principals;
 use crate::keys::{KeyRecord, Rejection};
 use crate::providers::Operation;
 use crate::state::AppState;
@@ -33,6 +34,7 @@ pub async fn consult(
     caller: &Caller,
     op: Operation,
     request: &mut ModelRequest,
+    principals: &Principals,
     trace: &mut Trace,
 ) -> Result<Option<HttpResponse>, ApiError> {
     let state = ctx.state;
@@ -80,7 +82,7 @@ pub async fn consult(
         let readable = |k: &VirtualKey| may_read(state, k, asked, name, group);
         if let Some(entry) = found.filter(|_| key.as_ref().is_none_or(readable)) {
             // A hit counts against the key's limits like any request.
-            if let Some(charge) = admit_hit(ctx, caller, request, group).await? {
+            if let Some(charge) = admit_hit(ctx, caller, request, principals, group).await? {
                 let found = Found {
                     key: &cache_key,
                     entry,
@@ -138,6 +140,7 @@ async fn admit_hit(
     ctx: &Call<'_>,
     caller: &Caller,
     request: &ModelRequest,
+    principals: &Principals,
     group: usize,
 ) -> Result<Option<Charge>, ApiError> {
     let state = ctx.state;
@@ -145,18 +148,20 @@ async fn admit_hit(
     // A hit costs nothing: the proxy-wide budget need not hear of it.
     let mut charge = new_charge(ctx, caller, request, group, false);
     charge.cache_hit(&request.model);
-    let Some(token) = caller.token() else {
+    if caller.token().is_none() && *principals == Principals::default() {
         return Ok(Some(charge));
-    };
+    }
     let admitted = router
         .send(AdmitCached {
-            token: token.to_owned(),
+            token: caller.token().map(str::to_owned),
             group,
+            asked: request.model.clone(),
             counting: shared_limits::counting(state),
+            principals: principals.clone(),
         })
         .await
         .map_err(|_| ApiError::Internal)?;
-    let admission = match admitted {
+    let (admission, governed) = match admitted {
         Ok(a) => a,
         Err(Rejection::NotCached) => {
             charge.refused();
@@ -167,12 +172,17 @@ async fn admit_hit(
             return Err(pick_error(state, PickError::Rejected(why)));
         }
     };
-    charge.set_counted_here(admission.counted_here);
-    charge.set_key_alias(super::pipeline::key_alias(Some(&admission)));
-    charge.key(&admission.record.row);
+    charge.set_counted_here(admission.as_ref().is_none_or(|a| a.counted_here));
+    charge.set_key_alias(super::pipeline::key_alias(admission.as_ref()));
+    if let Some(a) = &admission {
+        charge.key(&a.record.row);
+    }
+    if let Some(g) = &governed {
+        charge.governed(g);
+    }
     let group_name = state.catalog.name(group);
-    if let Some(why) = shared_limits::check_cached(state, &admission, group_name, &mut charge).await
-    {
+    let (a, g) = (admission.as_ref(), governed.as_ref());
+    if let Some(why) = shared_limits::check_cached(state, a, g, group_name, &mut charge).await {
         charge.refused();
         return Err(pick_error(state, PickError::Rejected(why)));
     }

@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use serde_json::{Map, Value as Json};
 
+use std::sync::Arc;
+
 use crate::cache::{Controls, StoreAs};
+use crate::governance::{Principals, MAX_TAGS};
 use crate::error::ApiError;
 use crate::providers::Operation;
 use crate::routing::RequestFallbacks;
@@ -99,6 +102,35 @@ impl ModelRequest {
             .get("user")
             .and_then(Json::as_str)
             .map(str::to_owned)
+    }
+
+    /// Who the request names besides its key: its end user (`user`) and its tags
+    /// (`metadata.tags`, and the comma-separated `x-litellm-tags` header).
+    pub fn principals(&self, req: &actix_web::HttpRequest) -> Principals {
+        let end_user = self
+            .fields
+            .get("user")
+            .and_then(Json::as_str)
+            .filter(|u| !u.is_empty())
+            .map(Arc::from);
+        let mut tags: Vec<Arc<str>> = Vec::new();
+        let mut add = |tag: &str| {
+            if !tag.is_empty() && tags.len() < MAX_TAGS && !tags.iter().any(|t| &**t == tag) {
+                tags.push(Arc::from(tag));
+            }
+        };
+        if let Some(Json::Array(items)) = self.gateway.metadata.as_ref().and_then(|m| m.get("tags"))
+        {
+            items.iter().filter_map(Json::as_str).for_each(&mut add);
+        }
+        if let Some(header) = req
+            .headers()
+            .get("x-litellm-tags")
+            .and_then(|v| v.to_str().ok())
+        {
+            header.split(',').map(str::trim).for_each(&mut add);
+        }
+        Principals { end_user, tags }
     }
 
     /// Parses `body` for `op`; `path_model` (Azure-style routes) overrides the body's model.

@@ -11,11 +11,13 @@ use super::attempt::{Attempt, Gate};
 use super::model_request::ModelRequest;
 use super::shared_limits;
 use crate::actors::{
-    CacheKey, Charge, ChargeFor, Lease, Pick, PickError, PickFor, Picked, ProxyBudget, Reserve,
+    CacheEntities, CacheKey, Charge, ChargeFor, Governed, Lease, Pick, PickError, PickFor, Picked,
+    ProxyBudget, Reserve,
 };
 use crate::auth::{authenticate, Caller};
 use crate::callbacks::{CallError, CallLog};
 use crate::error::ApiError;
+use crate::governance::{EntityRecord, EntityRef, Principals};
 use crate::keys::{Admission, KeyRecord, Rejection};
 use crate::providers::{ErrorKind, Operation, ProviderError};
 use crate::routing::{FallbackCause, Need, NoCapacity, Refused};
@@ -107,7 +109,10 @@ async fn serve(
     };
     let mut request = ModelRequest::parse(op, &body, path_model)?;
     drop(body);
-    if let Some(hit) = super::cached::consult(ctx, &caller, op, &mut request, trace).await? {
+    let principals = request.principals(req);
+    if let Some(hit) =
+        super::cached::consult(ctx, &caller, op, &mut request, &principals, trace).await?
+    {
         return Ok(hit);
     }
     let need = need_of(state, &request);
@@ -115,19 +120,17 @@ async fn serve(
     let new_charge = |group: usize| new_charge(ctx, &caller, &request, group, settle_proxy);
     let mut charge: Option<Charge> = None;
     let mut admission: Option<Admission> = None;
+    let mut governed: Option<Governed> = None;
     let mut proxy: Option<ProxyBudget> = None;
-    let mut error = match admit(state, &caller, &request.model, need).await {
+    let mut error = match admit(state, &caller, &request.model, need, &principals).await {
         Ok(first) => {
             trace.group = Some(first.group);
             charge = Some(new_charge(first.group));
             admission = first.admission.clone();
+            governed = first.governed.clone();
             proxy = first.proxy;
             if let Some(c) = charge.as_mut() {
-                c.set_key_alias(key_alias(admission.as_ref()));
-                shared_limits::mark_pending(state, admission.as_ref(), proxy, c);
-                if let Some(a) = &admission {
-                    c.key(&a.record.row);
-                }
+                note_admission(state, admission.as_ref(), governed.as_ref(), proxy, c);
             }
             let target = Target {
                 group: first.group,
@@ -141,6 +144,7 @@ async fn serve(
                     request: &request,
                     need,
                     admission: admission.as_ref(),
+                    governed: governed.as_ref(),
                     proxy,
                     fallbacks: 0,
                 },
@@ -180,18 +184,15 @@ async fn serve(
             } else {
                 name
             };
-            match admit(state, &caller, asked, need).await {
+            match admit(state, &caller, asked, need, &principals).await {
                 Ok(p) => {
                     trace.group = Some(p.group);
                     charge = Some(new_charge(p.group));
                     admission = p.admission.clone();
+                    governed = p.governed.clone();
                     proxy = p.proxy;
                     if let Some(c) = charge.as_mut() {
-                        c.set_key_alias(key_alias(admission.as_ref()));
-                        shared_limits::mark_pending(state, admission.as_ref(), proxy, c);
-                        if let Some(a) = &admission {
-                            c.key(&a.record.row);
-                        }
+                        note_admission(state, admission.as_ref(), governed.as_ref(), proxy, c);
                     }
                     target.first = target.first.or(Some(p.index));
                 }
@@ -208,6 +209,7 @@ async fn serve(
                 request: &request,
                 need,
                 admission: admission.as_ref(),
+                governed: governed.as_ref(),
                 proxy,
                 fallbacks: n as u32 + 1,
             },
@@ -238,6 +240,25 @@ fn failed(charge: &mut Option<Charge>, error: ApiError) -> ApiError {
     error
 }
 
+/// Notes what the request was admitted as on its charge: the key (alias, user, team), the
+/// entities it is charged to, and whether Redis has limits to hold it to.
+pub(super) fn note_admission(
+    state: &AppState,
+    admission: Option<&Admission>,
+    governed: Option<&Governed>,
+    proxy: Option<ProxyBudget>,
+    charge: &mut Charge,
+) {
+    charge.set_key_alias(key_alias(admission));
+    shared_limits::mark_pending(state, admission, governed, proxy, charge);
+    if let Some(a) = admission {
+        charge.key(&a.record.row);
+    }
+    if let Some(g) = governed {
+        charge.governed(g);
+    }
+}
+
 /// The alias of the admitted key, if it has one.
 pub(super) fn key_alias(admission: Option<&Admission>) -> Option<&str> {
     admission.and_then(|a| a.record.row.key_alias.as_deref())
@@ -262,7 +283,7 @@ pub(super) fn new_charge(
             group_name: state.catalog.name(group),
             request_id: ctx.call_id,
             metadata: request.gateway.metadata_json(),
-            user_id: request.user(),
+            end_user: request.user(),
             settle_proxy,
             live: state.live_requests.clone(),
             log: CallLog::start(&state.callbacks, ctx.op, request.stream, &request.fields),
@@ -358,16 +379,55 @@ pub async fn load_key(state: &AppState, token: &str) -> Result<Option<KeyRecord>
     Ok(found)
 }
 
-/// The first pick: resolves the name through the key's aliases, admits the key, picks.
+/// Reads users, teams, members, end users or tags that are not cached yet and caches them
+/// (`None` for those without a row); an unreachable store is a 503.
+pub async fn load_entities(state: &AppState, wanted: Vec<EntityRef>) -> Result<(), ApiError> {
+    let keys: Vec<(String, String, String)> = wanted
+        .iter()
+        .map(|e| (e.kind.as_str().to_owned(), e.scope.to_string(), e.id.to_string()))
+        .collect();
+    let rows = state
+        .db
+        .run(move |db| async move { db.entities(&keys).await })
+        .await
+        .map_err(|e| {
+            log::warn!("entity lookup failed: {e}");
+            ApiError::Unavailable("database".into())
+        })?;
+    let mut records: Vec<EntityRecord> = rows.into_iter().filter_map(EntityRecord::new).collect();
+    let found = wanted
+        .into_iter()
+        .map(|entity| {
+            let record = records
+                .iter()
+                .position(|r| r.entity == entity)
+                .map(|i| records.swap_remove(i));
+            (entity, record)
+        })
+        .collect();
+    state
+        .actors()
+        .router
+        .send(CacheEntities {
+            found,
+            spend_set: false,
+        })
+        .await
+        .map_err(|_| ApiError::Internal)
+}
+
+/// The first pick: resolves the name through the key's aliases, admits the key and the
+/// entities the request is charged to (reading any that are not cached), picks.
 async fn admit(
     state: &AppState,
     caller: &Caller,
     model: &str,
     need: Need,
+    principals: &Principals,
 ) -> Result<Picked, ApiError> {
     let router = &state.actors().router;
     let key = caller.token().map(str::to_owned);
-    let mut loaded = false;
+    let (mut key_loaded, mut entities_loaded) = (false, false);
     loop {
         let picked = router
             .send(Pick {
@@ -375,6 +435,7 @@ async fn admit(
                     key: key.clone(),
                     model: model.to_owned(),
                     counting: shared_limits::counting(state),
+                    principals: principals.clone(),
                 },
                 exclude: Vec::new(),
                 need,
@@ -383,14 +444,18 @@ async fn admit(
             .map_err(|_| ApiError::Internal)?;
         match picked {
             Ok(p) => return Ok(p),
-            Err(PickError::Rejected(Rejection::NotCached)) if !loaded => {
+            Err(PickError::Rejected(Rejection::NotCached)) if !key_loaded => {
                 let (Some(token), Caller::Key { shown, .. }) = (&key, caller) else {
                     return Err(ApiError::Internal);
                 };
                 if load_key(state, token).await?.is_none() {
                     return Err(ApiError::InvalidKey(shown.clone()));
                 }
-                loaded = true;
+                key_loaded = true;
+            }
+            Err(PickError::Load(wanted)) if !entities_loaded => {
+                load_entities(state, wanted).await?;
+                entities_loaded = true;
             }
             Err(e) => return Err(pick_error(state, e)),
         }
@@ -457,6 +522,11 @@ pub(super) fn pick_error(state: &AppState, e: PickError) -> ApiError {
         PickError::UnknownModel(m) => ApiError::UnknownModel(m),
         PickError::Rejected(r) => ApiError::Key(r),
         PickError::NoCapacity { group, no } => no_deployment(state, group, no),
+        PickError::Load(wanted) => {
+            // Read once already: another instance changed them meanwhile.
+            log::warn!("entities still not cached after reading them: {wanted:?}");
+            ApiError::Unavailable("database".into())
+        }
     }
 }
 
@@ -475,6 +545,8 @@ struct Routed<'a> {
     request: &'a ModelRequest,
     need: Need,
     admission: Option<&'a Admission>,
+    /// The admission of the entities the request is charged to.
+    governed: Option<&'a Governed>,
     /// The proxy-wide budget as this instance saw it at admission, when one is set.
     proxy: Option<ProxyBudget>,
     /// Fallbacks taken before this pass.
@@ -562,6 +634,7 @@ async fn route(
         let deployment = state.deployment(index);
         let request_limits = shared_limits::Request {
             admission: routed.admission,
+            governed: routed.governed,
             proxy: routed.proxy,
             group_name: state.catalog.name(group),
         };

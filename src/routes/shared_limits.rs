@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use crate::actors::{Charge, Lease, ProxyBudget, SharedLimits};
+use crate::actors::{Charge, Governed, Lease, ProxyBudget, SharedLimits};
 use crate::config::Deployment;
 use crate::keys::record::Headroom;
 use crate::keys::{Admission, Counting, Rejection};
@@ -19,15 +19,18 @@ pub fn counting(state: &AppState) -> Counting {
     }
 }
 
-/// Notes on a new request's charge where its key was counted, and whether Redis has limits
-/// to hold it to at its first attempt (the key's, when not counted here, or the proxy's budget).
+/// Notes on a new request's charge where its key (and its entities) were counted, and whether
+/// Redis has limits to hold it to at its first attempt (the key's and the entities', when not
+/// counted here, or the proxy's budget).
 pub fn mark_pending(
     state: &AppState,
     admission: Option<&Admission>,
+    governed: Option<&Governed>,
     proxy: Option<ProxyBudget>,
     charge: &mut Charge,
 ) {
-    let counted_here = admission.is_none_or(|a| a.counted_here);
+    let counted_here =
+        admission.is_none_or(|a| a.counted_here) && governed.is_none_or(|g| g.counted_here);
     charge.set_counted_here(counted_here);
     if let Some(shared) = &state.shared {
         if !counted_here || (proxy.is_some() && shared.redis.is_up()) {
@@ -36,27 +39,30 @@ pub fn mark_pending(
     }
 }
 
-/// Holds a request answered from the response cache to its key's limits in Redis (there is no
-/// deployment to check); the refusal, if the key may not make it now.
+/// Holds a request answered from the response cache to its key's and entities' limits in
+/// Redis (there is no deployment to check); the refusal, if it may not be made now.
 pub async fn check_cached(
     state: &AppState,
-    admission: &Admission,
+    admission: Option<&Admission>,
+    governed: Option<&Governed>,
     group_name: &str,
     charge: &mut Charge,
 ) -> Option<Rejection> {
     let shared = state.shared.as_ref()?;
-    if admission.counted_here || !shared.redis.is_up() {
+    if !shared.redis.is_up() {
         return None;
     }
     let mut checks = Checks::default();
     let slot_ms = shared.slot_lifetime.as_millis() as u64;
-    checks.key(
-        shared.ns(),
-        &admission.record.row.token,
-        group_name,
-        admission,
-        slot_ms,
-    );
+    if let Some(a) = admission.filter(|a| !a.counted_here) {
+        checks.key(shared.ns(), &a.record.row.token, group_name, a, slot_ms);
+    }
+    for held in governed
+        .filter(|g| !g.counted_here)
+        .map_or(&[][..], |g| &g.held[..])
+    {
+        checks.entity(shared.ns(), held, slot_ms);
+    }
     if checks.is_empty() {
         return None;
     }
@@ -80,6 +86,8 @@ pub async fn check_cached(
 pub struct Request<'a> {
     /// The key's admission.
     pub admission: Option<&'a Admission>,
+    /// The admission of its users, teams, members, end users and tags.
+    pub governed: Option<&'a Governed>,
     /// The proxy-wide budget, when one is set.
     pub proxy: Option<ProxyBudget>,
     /// The model group's name.
@@ -164,10 +172,17 @@ pub fn begin(
     let mut checks = Checks::default();
     let mut headroom = None;
     if pending {
+        let slot_ms = shared.slot_lifetime.as_millis() as u64;
         if let Some(a) = request.admission.filter(|a| !a.counted_here) {
-            let slot_ms = shared.slot_lifetime.as_millis() as u64;
             checks.key(ns, &a.record.row.token, request.group_name, a, slot_ms);
             headroom = Some(a.record.headroom.clone());
+        }
+        for held in request
+            .governed
+            .filter(|g| !g.counted_here)
+            .map_or(&[][..], |g| &g.held[..])
+        {
+            checks.entity(ns, held, slot_ms);
         }
         if let Some(p) = request.proxy {
             if let Some(budget) = p.max_budget {
@@ -211,6 +226,10 @@ pub fn begin(
 /// and parallel limits, is far from them and has a leased request left in this second; a lease
 /// running low is renewed (with the key's `checks`) on the way.
 fn leased(shared: &crate::shared::Shared, request: &Request<'_>) -> Option<Credit> {
+    if request.governed.is_some_and(|g| !g.counted_here) {
+        // Its users', teams' or tags' limits are checked request by request.
+        return None;
+    }
     let a = request.admission.filter(|a| !a.counted_here)?;
     let most = Checks::lease_size(a, request.group_name);
     if most < 2 {

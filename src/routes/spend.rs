@@ -95,6 +95,9 @@ pub async fn logs(
                 "status": r.status,
                 "cache_hit": r.cache_hit,
                 "user": r.user_id,
+                "team_id": r.team_id,
+                "end_user": r.end_user,
+                "request_tags": serde_json::from_str::<serde_json::Value>(&r.request_tags).unwrap_or_default(),
                 "metadata": serde_json::from_str::<serde_json::Value>(&r.metadata).unwrap_or_default(),
             })
         })

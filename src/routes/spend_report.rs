@@ -135,7 +135,7 @@ pub async fn report(
                         .unwrap_or_else(|| "Unassigned Team".into()),
                 )
             }),
-            GroupBy::Customer => daily(&rows, "customers", "customer", |r| r.user_id.clone()),
+            GroupBy::Customer => daily(&rows, "customers", "customer", |r| r.end_user.clone()),
             GroupBy::Model => daily(&rows, "models", "model", |r| Some(r.model_group.clone())),
             GroupBy::ApiKey => per_key(&rows),
         }
@@ -267,7 +267,7 @@ mod tests {
             api_key: key.into(),
             model: format!("{group}-deployment"),
             model_group: group.into(),
-            user_id: user.map(str::to_owned),
+            end_user: user.map(str::to_owned),
             spend,
             prompt_tokens: 10,
             completion_tokens: 20,
@@ -302,7 +302,7 @@ mod tests {
             &[row("2026-11-22", "k", "a", None, 1.0)],
             "customers",
             "customer",
-            |r| r.user_id.clone(),
+            |r| r.end_user.clone(),
         );
         assert_eq!(out[0]["customers"][0]["customer"], Json::Null);
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use redis::Cmd;
 
+use crate::governance::{EntityRef, Held};
 use crate::keys::{Admission, Rejection};
 
 /// Why a check may refuse: what the refusal says. Only a refusal spells it out, so admitting
@@ -16,8 +17,10 @@ enum Label {
     /// A key's rate or parallel limit (`rpm_limit`) and its value, on a model group when the
     /// limit is per model: named as the 429 names it (`rpm_limit=30`).
     KeyRate(&'static str, i64, Option<Arc<str>>),
-    /// A budget: what ran out (`key`, a model group, `proxy`) and its limit.
+    /// A budget: what ran out (`key`, a model group, `proxy`, an entity) and its limit.
     Budget(Spent, f64),
+    /// A user's, team's, member's, end user's or tag's rate or parallel limit and its value.
+    EntityRate(EntityRef, &'static str, u64),
     /// The deployment's rpm or tpm.
     Deployment,
 }
@@ -28,6 +31,7 @@ enum Spent {
     Key,
     Model(Arc<str>),
     Proxy,
+    Entity(EntityRef),
 }
 
 impl Label {
@@ -39,6 +43,8 @@ impl Label {
             Label::Budget(Spent::Key, _) => "key".into(),
             Label::Budget(Spent::Model(group), _) => format!("model {group}"),
             Label::Budget(Spent::Proxy, _) => "proxy".into(),
+            Label::Budget(Spent::Entity(entity), _) => entity.to_string(),
+            Label::EntityRate(_, name, limit) => format!("{name}={limit}"),
             Label::Deployment => "deployment".into(),
         }
     }
@@ -63,6 +69,8 @@ pub struct Checks {
     labels: Vec<Label>,
     steps: Vec<Option<Step>>,
     key_checks: usize,
+    /// How many of the first checks are the key's own (its rate-limit headers come from them).
+    own_checks: usize,
 }
 
 /// A request admitted by Redis, with what ending it must undo or add (owned by the request's
@@ -236,6 +244,45 @@ impl Checks {
             );
         }
         self.key_checks = self.keys.len();
+        self.own_checks = self.keys.len();
+    }
+
+    /// A user's, team's, member's, end user's or tag's limits, as held by `held` (call after
+    /// `key` and before `proxy` and `deployment`): its rpm, tpm and parallel requests, and its
+    /// budget, whose shared counter starts from what this instance knows.
+    pub fn entity(&mut self, ns: &str, held: &Held, slot_ms: u64) {
+        let e = &held.entity;
+        // Lengths make the name unambiguous whatever the ids hold.
+        let base = format!(
+            "{ns}:{}:{}:{}:{}",
+            e.kind.as_str(),
+            e.scope.len(),
+            e.scope,
+            e.id
+        );
+        if let Some(limits) = held.record.as_ref().map(|r| &r.limits) {
+            if let Some(max) = limits.max_parallel_requests {
+                let label = Label::EntityRate(e.clone(), "max_parallel_requests", max);
+                let (limit, amount) = (max.to_string(), slot_ms.to_string());
+                self.push(format!("{base}:par"), "P", limit, amount, label, Some(Step::FreeSlot));
+            }
+            if let Some(rpm) = limits.rpm_limit {
+                let label = Label::EntityRate(e.clone(), "rpm_limit", rpm);
+                self.push(format!("{base}:rpm"), "R", rpm.to_string(), "1".into(), label, None);
+            }
+            if let Some(tpm) = limits.tpm_limit {
+                let label = Label::EntityRate(e.clone(), "tpm_limit", tpm);
+                let step = Some(Step::Tokens { reserved: 0 });
+                self.push(format!("{base}:tpm"), "T", tpm.to_string(), "0".into(), label, step);
+            }
+        }
+        if let Some(budget) = held.budget {
+            let label = Label::Budget(Spent::Entity(e.clone()), budget);
+            let key = format!("{base}:spend:{}", period_name(held.period));
+            let (limit, start) = (budget.to_string(), held.spend.to_string());
+            self.push(key, "B", limit, start, label, Some(Step::Spend));
+        }
+        self.key_checks = self.keys.len();
     }
 
     /// How many requests a lease on `a`'s key may take at once, for a request to `group` (see
@@ -378,7 +425,7 @@ impl Checks {
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(1);
             let used = |suffix: &str| {
-                (0..self.key_checks)
+                (0..self.own_checks)
                     .find(|&i| self.keys[i].ends_with(suffix) && !self.keys[i].contains(":m:"))
                     .and_then(|i| {
                         let limit: u64 = self.args[3 * i + 1].parse().ok()?;
@@ -413,6 +460,13 @@ impl Checks {
                 spend: used,
                 budget: *budget,
             }),
+            label @ Label::EntityRate(entity, ..) => {
+                Verdict::KeyRefused(Rejection::EntityRateLimited {
+                    entity: entity.clone(),
+                    what: label.what(),
+                    retry_after: retry_after.max(Duration::from_secs(1)),
+                })
+            }
             Label::Deployment => Verdict::DeploymentFull { retry_after },
         })
     }
