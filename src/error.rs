@@ -105,6 +105,14 @@ pub enum ApiError {
     /// The master key is required.
     #[error("Authentication Error, only the master key may call {0}")]
     AdminOnly(String),
+    /// The caller's role does not allow this.
+    #[error("Authentication Error, {role} is not allowed to {action}")]
+    NotAllowed {
+        /// The caller's role (`internal_user`, `virtual key`, ...).
+        role: String,
+        /// What was refused (`call /user/new`, `update key sk-...`).
+        action: String,
+    },
     /// The client's address is not in `allowed_ips`, or is in `blocked_ips`.
     #[error("Access forbidden: IP address not allowed.")]
     IpNotAllowed,
@@ -162,7 +170,10 @@ impl ApiError {
                     "rate_limit_error"
                 }
             },
-            Self::AdminOnly(_) | Self::CacheControlDenied(_) | Self::IpNotAllowed => "auth_error",
+            Self::AdminOnly(_)
+            | Self::NotAllowed { .. }
+            | Self::CacheControlDenied(_)
+            | Self::IpNotAllowed => "auth_error",
             Self::Unavailable(_) => "service_unavailable",
             Self::Missing(_) => "not_found_error",
             Self::NotFound(_) => "not_found_error",
@@ -224,7 +235,7 @@ impl ResponseError for ApiError {
                     StatusCode::TOO_MANY_REQUESTS
                 }
             },
-            Self::AdminOnly(_) => StatusCode::UNAUTHORIZED,
+            Self::AdminOnly(_) | Self::NotAllowed { .. } => StatusCode::UNAUTHORIZED,
             Self::CacheControlDenied(_) | Self::IpNotAllowed => StatusCode::FORBIDDEN,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Missing(_) => StatusCode::NOT_FOUND,

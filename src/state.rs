@@ -7,11 +7,14 @@ use std::time::{Duration, Instant};
 use actix::{Actor, Addr, AsyncContext};
 use sha2::{Digest, Sha256};
 
-use crate::actors::{CoolDown, DeploymentActor, ForgetKey, ProxyBudget, RouterActor, SpendActor};
+use crate::actors::{
+    CoolDown, DeploymentActor, ForgetEntity, ForgetKey, ProxyBudget, RouterActor, SpendActor,
+};
 use crate::callbacks::Callbacks;
 use crate::catalog::Catalog;
 use crate::config::{Deployment, Settings};
 use crate::db::DbHandle;
+use crate::governance::{EntityKind, EntityRef};
 use crate::health::HealthBoard;
 use crate::journal::{Journal, Recovered};
 use crate::metrics::{DeploymentView, Metrics};
@@ -261,6 +264,18 @@ impl AppState {
                     None => self.pending_cooldowns.add(deployment, until),
                 }
             }
+            Event::Entity { kind, scope, id } => {
+                if let (Some(actors), Some(kind)) =
+                    (self.started_actors(), EntityKind::parse(&kind))
+                {
+                    let entity = EntityRef {
+                        kind,
+                        scope: scope.into(),
+                        id: id.into(),
+                    };
+                    actors.router.do_send(ForgetEntity(entity));
+                }
+            }
             Event::Key { token, removed } => {
                 if removed {
                     self.metrics.forget_key(&token);
@@ -270,6 +285,18 @@ impl AppState {
                     actors.router.do_send(ForgetKey(token));
                 }
             }
+        }
+    }
+
+    /// Tells the other instances that `entity` changed or is gone (their cached copies are
+    /// dropped).
+    pub fn entity_changed(&self, entity: &EntityRef) {
+        if let Some(shared) = &self.shared {
+            shared.publish(Event::Entity {
+                kind: entity.kind.as_str().to_owned(),
+                scope: entity.scope.to_string(),
+                id: entity.id.to_string(),
+            });
         }
     }
 

@@ -501,7 +501,13 @@ impl Handler<AdmitCached> for RouterActor {
             name: &name,
             asked: &msg.asked,
         };
-        self.admit_all(msg.token.as_deref(), entities, named, Utc::now(), msg.counting)
+        self.admit_all(
+            msg.token.as_deref(),
+            entities,
+            named,
+            Utc::now(),
+            msg.counting,
+        )
     }
 }
 

@@ -13,10 +13,10 @@ use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
 use super::ledger::SpendLedger;
-use crate::governance::rollup::{EntityKey, EntitySpend};
 use crate::db::models::SpendLogRow;
 use crate::db::spend::SpendBatch;
 use crate::db::DbHandle;
+use crate::governance::rollup::{EntityKey, EntitySpend};
 use crate::journal::{Entry, Journal};
 use crate::metrics::{Metrics, RequestRecord};
 

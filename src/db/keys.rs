@@ -25,6 +25,46 @@ macro_rules! record {
     };
 }
 
+/// Which keys `/key/list` shows.
+#[derive(Debug, Clone, Default)]
+pub struct KeyFilter {
+    /// Only this user's.
+    pub user_id: Option<String>,
+    /// Only this team's.
+    pub team_id: Option<String>,
+    /// Only the key with this alias.
+    pub key_alias: Option<String>,
+    /// Only keys of this user or of these teams (what a caller who is not an admin may see).
+    pub visible_to: Option<(Option<String>, Vec<String>)>,
+}
+
+macro_rules! key_filter {
+    ($filter:expr) => {{
+        let f: &KeyFilter = $filter;
+        let mut q = keys::table.into_boxed();
+        if let Some(v) = &f.user_id {
+            q = q.filter(keys::user_id.eq(v.clone()));
+        }
+        if let Some(v) = &f.team_id {
+            q = q.filter(keys::team_id.eq(v.clone()));
+        }
+        if let Some(v) = &f.key_alias {
+            q = q.filter(keys::key_alias.eq(v.clone()));
+        }
+        if let Some((user, teams)) = &f.visible_to {
+            q = match user {
+                Some(u) => q.filter(
+                    keys::user_id
+                        .eq(u.clone())
+                        .or(keys::team_id.eq_any(teams.clone())),
+                ),
+                None => q.filter(keys::team_id.eq_any(teams.clone())),
+            };
+        }
+        q
+    }};
+}
+
 impl Db {
     /// Stores a new key and, in the same transaction, its audit row.
     pub async fn insert_key(
@@ -46,6 +86,21 @@ impl Db {
     pub async fn key(&self, token: &str) -> Result<Option<KeyRow>, DbError> {
         Ok(with_conn!(self, conn => {
             keys::table.find(token).select(KeyRow::as_select()).first(conn).await.optional()?
+        }))
+    }
+
+    /// The keys with these tokens or aliases.
+    pub async fn keys_named(
+        &self,
+        tokens: &[String],
+        aliases: &[String],
+    ) -> Result<Vec<KeyRow>, DbError> {
+        Ok(with_conn!(self, conn => {
+            keys::table
+                .filter(keys::token.eq_any(tokens).or(keys::key_alias.eq_any(aliases)))
+                .select(KeyRow::as_select())
+                .load(conn)
+                .await?
         }))
     }
 
@@ -161,11 +216,16 @@ impl Db {
         })
     }
 
-    /// One page of keys, newest first, and the total count.
-    pub async fn list_keys(&self, page: i64, size: i64) -> Result<(Vec<KeyRow>, i64), DbError> {
+    /// One page of the keys `filter` lets through, newest first, and how many it lets through.
+    pub async fn list_keys(
+        &self,
+        filter: &KeyFilter,
+        page: i64,
+        size: i64,
+    ) -> Result<(Vec<KeyRow>, i64), DbError> {
         Ok(with_conn!(self, conn => {
-            let total: i64 = keys::table.count().get_result(conn).await?;
-            let rows = keys::table
+            let total: i64 = key_filter!(filter).count().get_result(conn).await?;
+            let rows = key_filter!(filter)
                 .order((keys::created_at.desc(), keys::token.asc()))
                 .limit(size)
                 .offset((page - 1) * size)

@@ -9,6 +9,7 @@ pub mod report;
 mod rollup;
 pub mod schema;
 pub mod spend;
+pub mod views;
 
 use std::time::Duration;
 

@@ -6,11 +6,11 @@ use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::models::SpendLogRow;
-use crate::governance::rollup::EntityBatch;
 use super::schema::{
     llmgate_key_model_spend as model_spend, llmgate_keys as keys, llmgate_proxy_spend as proxy,
     llmgate_spend_journal as journal, llmgate_spend_logs as logs,
 };
+use crate::governance::rollup::EntityBatch;
 use std::sync::Arc;
 
 use diesel::{QueryResult, SqliteConnection};
@@ -61,6 +61,10 @@ pub struct LogFilter {
     pub api_key: Option<String>,
     /// Call id.
     pub request_id: Option<String>,
+    /// The key's user.
+    pub user_id: Option<String>,
+    /// The key's team.
+    pub team_id: Option<String>,
     /// From (inclusive).
     pub start: Option<NaiveDateTime>,
     /// Until (exclusive).
@@ -300,6 +304,12 @@ impl Db {
             }
             if let Some(r) = &filter.request_id {
                 q = q.filter(logs::request_id.eq(r));
+            }
+            if let Some(u) = &filter.user_id {
+                q = q.filter(logs::user_id.eq(u));
+            }
+            if let Some(t) = &filter.team_id {
+                q = q.filter(logs::team_id.eq(t));
             }
             if let Some(s) = filter.start {
                 q = q.filter(logs::start_time.ge(s));

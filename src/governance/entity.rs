@@ -240,6 +240,9 @@ mod tests {
         assert_eq!(r.limits.tpm_limit, None, "a negative limit is no limit");
         assert_eq!(r.models, vec!["gpt-4o".to_owned()]);
         assert_eq!(r.entity.to_string(), "team member u1 of team t1");
-        assert_eq!(EntityRef::new(EntityKind::Tag, "prod").to_string(), "tag prod");
+        assert_eq!(
+            EntityRef::new(EntityKind::Tag, "prod").to_string(),
+            "tag prod"
+        );
     }
 }

@@ -139,9 +139,7 @@ impl EntityLedger {
 
     /// An entity's record and live spend, when cached.
     pub fn get(&self, entity: &EntityRef) -> Option<(Option<Arc<EntityRecord>>, f64)> {
-        self.states
-            .get(entity)
-            .map(|s| (s.record.clone(), s.spend))
+        self.states.get(entity).map(|s| (s.record.clone(), s.spend))
     }
 
     /// How many entities are cached.
@@ -195,14 +193,21 @@ impl EntityLedger {
                         model: model.to_owned(),
                     });
                 }
-                let duration = r.row.budget_duration.as_deref().and_then(KeyDuration::parse);
+                let duration = r
+                    .row
+                    .budget_duration
+                    .as_deref()
+                    .and_then(KeyDuration::parse);
                 if let Some(next) = rolled_over(state.reset_at, duration, wall) {
                     state.spend = 0.0;
                     state.reset_at = next;
                     checked.resets.push((entity.clone(), next));
                 }
             }
-            let limits = record.as_ref().map(|r| r.limits.clone()).unwrap_or_default();
+            let limits = record
+                .as_ref()
+                .map(|r| r.limits.clone())
+                .unwrap_or_default();
             let budget = limits.max_budget.or(match entity.kind {
                 EntityKind::EndUser => self.default_end_user_budget,
                 _ => None,
@@ -318,7 +323,11 @@ mod tests {
     #[test]
     fn a_spent_team_budget_refuses_and_names_the_team() {
         let mut l = EntityLedger::default();
-        l.cache(team(), Some(record("team", "t1", |r| r.max_budget = Some(1.0))), false);
+        l.cache(
+            team(),
+            Some(record("team", "t1", |r| r.max_budget = Some(1.0))),
+            false,
+        );
         let t0 = Instant::now();
         let wall = Utc::now();
         let checked = l.check(&[team()], all, "m", t0, wall, true).unwrap();
@@ -337,7 +346,11 @@ mod tests {
     #[test]
     fn blocked_entities_and_models_outside_their_list_are_refused() {
         let mut l = EntityLedger::default();
-        l.cache(team(), Some(record("team", "t1", |r| r.blocked = true)), false);
+        l.cache(
+            team(),
+            Some(record("team", "t1", |r| r.blocked = true)),
+            false,
+        );
         let t0 = Instant::now();
         assert_eq!(
             l.check(&[team()], all, "m", t0, Utc::now(), true),
@@ -351,13 +364,20 @@ mod tests {
         );
         let only_a = |models: &[String]| models.iter().any(|m| m == "a");
         assert_eq!(
-            l.check(&[tag.clone()], only_a, "b", t0, Utc::now(), true)
-                .map(|c| c.held.len()),
+            l.check(
+                std::slice::from_ref(&tag),
+                only_a,
+                "b",
+                t0,
+                Utc::now(),
+                true
+            )
+            .map(|c| c.held.len()),
             Ok(1)
         );
         let never = |_: &[String]| false;
         assert_eq!(
-            l.check(&[tag.clone()], never, "b", t0, Utc::now(), true),
+            l.check(std::slice::from_ref(&tag), never, "b", t0, Utc::now(), true),
             Err(Rejection::EntityModelDenied {
                 entity: tag,
                 model: "b".into()
@@ -379,22 +399,33 @@ mod tests {
         );
         let t0 = Instant::now();
         let wall = Utc::now();
-        let first = l.check(&[user.clone()], all, "m", t0, wall, true).unwrap();
+        let first = l
+            .check(std::slice::from_ref(&user), all, "m", t0, wall, true)
+            .unwrap();
         l.count(&first, t0);
         assert!(matches!(
-            l.check(&[user.clone()], all, "m", t0, wall, true),
+            l.check(std::slice::from_ref(&user), all, "m", t0, wall, true),
             Err(Rejection::EntityRateLimited { ref what, .. }) if what == "max_parallel_requests=1"
         ));
-        l.settle(&[user.clone()], used(5, 0.0), t0);
-        let second = l.check(&[user.clone()], all, "m", t0, wall, true).unwrap();
+        l.settle(std::slice::from_ref(&user), used(5, 0.0), t0);
+        let second = l
+            .check(std::slice::from_ref(&user), all, "m", t0, wall, true)
+            .unwrap();
         l.count(&second, t0);
-        l.settle(&[user.clone()], used(5, 0.0), t0);
+        l.settle(std::slice::from_ref(&user), used(5, 0.0), t0);
         assert!(matches!(
-            l.check(&[user.clone()], all, "m", t0 + Duration::from_secs(59), wall, true),
+            l.check(std::slice::from_ref(&user), all, "m", t0 + Duration::from_secs(59), wall, true),
             Err(Rejection::EntityRateLimited { ref what, .. }) if what == "rpm_limit=2"
         ));
         assert!(l
-            .check(&[user.clone()], all, "m", t0 + Duration::from_secs(60), wall, true)
+            .check(
+                std::slice::from_ref(&user),
+                all,
+                "m",
+                t0 + Duration::from_secs(60),
+                wall,
+                true
+            )
             .is_ok());
         assert!(
             l.check(&[user], all, "m", t0, wall, false).is_ok(),
@@ -409,10 +440,12 @@ mod tests {
         l.cache(end_user.clone(), None, false);
         let t0 = Instant::now();
         let wall = Utc::now();
-        let checked = l.check(&[end_user.clone()], all, "m", t0, wall, true).unwrap();
+        let checked = l
+            .check(std::slice::from_ref(&end_user), all, "m", t0, wall, true)
+            .unwrap();
         assert_eq!(checked.held[0].budget, Some(0.5));
         l.count(&checked, t0);
-        l.settle(&[end_user.clone()], used(1, 0.5), t0);
+        l.settle(std::slice::from_ref(&end_user), used(1, 0.5), t0);
         assert!(matches!(
             l.check(&[end_user], all, "m", t0, wall, true),
             Err(Rejection::BudgetExceeded { .. })
@@ -447,7 +480,11 @@ mod tests {
         let mut l = EntityLedger::default();
         l.cache(team(), Some(record("team", "t1", |_| {})), false);
         l.settle(&[team()], used(1, 0.25), Instant::now());
-        l.cache(team(), Some(record("team", "t1", |r| r.max_budget = Some(3.0))), false);
+        l.cache(
+            team(),
+            Some(record("team", "t1", |r| r.max_budget = Some(3.0))),
+            false,
+        );
         assert_eq!(l.get(&team()).unwrap().1, 0.25);
         l.cache(team(), Some(record("team", "t1", |r| r.spend = 2.0)), true);
         assert_eq!(l.get(&team()).unwrap().1, 2.0);

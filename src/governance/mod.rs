@@ -3,10 +3,12 @@
 
 pub mod entity;
 pub mod ledger;
+pub mod roles;
 pub mod rollup;
 
 pub use entity::{EntityKind, EntityRecord, EntityRef, Limits};
 pub use ledger::{rolled_over, Checked, EntityLedger, Held};
+pub use roles::{Access, Role, Who};
 
 use std::sync::Arc;
 

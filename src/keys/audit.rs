@@ -6,8 +6,8 @@ use chrono::{NaiveDateTime, Utc};
 use serde_json::{Map, Value as Json};
 
 use super::record::utc;
-use crate::auth::Caller;
 use crate::db::models::{AuditLogRow, KeyRow};
+use crate::governance::{Access, Who};
 
 /// The table name LiteLLM's audit log gives virtual keys.
 pub const KEY_TABLE: &str = "LiteLLM_VerificationToken";
@@ -56,13 +56,13 @@ pub struct Actor {
 }
 
 impl Actor {
-    /// The caller of a management route (only the master key, or anyone with none configured).
-    pub fn of(caller: &Caller, req: &HttpRequest) -> Self {
-        let (label, api_key) = match caller {
-            Caller::Master => ("master_key", "master_key"),
-            Caller::Open => ("anonymous", ""),
-            // Management routes refuse virtual keys; were one let through, its hash names it.
-            Caller::Key { token, .. } => (token.as_str(), ""),
+    /// The caller of a management route: the master key, anyone with none configured, or a
+    /// virtual key's user (named by their user id, never by the key or its hash).
+    pub fn of(access: &Access, req: &HttpRequest) -> Self {
+        let (label, api_key) = match &access.who {
+            Who::Master => ("master_key", "master_key"),
+            Who::Open => ("anonymous", ""),
+            Who::Key { user_id, .. } => (user_id.as_deref().unwrap_or("virtual_key"), ""),
         };
         let named = req
             .headers()
@@ -135,17 +135,46 @@ fn row(
     before: Option<Map<String, Json>>,
     after: Option<Map<String, Json>>,
 ) -> AuditLogRow {
+    entry(actor, action, KEY_TABLE, object_id, before, after)
+}
+
+/// An audit row of `action` on `object_id` in `table` (by LiteLLM's table name).
+pub fn entry(
+    actor: &Actor,
+    action: AuditAction,
+    table: &str,
+    object_id: &str,
+    before: Option<Map<String, Json>>,
+    after: Option<Map<String, Json>>,
+) -> AuditLogRow {
     AuditLogRow {
         id: uuid::Uuid::new_v4().to_string(),
         updated_at: Utc::now().naive_utc(),
         changed_by: actor.changed_by.clone(),
         changed_by_api_key: actor.api_key.clone(),
         action: action.as_str().to_owned(),
-        table_name: KEY_TABLE.to_owned(),
+        table_name: table.to_owned(),
         object_id: object_id.to_owned(),
         before_value: before.map(|m| Json::Object(m).to_string()),
         updated_values: after.map(|m| Json::Object(m).to_string()),
     }
+}
+
+/// The fields that differ between `old` and `new`: their values before, and after.
+pub fn diff(
+    old: &Map<String, Json>,
+    new: Map<String, Json>,
+) -> (Map<String, Json>, Map<String, Json>) {
+    let mut was = Map::new();
+    let mut now = Map::new();
+    for (field, value) in new {
+        let previous = old.get(&field).cloned().unwrap_or(Json::Null);
+        if previous != value {
+            was.insert(field.clone(), previous);
+            now.insert(field, value);
+        }
+    }
+    (was, now)
 }
 
 /// A new key: every field it was created with.
@@ -161,16 +190,7 @@ pub fn created(actor: &Actor, key: &KeyRow) -> AuditLogRow {
 
 /// A changed key: the fields that differ, before and after.
 pub fn changed(actor: &Actor, action: AuditAction, before: &KeyRow, after: &KeyRow) -> AuditLogRow {
-    let (old, new) = (key_fields(before), key_fields(after));
-    let mut was = Map::new();
-    let mut now = Map::new();
-    for (field, value) in new {
-        let previous = old.get(&field).cloned().unwrap_or(Json::Null);
-        if previous != value {
-            was.insert(field.clone(), previous);
-            now.insert(field, value);
-        }
-    }
+    let (was, now) = diff(&key_fields(before), key_fields(after));
     row(actor, action, &after.token, Some(was), Some(now))
 }
 

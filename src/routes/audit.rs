@@ -5,8 +5,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
+use super::access::{access, require_view_all};
 use super::spend::date;
-use crate::auth::require_master;
 use crate::db::audit::AuditFilter;
 use crate::db::models::AuditLogRow;
 use crate::error::ApiError;
@@ -57,7 +57,7 @@ pub async fn logs(
     req: HttpRequest,
     q: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    require_master(&state, &req)?;
+    require_view_all(&access(&state, &req).await?, &req)?;
     let page = q.page.unwrap_or(1);
     let page_size = q.page_size.unwrap_or(50);
     if page < 1 {

@@ -5,125 +5,33 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Map, Value as Json};
 
+use super::access::{access, denied};
 use super::body::ManagementBody;
+use super::fields::{
+    auditing, bad, duration_field, object_of, opt_count, opt_money, opt_string, parse_body,
+    string_list,
+};
 use super::pipeline::load_key;
 use crate::actors::spend::RenameKey;
 use crate::actors::{CacheKey, CachedKey, ForgetKey};
-use crate::auth::{authenticate, require_master, Caller};
+use crate::db::keys::KeyFilter;
 use crate::db::models::{AuditLogRow, KeyRow};
 use crate::db::DbError;
 use crate::error::ApiError;
+use crate::governance::Access;
 use crate::keys::audit::{self, Actor, AuditAction};
-use crate::keys::{self, KeyDuration, KeyRecord};
+use crate::keys::{self, KeyRecord};
 use crate::state::AppState;
 
-type State = web::Data<AppState>;
-
-fn bad(field: &str, expected: &str) -> ApiError {
-    ApiError::bad_request(
-        format!("Invalid value for '{field}': expected {expected}"),
-        Some(field),
+fn db_error(e: DbError) -> ApiError {
+    super::fields::db_error(
+        e,
+        "A key with this key_alias or key already exists",
+        "key_alias",
     )
 }
 
-fn db_error(e: DbError) -> ApiError {
-    if e.is_unique_violation() {
-        return ApiError::bad_request(
-            "A key with this key_alias or key already exists",
-            Some("key_alias"),
-        );
-    }
-    log::warn!("key store error: {e}");
-    ApiError::Unavailable("database".into())
-}
-
-fn parse_body(body: &[u8]) -> Result<Map<String, Json>, ApiError> {
-    match serde_json::from_slice::<Json>(body) {
-        Ok(Json::Object(m)) => Ok(m),
-        Ok(Json::Null) | Err(_) if body.iter().all(u8::is_ascii_whitespace) => Ok(Map::new()),
-        Ok(_) => Err(ApiError::bad_request(
-            "Request body must be a JSON object",
-            None,
-        )),
-        Err(e) => Err(ApiError::bad_request(
-            format!("Invalid JSON in request body: {e}"),
-            None,
-        )),
-    }
-}
-
-/// Whether key changes are written to the audit log (`store_audit_logs`).
-fn auditing(state: &AppState) -> bool {
-    state.settings.security.store_audit_logs
-}
-
-fn json_text(v: &Json) -> String {
-    v.to_string()
-}
-
-fn string_list(field: &str, v: &Json) -> Result<String, ApiError> {
-    match v {
-        Json::Array(items) if items.iter().all(Json::is_string) => Ok(json_text(v)),
-        Json::Null => Ok("[]".into()),
-        _ => Err(bad(field, "a list of strings")),
-    }
-}
-
-fn object_of(
-    field: &str,
-    v: &Json,
-    check: fn(&Json) -> bool,
-    expected: &str,
-) -> Result<String, ApiError> {
-    match v {
-        Json::Object(m) if m.values().all(check) => Ok(json_text(v)),
-        Json::Null => Ok("{}".into()),
-        _ => Err(bad(field, expected)),
-    }
-}
-
-fn opt_string(field: &str, v: &Json) -> Result<Option<String>, ApiError> {
-    match v {
-        Json::String(s) => Ok(Some(s.clone())),
-        Json::Null => Ok(None),
-        _ => Err(bad(field, "a string")),
-    }
-}
-
-fn opt_count(field: &str, v: &Json) -> Result<Option<i64>, ApiError> {
-    match v {
-        Json::Null => Ok(None),
-        v => v
-            .as_u64()
-            .and_then(|n| i64::try_from(n).ok())
-            .map(Some)
-            .ok_or_else(|| bad(field, "a non-negative integer")),
-    }
-}
-
-fn opt_money(field: &str, v: &Json) -> Result<Option<f64>, ApiError> {
-    match v {
-        Json::Null => Ok(None),
-        v => v
-            .as_f64()
-            .filter(|n| n.is_finite() && *n >= 0.0)
-            .map(Some)
-            .ok_or_else(|| bad(field, "a non-negative number")),
-    }
-}
-
-fn duration_field(field: &str, v: &Json) -> Result<Option<KeyDuration>, ApiError> {
-    match v {
-        Json::Null => Ok(None),
-        Json::String(s) => KeyDuration::parse(s).map(Some).ok_or_else(|| {
-            ApiError::bad_request(
-                format!("Invalid value for '{field}': {s:?} is not a duration (use 30s, 30m, 30h, 30d or 1mo)"),
-                Some(field),
-            )
-        }),
-        _ => Err(bad(field, "a duration string such as \"30d\"")),
-    }
-}
+type State = web::Data<AppState>;
 
 /// Applies the key fields present in `body` to `row`; `now` anchors durations.
 fn apply_fields(
@@ -196,14 +104,34 @@ fn issued(record: &KeyRecord, key: &str) -> Json {
     out
 }
 
-/// `POST /key/generate`.
+/// `POST /key/generate`: admins make any key; an internal user makes their own (in a team
+/// they belong to, if any); a team's admins make keys of their team. A team key must exist in
+/// a team that exists, within the team's models and limits.
 pub async fn generate(
     state: State,
     req: HttpRequest,
     body: ManagementBody,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = Actor::of(&require_master(&state, &req)?, &req);
-    let mut fields = parse_body(&body.0)?;
+    let access = access(&state, &req).await?;
+    let actor = Actor::of(&access, &req);
+    let fields = parse_body(&body.0)?;
+    Ok(HttpResponse::Ok().json(issue(&state, &access, &actor, fields).await?))
+}
+
+/// Makes a key from a `/key/generate` body on behalf of `access` (checked), stores it and
+/// answers with the key shown this once.
+pub(super) async fn issue(
+    state: &AppState,
+    access: &Access,
+    actor: &Actor,
+    mut fields: Map<String, Json>,
+) -> Result<Json, ApiError> {
+    if !access.is_admin() && !fields.contains_key("user_id") {
+        // A user's key is their own unless they name its user.
+        if let Some(me) = access.user_id() {
+            fields.insert("user_id".into(), Json::String(me.to_owned()));
+        }
+    }
     let key = match fields.remove("key") {
         None | Some(Json::Null) => keys::generate_key().map_err(|_| ApiError::Internal)?,
         Some(Json::String(k)) if k.starts_with("sk-") && k.len() >= 8 => k,
@@ -232,8 +160,17 @@ pub async fn generate(
     let now = Utc::now();
     let mut row = KeyRow::blank(keys::hash_key(&key), keys::key_name(&key), now.naive_utc());
     apply_fields(&mut row, &fields, now)?;
+    if !access.may_create_key(row.user_id.as_deref(), row.team_id.as_deref()) {
+        return Err(denied(
+            access,
+            "create this key (its user_id or team_id is not theirs)",
+        ));
+    }
+    if let Some(team) = &row.team_id {
+        super::teams::key_fits_team(state, team, &row).await?;
+    }
     let stored = row.clone();
-    let audit_row = auditing(&state).then(|| audit::created(&actor, &row));
+    let audit_row = auditing(state).then(|| audit::created(actor, &row));
     state
         .db
         .run(move |db| async move { db.insert_key(&stored, audit_row.as_ref()).await })
@@ -242,7 +179,7 @@ pub async fn generate(
     let record = KeyRecord::new(row, Default::default());
     let body = issued(&record, &key);
     state.actors().router.do_send(CacheKey::read(record));
-    Ok(HttpResponse::Ok().json(body))
+    Ok(body)
 }
 
 #[derive(Deserialize)]
@@ -267,45 +204,35 @@ async fn record_of(state: &AppState, token: &str) -> Result<(KeyRecord, Option<f
     }
 }
 
-/// `GET /key/info?key=`: any key for the master key; a virtual key may read only itself.
+/// `GET /key/info?key=`: a virtual key reads itself (the default), its user's keys (with a
+/// role) and its team's (as the team's admin); admins and viewers read any key.
 pub async fn info(
     state: State,
     req: HttpRequest,
     q: web::Query<InfoQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&state, &req)?;
-    let (given, token) = match (&caller, &q.key) {
-        (Caller::Key { token, .. }, None) => (None, token.clone()),
-        (Caller::Key { token, .. }, Some(k)) => {
-            if &keys::token_of(k) != token {
-                return Err(ApiError::AdminOnly("/key/info for another key".into()));
-            }
-            (Some(k.clone()), token.clone())
-        }
+    let access = access(&state, &req).await?;
+    let (given, token) = match (access.token(), &q.key) {
         (_, Some(k)) => (Some(k.clone()), keys::token_of(k)),
-        (_, None) => {
+        (Some(own), None) => (None, own.to_owned()),
+        (None, None) => {
             return Err(ApiError::bad_request(
                 "Missing required parameter: 'key'",
                 Some("key"),
             ))
         }
     };
-    if let Caller::Key { shown, .. } = &caller {
-        // The caller must itself be a valid key.
-        if load_or_cached(&state, &token).await?.is_none() {
-            return Err(ApiError::InvalidKey(shown.clone()));
+    let found = record_of(&state, &token).await;
+    let (record, live) = match found {
+        Ok(found) if access.may_view_key(&found.0.row) => found,
+        // Whether another key exists is not told to a caller who may not read it.
+        Ok(_) | Err(ApiError::Missing(_)) if !access.sees_all() => {
+            return Err(denied(&access, "read another key"))
         }
-    }
-    let (record, live) = record_of(&state, &token).await?;
+        Ok(_) => return Err(denied(&access, "read another key")),
+        Err(e) => return Err(e),
+    };
     Ok(HttpResponse::Ok().json(json!({"key": given.unwrap_or_else(|| record.row.key_name.clone()), "info": record.info(live)})))
-}
-
-async fn load_or_cached(state: &AppState, token: &str) -> Result<Option<()>, ApiError> {
-    match record_of(state, token).await {
-        Ok(_) => Ok(Some(())),
-        Err(ApiError::Missing(_)) => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 fn key_param(fields: &Map<String, Json>) -> Result<String, ApiError> {
@@ -365,16 +292,33 @@ async fn change(
     state: &AppState,
     token: &str,
     fields: &Map<String, Json>,
+    access: &Access,
     actor: &Actor,
     action: AuditAction,
 ) -> Result<HttpResponse, ApiError> {
     let (record, _) = record_of(state, token).await?;
+    if !access.may_edit_key(&record.row) {
+        return Err(denied(access, "change this key"));
+    }
+    if !access.is_admin() && fields.contains_key("spend") {
+        return Err(denied(access, "set a key's spend"));
+    }
     let before = record.row.clone();
     let mut row = record.row;
     let now = Utc::now();
     let mut fields = fields.clone();
     fields.remove("key");
     apply_fields(&mut row, &fields, now)?;
+    if !access.may_edit_key(&row) {
+        return Err(denied(access, "give this key to that user or team"));
+    }
+    if let Some(team) = row.team_id.as_ref().filter(|_| {
+        ["team_id", "models", "max_budget", "tpm_limit", "rpm_limit"]
+            .iter()
+            .any(|f| fields.contains_key(*f))
+    }) {
+        super::teams::key_fits_team(state, team, &row).await?;
+    }
     row.updated_at = now.naive_utc();
     let new_spend = fields.contains_key("spend").then_some(row.spend);
     let audit_row = auditing(state).then(|| audit::changed(actor, action, &before, &row));
@@ -395,10 +339,19 @@ pub async fn update(
     req: HttpRequest,
     body: ManagementBody,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = Actor::of(&require_master(&state, &req)?, &req);
+    let access = access(&state, &req).await?;
+    let actor = Actor::of(&access, &req);
     let fields = parse_body(&body.0)?;
     let token = key_param(&fields)?;
-    change(&state, &token, &fields, &actor, AuditAction::Updated).await
+    change(
+        &state,
+        &token,
+        &fields,
+        &access,
+        &actor,
+        AuditAction::Updated,
+    )
+    .await
 }
 
 async fn set_blocked(
@@ -407,7 +360,8 @@ async fn set_blocked(
     body: ManagementBody,
     blocked: bool,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = Actor::of(&require_master(&state, &req)?, &req);
+    let access = access(&state, &req).await?;
+    let actor = Actor::of(&access, &req);
     let token = key_param(&parse_body(&body.0)?)?;
     let mut fields = Map::new();
     fields.insert("blocked".into(), Json::Bool(blocked));
@@ -416,7 +370,7 @@ async fn set_blocked(
     } else {
         AuditAction::Updated
     };
-    change(&state, &token, &fields, &actor, action).await
+    change(&state, &token, &fields, &access, &actor, action).await
 }
 
 /// `POST /key/block`.
@@ -443,7 +397,8 @@ pub async fn delete(
     req: HttpRequest,
     body: ManagementBody,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = Actor::of(&require_master(&state, &req)?, &req);
+    let access = access(&state, &req).await?;
+    let actor = Actor::of(&access, &req);
     let fields = parse_body(&body.0)?;
     let list = |name: &str| -> Result<Vec<String>, ApiError> {
         match fields.get(name) {
@@ -465,6 +420,17 @@ pub async fn delete(
         ));
     }
     let tokens: Vec<String> = given.iter().map(|k| keys::token_of(k)).collect();
+    if !access.is_admin() {
+        let (t, a) = (tokens.clone(), aliases.clone());
+        let named = state
+            .db
+            .run(move |db| async move { db.keys_named(&t, &a).await })
+            .await
+            .map_err(db_error)?;
+        if named.iter().any(|row| !access.may_edit_key(row)) {
+            return Err(denied(&access, "delete these keys"));
+        }
+    }
     let auditing = auditing(&state);
     let deleted = state
         .db
@@ -501,21 +467,38 @@ pub async fn delete(
 }
 
 #[derive(Deserialize)]
-/// `?page=&size=&return_full_object=`.
+/// `?page=&size=&return_full_object=&user_id=&team_id=&key_alias=`.
 pub struct ListQuery {
     page: Option<i64>,
     size: Option<i64>,
     return_full_object: Option<bool>,
+    user_id: Option<String>,
+    team_id: Option<String>,
+    key_alias: Option<String>,
 }
 
 /// `GET /key/list?page=1&size=10`: the hashes of the keys, or with `return_full_object=true`
-/// each key as `/key/info` shows it (its spend including what is not yet written).
+/// each key as `/key/info` shows it (its spend including what is not yet written). Admins and
+/// viewers see every key; a user sees their own and those of the teams they administer.
 pub async fn list(
     state: State,
     req: HttpRequest,
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    require_master(&state, &req)?;
+    let access = access(&state, &req).await?;
+    let mut filter = KeyFilter {
+        user_id: q.user_id.clone(),
+        team_id: q.team_id.clone(),
+        key_alias: q.key_alias.clone(),
+        visible_to: None,
+    };
+    if !access.sees_all() {
+        if access.role.is_none() && access.admin_of.is_empty() {
+            return Err(denied(&access, "list keys"));
+        }
+        let own = access.role.and(access.user_id().map(str::to_owned));
+        filter.visible_to = Some((own, access.admin_of.clone()));
+    }
     let page = q.page.unwrap_or(1);
     let size = q.size.unwrap_or(10);
     if page < 1 {
@@ -526,7 +509,7 @@ pub async fn list(
     }
     let (rows, total) = state
         .db
-        .run(move |db| async move { db.list_keys(page, size).await })
+        .run(move |db| async move { db.list_keys(&filter, page, size).await })
         .await
         .map_err(db_error)?;
     let keys: Vec<Json> = if q.return_full_object.unwrap_or(false) {
@@ -560,12 +543,19 @@ pub async fn regenerate(
     path: Option<web::Path<String>>,
     body: ManagementBody,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = Actor::of(&require_master(&state, &req)?, &req);
+    let access = access(&state, &req).await?;
+    let actor = Actor::of(&access, &req);
     let fields = parse_body(&body.0)?;
     let old = match path {
         Some(p) => keys::token_of(&p.into_inner()),
         None => key_param(&fields)?,
     };
+    if !access.is_admin() {
+        let (record, _) = record_of(&state, &old).await?;
+        if !access.may_edit_key(&record.row) {
+            return Err(denied(&access, "regenerate this key"));
+        }
+    }
     let new_key = match fields.get("new_key") {
         Some(Json::String(k)) if k.starts_with("sk-") && k.len() >= 8 => k.clone(),
         Some(_) => return Err(bad("new_key", "a string starting with sk-")),

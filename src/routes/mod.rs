@@ -1,11 +1,15 @@
 //! The HTTP surface: one file per endpoint family, wired into one route table.
 
+pub mod access;
 pub mod access_log;
 mod attempt;
 mod audit;
 mod body;
 mod cached;
 mod completions;
+mod end_users;
+mod entities;
+mod fields;
 mod health;
 mod keys;
 pub(crate) mod messages;
@@ -16,7 +20,11 @@ pub mod pipeline;
 mod shared_limits;
 mod spend;
 mod spend_report;
+mod spend_views;
+mod tags;
+mod teams;
 mod ui;
+mod users;
 
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
@@ -79,6 +87,73 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/global/spend", web::get().to(spend::global))
         .route("/global/spend/report", web::get().to(spend_report::report))
         .route("/audit/logs", web::get().to(audit::logs));
+    cfg.route("/user/new", web::post().to(users::new))
+        .route("/user/info", web::get().to(users::info))
+        .route("/user/update", web::post().to(users::update))
+        .route("/user/delete", web::post().to(users::delete))
+        .route("/user/list", web::get().to(users::list))
+        .route("/team/new", web::post().to(teams::new))
+        .route("/team/info", web::get().to(teams::info))
+        .route("/team/update", web::post().to(teams::update))
+        .route("/team/delete", web::post().to(teams::delete))
+        .route("/team/list", web::get().to(teams::list))
+        .route("/team/member_add", web::post().to(teams::member_add))
+        .route("/team/member_update", web::post().to(teams::member_update))
+        .route("/team/member_delete", web::post().to(teams::member_delete))
+        .route("/team/block", web::post().to(teams::block))
+        .route("/team/unblock", web::post().to(teams::unblock))
+        .route("/tag/new", web::post().to(tags::new))
+        .route("/tag/info", web::post().to(tags::info))
+        .route("/tag/update", web::post().to(tags::update))
+        .route("/tag/delete", web::post().to(tags::delete))
+        .route("/tag/list", web::get().to(tags::list))
+        .route(
+            "/tag/daily/activity",
+            web::get().to(spend_views::tag_activity),
+        )
+        .route(
+            "/user/daily/activity",
+            web::get().to(spend_views::user_activity),
+        )
+        .route(
+            "/team/daily/activity",
+            web::get().to(spend_views::team_activity),
+        )
+        .route(
+            "/end_user/daily/activity",
+            web::get().to(spend_views::end_user_activity),
+        )
+        .route(
+            "/customer/daily/activity",
+            web::get().to(spend_views::end_user_activity),
+        )
+        .route("/global/spend/keys", web::get().to(spend_views::keys))
+        .route("/global/spend/models", web::get().to(spend_views::models))
+        .route("/global/spend/teams", web::get().to(spend_views::teams))
+        .route(
+            "/global/spend/tags",
+            web::get().to(spend_views::global_tags),
+        )
+        .route("/spend/tags", web::get().to(spend_views::spend_tags));
+    // LiteLLM calls end users customers too.
+    for prefix in ["/end_user", "/customer"] {
+        cfg.route(&format!("{prefix}/new"), web::post().to(end_users::new))
+            .route(&format!("{prefix}/info"), web::get().to(end_users::info))
+            .route(
+                &format!("{prefix}/update"),
+                web::post().to(end_users::update),
+            )
+            .route(
+                &format!("{prefix}/delete"),
+                web::post().to(end_users::delete),
+            )
+            .route(&format!("{prefix}/list"), web::get().to(end_users::list))
+            .route(&format!("{prefix}/block"), web::post().to(end_users::block))
+            .route(
+                &format!("{prefix}/unblock"),
+                web::post().to(end_users::unblock),
+            );
+    }
     cfg.route("/ui", web::get().to(ui::index))
         .route("/ui/", web::get().to(ui::index))
         .route("/ui/{file}", web::get().to(ui::file));

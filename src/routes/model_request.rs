@@ -7,8 +7,8 @@ use serde_json::{Map, Value as Json};
 use std::sync::Arc;
 
 use crate::cache::{Controls, StoreAs};
-use crate::governance::{Principals, MAX_TAGS};
 use crate::error::ApiError;
+use crate::governance::{Principals, MAX_TAGS};
 use crate::providers::Operation;
 use crate::routing::RequestFallbacks;
 

@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value as Json};
 
 use crate::actors::{CachedKey, Inspect};
-use crate::auth::{authenticate, require_master, Caller};
+use crate::auth::{authenticate, Caller};
 use crate::error::ApiError;
 use crate::routing::DeploymentSnapshot;
 use crate::state::AppState;
@@ -114,7 +114,7 @@ fn live_state(live: &DeploymentSnapshot, now: Instant) -> Json {
 /// healthy (not cooling down, and its last health check, if any, passed), its limits and its
 /// last health check; no secrets.
 pub async fn state(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    require_master(&state, &req)?;
+    super::access::require_view_all(&super::access::access(&state, &req).await?, &req)?;
     let now = Instant::now();
     let snapshots = state.deployment_snapshots().await;
     let data: Vec<Json> = state

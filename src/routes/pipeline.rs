@@ -384,7 +384,13 @@ pub async fn load_key(state: &AppState, token: &str) -> Result<Option<KeyRecord>
 pub async fn load_entities(state: &AppState, wanted: Vec<EntityRef>) -> Result<(), ApiError> {
     let keys: Vec<(String, String, String)> = wanted
         .iter()
-        .map(|e| (e.kind.as_str().to_owned(), e.scope.to_string(), e.id.to_string()))
+        .map(|e| {
+            (
+                e.kind.as_str().to_owned(),
+                e.scope.to_string(),
+                e.id.to_string(),
+            )
+        })
         .collect();
     let rows = state
         .db

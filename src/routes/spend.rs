@@ -1,12 +1,12 @@
-//! Spend reads: `/spend/logs` and `/global/spend` (master key).
+//! Spend reads: `/spend/logs` and `/global/spend`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{NaiveDate, NaiveDateTime};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::access::{access, denied, require_view_all};
 use crate::actors::spend::UnwrittenProxySpend;
-use crate::auth::require_master;
 use crate::db::spend::LogFilter;
 use crate::error::ApiError;
 use crate::keys;
@@ -17,6 +17,8 @@ use crate::state::AppState;
 pub struct LogsQuery {
     api_key: Option<String>,
     request_id: Option<String>,
+    user_id: Option<String>,
+    team_id: Option<String>,
     start_date: Option<String>,
     end_date: Option<String>,
     limit: Option<i64>,
@@ -45,16 +47,29 @@ pub(super) fn date(field: &str, text: &str, end: bool) -> Result<NaiveDateTime, 
     Ok(day.and_hms_opt(0, 0, 0).unwrap_or_default())
 }
 
-/// `GET /spend/logs`.
+/// `GET /spend/logs`: admins and viewers read every row; a user with a role reads their own
+/// (the rows of their keys).
 pub async fn logs(
     state: web::Data<AppState>,
     req: HttpRequest,
     q: web::Query<LogsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    require_master(&state, &req)?;
+    let access = access(&state, &req).await?;
+    let user_id = if access.sees_all() {
+        q.user_id.clone()
+    } else {
+        match (access.role, access.user_id()) {
+            (Some(_), Some(me)) if q.user_id.as_deref().is_none_or(|u| u == me) => {
+                Some(me.to_owned())
+            }
+            _ => return Err(denied(&access, "read these spend logs")),
+        }
+    };
     let filter = LogFilter {
         api_key: q.api_key.as_deref().map(keys::token_of),
         request_id: q.request_id.clone(),
+        user_id,
+        team_id: q.team_id.clone(),
         start: q
             .start_date
             .as_deref()
@@ -110,7 +125,7 @@ pub async fn global(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    require_master(&state, &req)?;
+    require_view_all(&access(&state, &req).await?, &req)?;
     let unwritten = state
         .spend()
         .send(UnwrittenProxySpend)

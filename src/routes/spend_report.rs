@@ -8,8 +8,8 @@ use chrono::{NaiveDate, NaiveDateTime};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
+use super::access::{access, require_view_all};
 use crate::actors::Flush;
-use crate::auth::require_master;
 use crate::db::report::DailySpend;
 use crate::db::DbError;
 use crate::error::ApiError;
@@ -93,7 +93,7 @@ pub async fn report(
     req: HttpRequest,
     q: web::Query<ReportQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    require_master(&state, &req)?;
+    require_view_all(&access(&state, &req).await?, &req)?;
     let (start, end) = period(&q)?;
     let group_by = GroupBy::parse(q.group_by.as_deref())?;
     // Requests still in the spend batch belong in the report.

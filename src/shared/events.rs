@@ -30,6 +30,16 @@ pub enum Event {
         #[serde(default)]
         removed: bool,
     },
+    /// A user, team, member, end user or tag was created, changed or deleted: forget the
+    /// cached copy.
+    Entity {
+        /// Its kind, as stored.
+        kind: String,
+        /// A member's team ("" for other kinds).
+        scope: String,
+        /// Its id.
+        id: String,
+    },
 }
 
 #[derive(Serialize, Deserialize)]

@@ -252,28 +252,42 @@ impl Checks {
     /// budget, whose shared counter starts from what this instance knows.
     pub fn entity(&mut self, ns: &str, held: &Held, slot_ms: u64) {
         let e = &held.entity;
-        // Lengths make the name unambiguous whatever the ids hold.
-        let base = format!(
-            "{ns}:{}:{}:{}:{}",
-            e.kind.as_str(),
-            e.scope.len(),
-            e.scope,
-            e.id
-        );
+        let base = format!("{ns}:{}", entity_name(e));
         if let Some(limits) = held.record.as_ref().map(|r| &r.limits) {
             if let Some(max) = limits.max_parallel_requests {
                 let label = Label::EntityRate(e.clone(), "max_parallel_requests", max);
                 let (limit, amount) = (max.to_string(), slot_ms.to_string());
-                self.push(format!("{base}:par"), "P", limit, amount, label, Some(Step::FreeSlot));
+                self.push(
+                    format!("{base}:par"),
+                    "P",
+                    limit,
+                    amount,
+                    label,
+                    Some(Step::FreeSlot),
+                );
             }
             if let Some(rpm) = limits.rpm_limit {
                 let label = Label::EntityRate(e.clone(), "rpm_limit", rpm);
-                self.push(format!("{base}:rpm"), "R", rpm.to_string(), "1".into(), label, None);
+                self.push(
+                    format!("{base}:rpm"),
+                    "R",
+                    rpm.to_string(),
+                    "1".into(),
+                    label,
+                    None,
+                );
             }
             if let Some(tpm) = limits.tpm_limit {
                 let label = Label::EntityRate(e.clone(), "tpm_limit", tpm);
                 let step = Some(Step::Tokens { reserved: 0 });
-                self.push(format!("{base}:tpm"), "T", tpm.to_string(), "0".into(), label, step);
+                self.push(
+                    format!("{base}:tpm"),
+                    "T",
+                    tpm.to_string(),
+                    "0".into(),
+                    label,
+                    step,
+                );
             }
         }
         if let Some(budget) = held.budget {
@@ -512,6 +526,12 @@ impl Ticket {
             };
         }
     }
+}
+
+/// How an entity's counters are named (after the namespace): its kind, then its scope's
+/// length, scope and id, so the name is unambiguous whatever the ids hold.
+pub fn entity_name(e: &EntityRef) -> String {
+    format!("{}:{}:{}:{}", e.kind.as_str(), e.scope.len(), e.scope, e.id)
 }
 
 /// The name of a budget period's counter: when it ends, or `all` for spend that never resets.

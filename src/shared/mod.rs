@@ -177,10 +177,25 @@ impl Shared {
     /// Drops the shared spend counter of `token`'s budget period ending at `period` (an admin
     /// set its spend): the next admission starts it again from the database's figure.
     pub fn forget_spend(&self, token: &str, period: Option<chrono::DateTime<chrono::Utc>>) {
-        let key = self.redis.key(&format!(
-            "key:{token}:spend:{}",
+        self.forget_counter(format!("key:{token}:spend:{}", limits::period_name(period)));
+    }
+
+    /// Drops the shared spend counter of `entity`'s budget period ending at `period` (an admin
+    /// set its spend).
+    pub fn forget_entity_spend(
+        &self,
+        entity: &crate::governance::EntityRef,
+        period: Option<chrono::DateTime<chrono::Utc>>,
+    ) {
+        self.forget_counter(format!(
+            "{}:spend:{}",
+            limits::entity_name(entity),
             limits::period_name(period)
         ));
+    }
+
+    fn forget_counter(&self, name: String) {
+        let key = self.redis.key(&name);
         let redis = self.redis.clone();
         actix_rt::spawn(async move {
             let _ = redis

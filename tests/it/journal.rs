@@ -90,6 +90,9 @@ fn record(token: &str, id: &str, cost: f64) -> Entry {
             cache_hit: false,
             user_id: None,
             metadata: "{}".into(),
+            team_id: None,
+            end_user: None,
+            request_tags: "[]".into(),
         },
     }
 }
