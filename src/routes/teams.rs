@@ -42,28 +42,19 @@ pub async fn key_fits_team(state: &AppState, team_id: &str, key: &KeyRow) -> Res
     let Some(team) = EntityRecord::new(team) else {
         return Ok(());
     };
+    // A key without a model list of its own is held to its team's at each request.
     let key_models: Vec<String> = serde_json::from_str(&key.models).unwrap_or_default();
-    let all =
-        |models: &[String]| models.is_empty() || models.iter().any(|m| m == "all-proxy-models");
-    if !all(&team.models) {
-        let outside: Vec<&String> = if all(&key_models) {
-            vec![]
-        } else {
-            key_models
-                .iter()
-                .filter(|m| !team.models.contains(m))
-                .collect()
-        };
-        if all(&key_models) || !outside.is_empty() {
+    let everything = |models: &[String]| models.iter().any(|m| m == "all-proxy-models");
+    if !team.models.is_empty() && !everything(&team.models) {
+        let outside: Vec<&String> = key_models
+            .iter()
+            .filter(|m| !team.models.contains(m))
+            .collect();
+        if !outside.is_empty() {
             return Err(ApiError::bad_request(
                 format!(
-                    "The key's models must be among team {team_id}'s models {:?}; not allowed: {}",
-                    team.models,
-                    if outside.is_empty() {
-                        "all models".to_owned()
-                    } else {
-                        format!("{outside:?}")
-                    }
+                    "The key's models must be among team {team_id}'s models {:?}; not allowed: {outside:?}",
+                    team.models
                 ),
                 Some("models"),
             ));

@@ -295,6 +295,8 @@ async fn whole_lifecycle(db: &TestDb) {
     });
     let mut body = sent.clone();
     body["duration"] = json!("30d");
+    // A team key needs its team.
+    post_master(&gw, "/team/new", json!({"team_id": "team-1"})).await;
     let before = Utc::now();
     let issued = generate(&gw, body).await;
     for (field, value) in sent.as_object().unwrap() {

@@ -19,6 +19,7 @@ mod errors;
 mod fallbacks;
 mod faults;
 mod gemini;
+mod governance;
 mod health;
 mod huggingface;
 mod instances;

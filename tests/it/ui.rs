@@ -182,6 +182,10 @@ async fn the_spend_report_sums_real_requests_by_model_key_team_and_customer_on_s
     for db in both() {
         let mock = MockUpstream::start().await;
         let gw = Gateway::start(&config(&mock, Some(&db.url))).await;
+        let r = gw
+            .post("/team/new", Some(MASTER), &json!({"team_id": "team-a"}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
         let (key_a, token_a) = new_key(&gw, json!({"team_id": "team-a", "duration": null})).await;
         let (key_b, token_b) = new_key(&gw, json!({"duration": null})).await;
         let a_alpha_for_customer = charged(&gw, &key_a, "alpha", Some("cust-1")).await;
