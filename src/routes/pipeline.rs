@@ -80,7 +80,7 @@ pub struct Call<'a> {
     pub started: Instant,
     /// The call id.
     pub call_id: &'a str,
-    /// Chat, completion or embedding.
+    /// The operation (chat, completion, embedding, images, audio, moderation, rerank).
     pub op: Operation,
 }
 
@@ -105,8 +105,15 @@ async fn serve(
         }
         Input::Body(body) => body,
     };
-    let mut request = ModelRequest::parse(op, &body, path_model)?;
-    drop(body);
+    let mut request = if op.takes_form() {
+        super::media_request::read_form(op, req.headers(), body, path_model).await?
+    } else {
+        ModelRequest::parse(op, &body, path_model)?
+    };
+    if request.model.is_empty() {
+        // A moderation may leave its model out (LiteLLM picks one).
+        request.model = super::media_request::default_moderation_model(state)?;
+    }
     if let Some(hit) = super::cached::consult(ctx, &caller, op, &mut request, trace).await? {
         return Ok(hit);
     }
