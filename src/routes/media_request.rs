@@ -208,6 +208,7 @@ pub fn default_moderation_model(state: &AppState) -> Result<String, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_web::ResponseError;
 
     fn fields(text: &str) -> Map<String, Json> {
         serde_json::from_str(text).unwrap()
