@@ -102,9 +102,8 @@ impl Serialize for Body<'_> {
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("model", self.model)?;
         let v2 = self.dialect == Dialect::CohereV2;
-        let sent = |k: &String| {
-            !self.skip.iter().any(|s| s == k) && !(v2 && V1_ONLY.contains(&k.as_str()))
-        };
+        let v1_only = |k: &String| v2 && V1_ONLY.contains(&k.as_str());
+        let sent = |k: &String| !(self.skip.iter().any(|s| s == k) || v1_only(k));
         let rank_fields = self
             .fields
             .get("rank_fields")
