@@ -235,3 +235,48 @@ async fn a_failing_image_group_falls_back_to_another_and_cools_down() {
     .await;
     assert!(counted, "the failing deployment's failure is counted");
 }
+
+#[actix_rt::test]
+async fn the_logging_callbacks_hear_of_an_image_request_with_its_call_type_and_cost() {
+    let up = MediaUpstream::start();
+    let models = deployment("painter", "openai/dall-e-3", &up.v1(), "");
+    let extra = format!(
+        "litellm_settings:\n  success_callback: [generic_api]\nenvironment_variables:\n  GENERIC_LOGGER_ENDPOINT: '{}/log'\n",
+        up.base
+    );
+    let gw = Gateway::start(&media_config(&models, &TestDb::sqlite().url, &extra)).await;
+
+    let r = gw
+        .post(
+            "/v1/images/generations",
+            Some(MASTER),
+            &json!({"model": "painter", "prompt": "a cat", "quality": "hd"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let logged = || {
+        up.calls()
+            .iter()
+            .filter(|c| c.path == "/log")
+            .flat_map(|c| c.json().as_array().cloned().unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    let heard = eventually(std::time::Duration::from_secs(10), async || {
+        !logged().is_empty()
+    })
+    .await;
+    assert!(heard, "the callback heard nothing");
+    let event = &logged()[0];
+    assert_eq!(event["call_type"], "aimage_generation");
+    assert_eq!(event["model_group"], "painter");
+    let cost: f64 = r
+        .header("x-litellm-response-cost")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (event["response_cost"].as_f64().unwrap() - cost).abs() < 1e-12,
+        "{event}"
+    );
+}
