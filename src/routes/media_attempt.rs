@@ -29,7 +29,9 @@ impl Attempt<'_> {
         }
         let field = |k: &str| self.request.fields.get(k).and_then(Json::as_str);
         let (provider, name) = d.priced_as(model);
-        unit_pricing::image_prices(provider, name, field("size"), field("quality"), units)
+        // OpenAI's default size, as `media::request_measures` counts the pixels.
+        let size = field("size").or(Some("1024x1024"));
+        unit_pricing::image_prices(provider, name, size, field("quality"), units)
     }
 
     /// What the request itself tells of its cost, tokens counted only when they are priced.
