@@ -333,3 +333,41 @@ async fn audio_errors_are_in_the_contract_shape_and_an_oversized_upload_is_a_413
     assert_eq!(no_input.json()["error"]["param"], "input");
     assert!(up.calls().is_empty());
 }
+
+#[actix_rt::test]
+async fn health_checks_call_transcribers_speakers_and_rerankers_on_their_own_routes() {
+    let up = MediaUpstream::start();
+    let models = format!(
+        "  - model_name: whisper\n    litellm_params: {{model: openai/whisper-1, api_base: '{0}/v1', api_key: k}}\n    model_info: {{mode: audio_transcription}}\n  - model_name: voice\n    litellm_params: {{model: openai/tts-1, api_base: '{0}/v1', api_key: k}}\n    model_info: {{mode: audio_speech}}\n  - model_name: reranker\n    litellm_params: {{model: cohere/rerank-v3.5, api_base: '{0}', api_key: k}}\n    model_info: {{mode: rerank}}\n",
+        up.base
+    );
+    let gw = Gateway::start(&media_config(&models, &TestDb::sqlite().url, "")).await;
+
+    let r = gw.get("/health", Some(MASTER)).await;
+
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        (
+            r.json()["healthy_count"].as_u64(),
+            r.json()["unhealthy_count"].as_u64()
+        ),
+        (Some(3), Some(0)),
+        "{}",
+        r.text
+    );
+    let mut paths: Vec<String> = up.calls().iter().map(|c| c.path.clone()).collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        ["/v1/audio/speech", "/v1/audio/transcriptions", "/v2/rerank"]
+    );
+    let upload = up
+        .calls()
+        .into_iter()
+        .find(|c| c.path.ends_with("/transcriptions"))
+        .unwrap();
+    let parts = upload.form().await;
+    assert!(parts
+        .iter()
+        .any(|(name, file, data)| name == "file" && file.is_some() && data.starts_with(b"RIFF")));
+}

@@ -207,6 +207,16 @@ pub fn speech(fields: &Map<String, Json>) -> (&'static str, Bytes) {
     }
 }
 
+/// A tenth of a second of silence as a WAV upload: what a transcriber's health check sends.
+pub fn probe_upload() -> Upload {
+    Upload {
+        field: "file".into(),
+        filename: "ping.wav".into(),
+        content_type: "audio/wav".into(),
+        data: silent_wav(),
+    }
+}
+
 /// A tenth of a second of silence as a 24 kHz mono 16-bit WAV.
 fn silent_wav() -> Bytes {
     let samples: u32 = 2400;
