@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
-use actix_web::HttpResponse;
+use actix_web::{HttpResponse, HttpResponseBuilder};
 use bytes::Bytes;
 use serde_json::Value as Json;
 
@@ -13,6 +13,16 @@ use crate::actors::{Charge, Lease};
 use crate::providers::media::{self, mock, relay::BinaryRelay};
 use crate::providers::{client, Operation, ProviderError};
 use crate::unit_pricing::{self, Metered, UnitPrices};
+
+/// A whole reply, ready to answer with.
+struct Whole<'a> {
+    content_type: &'a str,
+    body: Bytes,
+    /// What the call used.
+    metered: Metered,
+    /// How long the upstream took.
+    upstream: Duration,
+}
 
 impl Attempt<'_> {
     /// The per-unit prices of this call: for images, those of the request's size and quality
@@ -48,16 +58,17 @@ impl Attempt<'_> {
         media::request_measures(self.op, &self.request.fields, count)
     }
 
-    /// Answers with `body` as `content_type`: the lease and the charge are settled (the answer
-    /// waits until its spend is durable), with the cost and timing headers.
+    /// Answers with a whole reply: the lease and the charge are settled (the answer waits until
+    /// its spend is durable), with the cost and timing headers.
     async fn settle_whole(
         &self,
-        (slot, charge): (&mut Option<Lease>, &mut Option<Charge>),
-        (model, metered): (&str, Metered),
-        (status_headers, upstream): (actix_web::HttpResponseBuilder, Duration),
-        (content_type, body): (&str, Bytes),
+        slot: &mut Option<Lease>,
+        charge: &mut Option<Charge>,
+        model: &str,
+        mut builder: HttpResponseBuilder,
+        whole: Whole<'_>,
     ) -> HttpResponse {
-        let mut builder = status_headers;
+        let metered = whole.metered;
         let units = self.unit_prices(model);
         let cost = unit_pricing::cost(self.op, &units, self.deployment.price_for(model), &metered);
         if let Some(lease) = slot.as_mut() {
@@ -68,11 +79,11 @@ impl Attempt<'_> {
         }
         self.spend_headers(&mut builder, cost);
         if let Some(mut c) = charge.take() {
-            c.capture_reply(|| serde_json::from_slice(&body).ok());
+            c.capture_reply(|| serde_json::from_slice(&whole.body).ok());
             c.succeed(metered.usage, cost).await;
         }
-        self.timing_headers(&mut builder, upstream);
-        builder.content_type(content_type).body(body)
+        self.timing_headers(&mut builder, whole.upstream);
+        builder.content_type(whole.content_type).body(whole.body)
     }
 
     /// A `mock_response` reply in the route's shape, priced as the real one would be.
@@ -114,13 +125,13 @@ impl Attempt<'_> {
                 )
             }
         };
-        self.settle_whole(
-            (slot, charge),
-            (model, m),
-            (builder, Duration::ZERO),
-            (content_type, body),
-        )
-        .await
+        let whole = Whole {
+            content_type,
+            body,
+            metered: m,
+            upstream: Duration::ZERO,
+        };
+        self.settle_whole(slot, charge, model, builder, whole).await
     }
 
     /// The upstream call: the reply read whole (a transcript as the upstream wrote it, JSON or
@@ -214,13 +225,12 @@ impl Attempt<'_> {
         } else {
             upstream_type.unwrap_or_else(|| "text/plain; charset=utf-8".to_owned())
         };
-        Ok(self
-            .settle_whole(
-                (slot, charge),
-                (model, m),
-                (builder, started.elapsed()),
-                (&content_type, body),
-            )
-            .await)
+        let whole = Whole {
+            content_type: &content_type,
+            body,
+            metered: m,
+            upstream: started.elapsed(),
+        };
+        Ok(self.settle_whole(slot, charge, model, builder, whole).await)
     }
 }
