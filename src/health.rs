@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value as Json};
 
 use crate::config::Deployment;
 use crate::providers::request::{prepare, DropPolicy};
-use crate::providers::{client, mock, Operation, ProviderKind};
+use crate::providers::{client, media, mock, Operation, ProviderKind};
 use crate::shared::events::Event;
 use crate::state::AppState;
 
@@ -96,18 +96,34 @@ async fn check_one(
     }
 }
 
-/// The minimal request for deployment `d`, by its `model_info.mode`.
+/// The minimal request for deployment `d`, by its `model_info.mode` (LiteLLM's modes: an image
+/// model's check makes one image, a transcriber's hears a tenth of a second of silence).
 fn probe(d: &Deployment) -> (Operation, Map<String, Json>) {
     let mode = d.model_info.get("mode").and_then(Json::as_str);
-    let fields = match mode {
-        Some("embedding") => json!({"input": ["ping"]}),
-        Some("completion") => json!({"prompt": "ping", "max_tokens": 1}),
-        _ => json!({"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}),
-    };
-    let op = match mode {
-        Some("embedding") => Operation::Embedding,
-        Some("completion") => Operation::Completion,
-        _ => Operation::Chat,
+    let (op, fields) = match mode {
+        Some("embedding") => (Operation::Embedding, json!({"input": ["ping"]})),
+        Some("completion") => (
+            Operation::Completion,
+            json!({"prompt": "ping", "max_tokens": 1}),
+        ),
+        Some("image_generation") => (
+            Operation::ImageGeneration,
+            json!({"prompt": "ping", "n": 1}),
+        ),
+        Some("audio_speech") => (
+            Operation::Speech,
+            json!({"input": "ping", "voice": "alloy"}),
+        ),
+        Some("audio_transcription") => (Operation::Transcription, json!({})),
+        Some("moderation") => (Operation::Moderation, json!({"input": "ping"})),
+        Some("rerank") => (
+            Operation::Rerank,
+            json!({"query": "ping", "documents": ["ping"]}),
+        ),
+        _ => (
+            Operation::Chat,
+            json!({"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}),
+        ),
     };
     let Json::Object(fields) = fields else {
         unreachable!("an object literal")
@@ -136,7 +152,16 @@ async fn call(
         always: &[],
         functions_to_prompt: false,
     };
-    let call = prepare(op, d, &d.upstream_model, &fields, false, &drop).map_err(|e| e.message)?;
+    let (call, form) = if op.is_media() {
+        let upload = op.takes_form().then(media::mock::probe_upload);
+        let m = media::prepare(op, d, &d.upstream_model, &fields, upload.as_ref(), &drop)
+            .map_err(|e| e.message)?;
+        (m.call, m.content_type)
+    } else {
+        let call =
+            prepare(op, d, &d.upstream_model, &fields, false, &drop).map_err(|e| e.message)?;
+        (call, None)
+    };
     let bearer = state
         .vertex_tokens
         .bearer_for(http, d, timeout)
@@ -146,6 +171,7 @@ async fn call(
         .as_deref()
         .map(|b| ("authorization", b))
         .into_iter()
+        .chain(form.as_deref().map(|ct| ("content-type", ct)))
         .collect();
     let mut reply = client::send_with(http, d, &call, &extra, timeout, MAX_BODY)
         .await

@@ -26,3 +26,4 @@ pub mod server;
 pub mod shared;
 pub mod state;
 pub mod tokens;
+pub mod unit_pricing;

@@ -24,10 +24,15 @@ struct RawTable {
 
 #[derive(Deserialize)]
 struct Entry {
+    // Images, speech, transcriptions and rerank are priced per unit and may have no token price.
+    #[serde(default)]
     input_cost_per_token: f64,
+    #[serde(default)]
     output_cost_per_token: f64,
     #[serde(default)]
     max_input_tokens: Option<u64>,
+    #[serde(flatten)]
+    units: crate::unit_pricing::UnitPrices,
 }
 
 #[derive(Default)]
@@ -130,6 +135,12 @@ pub fn lookup(provider: &str, model: &str) -> Option<Price> {
     })
 }
 
+/// The per-unit prices (per image, pixel, character, second, query) of `model` served by
+/// `provider`, resolved like [`lookup`]; `None` when the table has no entry.
+pub fn unit_prices(provider: &str, model: &str) -> Option<crate::unit_pricing::UnitPrices> {
+    table().resolve(provider, model).map(|e| e.units)
+}
+
 /// USD cost of a request: prompt tokens at the input price plus completion tokens at the output price.
 pub fn cost(price: Price, prompt_tokens: u64, completion_tokens: u64) -> f64 {
     prompt_tokens as f64 * price.input_cost_per_token
@@ -168,6 +179,7 @@ mod tests {
         "cohere",
         "ollama",
         "huggingface",
+        "jina_ai",
     ];
 
     fn price(input: f64, output: f64) -> Price {
@@ -204,7 +216,17 @@ mod tests {
             assert!(!model.is_empty(), "{key}: empty model");
             let mode = entry["mode"].as_str().unwrap_or_default();
             assert!(
-                ["chat", "completion", "embedding"].contains(&mode),
+                [
+                    "chat",
+                    "completion",
+                    "embedding",
+                    "image_generation",
+                    "audio_speech",
+                    "audio_transcription",
+                    "moderation",
+                    "rerank"
+                ]
+                .contains(&mode),
                 "{key}: mode {mode:?}"
             );
         }

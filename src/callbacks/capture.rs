@@ -29,6 +29,12 @@ pub fn call_type(op: Operation) -> &'static str {
         Operation::Chat => "acompletion",
         Operation::Completion => "atext_completion",
         Operation::Embedding => "aembedding",
+        Operation::ImageGeneration => "aimage_generation",
+        Operation::Speech => "aspeech",
+        Operation::Transcription => "atranscription",
+        Operation::Translation => "atranslation",
+        Operation::Moderation => "amoderation",
+        Operation::Rerank => "arerank",
     }
 }
 
@@ -47,7 +53,11 @@ impl CallLog {
         let prompt_field = match op {
             Operation::Chat => "messages",
             Operation::Completion => "prompt",
-            Operation::Embedding => "input",
+            Operation::Embedding | Operation::Speech | Operation::Moderation => "input",
+            Operation::ImageGeneration | Operation::Transcription | Operation::Translation => {
+                "prompt"
+            }
+            Operation::Rerank => "query",
         };
         let messages = if feed.logs_messages() {
             fields.get(prompt_field).cloned()

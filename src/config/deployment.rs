@@ -160,6 +160,11 @@ pub struct Deployment {
     pub is_wildcard: bool,
     /// Per-token prices: the config's, else the price table's (Azure through `base_model`).
     pub price: Option<Price>,
+    /// Per-unit prices (image, character, second, query): each the config's, else the table's.
+    pub units: crate::unit_pricing::UnitPrices,
+    /// The model the price table knows this deployment as (`model_info.base_model`, else the
+    /// upstream model), with its provider: images are priced by size and quality under it.
+    pub priced_as: (String, String),
     /// Vertex AI's project, region and service account (`vertex_ai/` deployments only).
     pub vertex: Option<vertex_ai::Settings>,
     /// Bedrock's AWS credentials and region, for SigV4 (`bedrock/` deployments without an
@@ -460,6 +465,15 @@ impl Deployment {
                 None => pricing::lookup(provider.name(), &upstream_model),
             }
         });
+        let priced_as = match a.model_info.get("base_model").and_then(Json::as_str) {
+            Some(b) => match kind::parse_model(b) {
+                Some((k, m)) if b.contains('/') => (k.name().to_owned(), m.to_owned()),
+                _ => (provider.name().to_owned(), b.to_owned()),
+            },
+            None => (provider.name().to_owned(), upstream_model.clone()),
+        };
+        let units = crate::unit_pricing::UnitPrices::configured(&public_params, &a.model_info)
+            .or(pricing::unit_prices(&priced_as.0, &priced_as.1).unwrap_or_default());
         let context_window = a
             .model_info
             .get("max_input_tokens")
@@ -513,6 +527,8 @@ impl Deployment {
             public_params,
             model_info: a.model_info,
             price,
+            units,
+            priced_as,
             vertex: None,
             aws: None,
         })
@@ -525,6 +541,24 @@ impl Deployment {
             return pricing::lookup(self.provider.name(), upstream_model);
         }
         self.price
+    }
+
+    /// The per-unit prices of a call to this deployment; a wildcard deployment is priced by the
+    /// model the request named (its configured prices still win).
+    pub fn units_for(&self, upstream_model: &str) -> crate::unit_pricing::UnitPrices {
+        if self.is_wildcard {
+            let table = pricing::unit_prices(self.provider.name(), upstream_model);
+            return self.units.or(table.unwrap_or_default());
+        }
+        self.units
+    }
+
+    /// The provider and model the price table prices a call to this deployment under.
+    pub fn priced_as<'a>(&'a self, upstream_model: &'a str) -> (&'a str, &'a str) {
+        if self.is_wildcard {
+            return (self.provider.name(), upstream_model);
+        }
+        (&self.priced_as.0, &self.priced_as.1)
     }
 
     /// What routing needs to know of this deployment: weight, limits, size and price.

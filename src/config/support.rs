@@ -117,6 +117,13 @@ pub const LITELLM_PARAMS: &[(&str, SettingStatus)] = &[
     ("headers", Y),
     ("input_cost_per_token", Y),
     ("output_cost_per_token", Y),
+    // Per-unit prices of images, speech, transcriptions and rerank (`unit_pricing`).
+    ("input_cost_per_character", Y),
+    ("output_cost_per_image", Y),
+    ("input_cost_per_image", Y),
+    ("input_cost_per_pixel", Y),
+    ("input_cost_per_second", Y),
+    ("input_cost_per_query", Y),
     ("mock_response", Y),
     // A custom chat template (LiteLLM's `custom_prompt`): read by Hugging Face's raw `generate`.
     ("initial_prompt_value", Y),
@@ -156,6 +163,12 @@ const MODEL_INFO: &[(&str, SettingStatus)] = &[
     ("base_model", Y),
     ("input_cost_per_token", Y),
     ("output_cost_per_token", Y),
+    ("input_cost_per_character", Y),
+    ("output_cost_per_image", Y),
+    ("input_cost_per_image", Y),
+    ("input_cost_per_pixel", Y),
+    ("input_cost_per_second", Y),
+    ("input_cost_per_query", Y),
     ("max_input_tokens", Y),
 ];
 

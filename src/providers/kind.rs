@@ -120,6 +120,13 @@ pub static FLAVORS: &[Flavor] = &[
         base_env: &["CEREBRAS_API_BASE"],
     },
     Flavor {
+        prefix: "jina_ai",
+        display: "JinaAI",
+        default_base: Some("https://api.jina.ai/v1"),
+        key_env: &["JINA_AI_API_KEY", "JINA_API_KEY"],
+        base_env: &["JINA_AI_API_BASE"],
+    },
+    Flavor {
         prefix: "lm_studio",
         display: "LMStudio",
         default_base: Some("http://localhost:1234/v1"),

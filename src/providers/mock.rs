@@ -111,6 +111,7 @@ pub fn reply(op: Operation, model: &str, content: &str) -> Json {
             "model": model,
             "usage": {"prompt_tokens": MOCK_USAGE.prompt_tokens, "total_tokens": MOCK_USAGE.prompt_tokens},
         }),
+        media => super::media::mock::reply(media, model, content, &serde_json::Map::new()),
     }
 }
 

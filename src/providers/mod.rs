@@ -10,6 +10,7 @@ mod error;
 pub mod gemini;
 pub mod huggingface;
 pub mod kind;
+pub mod media;
 pub mod mock;
 pub mod ollama;
 pub mod request;
@@ -22,7 +23,7 @@ use serde::{Deserialize, Serialize};
 pub use error::{ErrorKind, ProviderError};
 pub use kind::ProviderKind;
 
-/// The three OpenAI operations the gateway serves.
+/// The OpenAI (and Cohere rerank) operations the gateway serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
     /// `/chat/completions`.
@@ -31,6 +32,18 @@ pub enum Operation {
     Completion,
     /// `/embeddings`.
     Embedding,
+    /// `/images/generations`.
+    ImageGeneration,
+    /// `/audio/speech`: JSON in, audio out.
+    Speech,
+    /// `/audio/transcriptions`: a multipart upload in.
+    Transcription,
+    /// `/audio/translations`: a multipart upload in.
+    Translation,
+    /// `/moderations`.
+    Moderation,
+    /// `/rerank`: Cohere's rerank format.
+    Rerank,
 }
 
 impl Operation {
@@ -40,7 +53,24 @@ impl Operation {
             Self::Chat => "/chat/completions",
             Self::Completion => "/completions",
             Self::Embedding => "/embeddings",
+            Self::ImageGeneration => "/images/generations",
+            Self::Speech => "/audio/speech",
+            Self::Transcription => "/audio/transcriptions",
+            Self::Translation => "/audio/translations",
+            Self::Moderation => "/moderations",
+            Self::Rerank => "/rerank",
         }
+    }
+
+    /// Images, audio, moderations and rerank: built, sent and priced by [`media`], not
+    /// translated into chat.
+    pub fn is_media(self) -> bool {
+        !matches!(self, Self::Chat | Self::Completion | Self::Embedding)
+    }
+
+    /// Whether the request arrives as `multipart/form-data` (an audio upload).
+    pub fn takes_form(self) -> bool {
+        matches!(self, Self::Transcription | Self::Translation)
     }
 }
 

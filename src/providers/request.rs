@@ -125,7 +125,7 @@ impl Serialize for Outgoing<'_> {
 
 /// Joins `base` and `route` unless `base` already ends with the route; a query string on the
 /// base stays at the end.
-fn join(base: &str, route: &str) -> String {
+pub(crate) fn join(base: &str, route: &str) -> String {
     let (path, query) = match base.split_once('?') {
         Some((p, q)) => (p.trim_end_matches('/'), Some(q)),
         None => (base, None),

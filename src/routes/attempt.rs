@@ -82,7 +82,32 @@ fn cost_of(deployment: &Deployment, model: &str, usage: Usage) -> f64 {
 }
 
 impl Attempt<'_> {
-    fn whole_timeout(&self) -> Duration {
+    /// What to do with fields the deployment cannot take: the request's `drop_params` wins over
+    /// the deployment's, which wins over the global one; `additional_drop_params` from both
+    /// (gathered in `never` when both have some) are never sent.
+    pub(super) fn drop_policy<'s>(&'s self, never: &'s mut Vec<String>) -> DropPolicy<'s> {
+        let d = self.deployment;
+        let settings = &self.ctx.state.settings;
+        let always = if d.additional_drop_params.is_empty() {
+            &self.request.gateway.additional_drop_params
+        } else {
+            never.clone_from(&d.additional_drop_params);
+            never.extend(self.request.gateway.additional_drop_params.iter().cloned());
+            &*never
+        };
+        DropPolicy {
+            unsupported: self
+                .request
+                .gateway
+                .drop_params
+                .or(d.drop_params)
+                .unwrap_or(settings.drop_params),
+            always,
+            functions_to_prompt: settings.add_function_to_prompt,
+        }
+    }
+
+    pub(super) fn whole_timeout(&self) -> Duration {
         self.request
             .gateway
             .timeout
@@ -137,7 +162,7 @@ impl Attempt<'_> {
 
     /// Waits for Redis's verdict, if one is on its way, and applies it; `Err` when it refused
     /// (the refusal is kept for `Gate::refusal`).
-    async fn pass_gate(
+    pub(super) async fn pass_gate(
         &self,
         slot: &mut Option<Lease>,
         charge: &mut Option<Charge>,
@@ -192,6 +217,9 @@ impl Attempt<'_> {
         if let Some(value) = mock_value {
             return match mock::interpret(value) {
                 mock::Mock::Fail(err) => Err(err),
+                mock::Mock::Reply(content) if self.op.is_media() => {
+                    Ok(self.media_mock(slot, charge, &model, content).await)
+                }
                 mock::Mock::Reply(content) => {
                     Ok(self.mock_reply(slot, charge, &model, content).await)
                 }
@@ -210,28 +238,13 @@ impl Attempt<'_> {
                 retry_after: None,
             });
         }
+        if self.op.is_media() {
+            return self.media_upstream(slot, charge, &model).await;
+        }
         let stream = self.request.stream;
         let settings = &self.ctx.state.settings;
-        // The request's `drop_params` wins over the deployment's, which wins over the global one;
-        // `additional_drop_params` from both are never sent.
-        let mut never: Vec<String>;
-        let always = if d.additional_drop_params.is_empty() {
-            &self.request.gateway.additional_drop_params
-        } else {
-            never = d.additional_drop_params.clone();
-            never.extend(self.request.gateway.additional_drop_params.iter().cloned());
-            &never
-        };
-        let drop = DropPolicy {
-            unsupported: self
-                .request
-                .gateway
-                .drop_params
-                .or(d.drop_params)
-                .unwrap_or(settings.drop_params),
-            always,
-            functions_to_prompt: settings.add_function_to_prompt,
-        };
+        let mut never = Vec::new();
+        let drop = self.drop_policy(&mut never);
         let call = prepare(self.op, d, &model, &self.request.fields, stream, &drop)?;
         log::debug!(
             "calling {} at {} for {} (deployment {})",
@@ -387,7 +400,7 @@ impl Attempt<'_> {
         cached::remember(self.ctx.state, self.request, self.fallbacks, body, usage);
     }
 
-    fn response_builder(
+    pub(super) fn response_builder(
         &self,
         status: StatusCode,
         provider_headers: &[(HeaderName, HeaderValue)],
@@ -424,14 +437,14 @@ impl Attempt<'_> {
     }
 
     /// `x-litellm-response-cost` and, for a key, `x-litellm-key-spend` (spend including this).
-    fn spend_headers(&self, b: &mut HttpResponseBuilder, cost: f64) {
+    pub(super) fn spend_headers(&self, b: &mut HttpResponseBuilder, cost: f64) {
         b.insert_header(("x-litellm-response-cost", cost.to_string()));
         if let Some(a) = self.admission {
             b.insert_header(("x-litellm-key-spend", (a.spend + cost).to_string()));
         }
     }
 
-    fn timing_headers(&self, b: &mut HttpResponseBuilder, upstream: Duration) {
+    pub(super) fn timing_headers(&self, b: &mut HttpResponseBuilder, upstream: Duration) {
         let total = self.ctx.started.elapsed();
         let ms = |d: Duration| format!("{:.3}", d.as_secs_f64() * 1000.0);
         b.insert_header(("x-litellm-response-duration-ms", ms(total)));

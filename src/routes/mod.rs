@@ -12,6 +12,9 @@ mod entities;
 mod fields;
 mod health;
 mod keys;
+mod media;
+mod media_attempt;
+mod media_request;
 pub(crate) mod messages;
 mod metrics;
 pub(crate) mod model_request;
@@ -74,6 +77,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(completions::embedding_at),
         );
     }
+    cfg.configure(media::configure);
     cfg.route("/key/generate", web::post().to(keys::generate))
         .route("/key/info", web::get().to(keys::info))
         .route("/key/update", web::post().to(keys::update))

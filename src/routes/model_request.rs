@@ -13,7 +13,7 @@ use crate::providers::Operation;
 use crate::routing::RequestFallbacks;
 
 /// Fields the gateway consumes and never forwards (COMPAT.md section 3).
-const GATEWAY_ONLY: &[&str] = &[
+pub(super) const GATEWAY_ONLY: &[&str] = &[
     "mock_response",
     "mock_timeout",
     "fallbacks",
@@ -79,16 +79,18 @@ pub struct ModelRequest {
     pub gateway: GatewayFields,
     /// Where the reply is to be cached, once the response cache has looked for it.
     pub cache_store: Option<StoreAs>,
+    /// The audio file of a transcription or translation (its other form fields are `fields`).
+    pub upload: Option<crate::providers::media::Upload>,
 }
 
-fn type_error(field: &str, expected: &str) -> ApiError {
+pub(super) fn type_error(field: &str, expected: &str) -> ApiError {
     ApiError::bad_request(
         format!("Invalid value for '{field}': expected {expected}"),
         Some(field),
     )
 }
 
-fn missing(field: &str) -> ApiError {
+pub(super) fn missing(field: &str) -> ApiError {
     ApiError::bad_request(
         format!("Missing required parameter: '{field}'"),
         Some(field),
@@ -149,13 +151,16 @@ impl ModelRequest {
             Some(Json::String(s)) => Some(s),
             Some(_) => return Err(type_error("model", "a string")),
         };
-        let model = path_model
-            .or(body_model)
-            .filter(|m| !m.is_empty())
-            .ok_or_else(|| missing("model"))?;
+        let model = path_model.or(body_model).filter(|m| !m.is_empty());
+        // A moderation may leave its model to the gateway (`media_request::default_model`).
+        let model = match model {
+            Some(m) => m,
+            None if op == Operation::Moderation => String::new(),
+            None => return Err(missing("model")),
+        };
         let stream = match fields.get("stream") {
             None | Some(Json::Null) => false,
-            Some(Json::Bool(b)) => *b && op != Operation::Embedding,
+            Some(Json::Bool(b)) => *b && !matches!(op, Operation::Embedding) && !op.is_media(),
             Some(_) => return Err(type_error("stream", "a boolean")),
         };
         let wants_stream_usage = match fields.get("stream_options") {
@@ -197,6 +202,7 @@ impl ModelRequest {
                 Some(Json::String(_) | Json::Array(_)) => {}
                 Some(_) => return Err(type_error("input", "a string or a list")),
             },
+            media => super::media_request::check(media, &fields)?,
         }
         let gateway = take_gateway_fields(&mut fields)?;
         Ok(Self {
@@ -206,6 +212,7 @@ impl ModelRequest {
             fields,
             gateway,
             cache_store: None,
+            upload: None,
         })
     }
 }
@@ -226,7 +233,9 @@ fn fallback_list(field: &str, v: &Json) -> Result<Vec<String>, ApiError> {
         .ok_or_else(|| type_error(field, "a list of model names"))
 }
 
-fn take_gateway_fields(fields: &mut Map<String, Json>) -> Result<GatewayFields, ApiError> {
+pub(super) fn take_gateway_fields(
+    fields: &mut Map<String, Json>,
+) -> Result<GatewayFields, ApiError> {
     let mut g = GatewayFields::default();
     for key in GATEWAY_ONLY {
         let Some(value) = fields.shift_remove(*key) else {

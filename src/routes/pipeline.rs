@@ -82,7 +82,7 @@ pub struct Call<'a> {
     pub started: Instant,
     /// The call id.
     pub call_id: &'a str,
-    /// Chat, completion or embedding.
+    /// The operation (chat, completion, embedding, images, audio, moderation, rerank).
     pub op: Operation,
 }
 
@@ -107,8 +107,18 @@ async fn serve(
         }
         Input::Body(body) => body,
     };
-    let mut request = ModelRequest::parse(op, &body, path_model)?;
-    drop(body);
+    let mut request = if op.takes_form() {
+        super::media_request::read_form(op, req.headers(), body, path_model).await?
+    } else {
+        let parsed = ModelRequest::parse(op, &body, path_model)?;
+        // The body is not needed any more: a long request does not hold it.
+        drop(body);
+        parsed
+    };
+    if request.model.is_empty() {
+        // A moderation may leave its model out (LiteLLM picks one).
+        request.model = super::media_request::default_moderation_model(state)?;
+    }
     let principals = request.principals(req);
     if let Some(hit) =
         super::cached::consult(ctx, &caller, op, &mut request, &principals, trace).await?

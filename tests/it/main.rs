@@ -3,6 +3,7 @@
 mod support;
 
 mod anthropic;
+mod audio;
 mod auth;
 mod bedrock;
 mod cache;
@@ -22,14 +23,17 @@ mod gemini;
 mod governance;
 mod health;
 mod huggingface;
+mod images;
 mod instances;
 mod journal;
 mod keys;
 mod messages;
 mod metrics;
 mod mock_response;
+mod moderations;
 mod ollama;
 mod providers;
+mod rerank;
 mod routing;
 mod security;
 mod shared_script;

@@ -127,6 +127,11 @@ def gateway_config(upstream_url: str) -> str:
         + deployment("ollama-generate-test", "ollama/llama3.2", base=ollama_base)
         + deployment("ollama-embed-test", "ollama/all-minilm", base=ollama_base)
         + deployment("ollama-missing", "ollama_chat/missing-model", base=ollama_base)
+        + deployment("image-test", "openai/dall-e-3")
+        + deployment("tts-test", "openai/tts-1")
+        + deployment("whisper-test", "openai/whisper-1")
+        + deployment("moderation-test", "openai/omni-moderation-latest")
+        + deployment("rerank-test", "cohere/rerank-v3.5", base=ollama_base)
         + "  - model_name: mocked-429\n"
         + "    litellm_params: {model: openai/x, mock_response: \"litellm.RateLimitError\"}\n"
         + "litellm_settings:\n"

@@ -17,6 +17,11 @@ Routes (each with and without the `/v1` prefix):
 - `POST /model/{id}/converse`, `/model/{id}/converse-stream`: AWS Bedrock's Converse API,
   answered from the recorded fixtures in tests/fixtures/bedrock (the stream as binary
   `application/vnd.amazon.eventstream` frames).
+- `POST /images/generations`, `/audio/speech`, `/audio/transcriptions`, `/audio/translations`,
+  `/moderations`: answered from the recorded fixtures in tests/fixtures/openai (speech as audio
+  chunks with `audio/mpeg`; uploads read as multipart forms, transcripts as JSON or text by
+  `response_format`); `POST /rerank`, `/v2/rerank`: Cohere's rerank, from
+  tests/fixtures/cohere.
 - `GET /models`: the three working test models.
 
 Failure on demand, chosen by the request's `model` (the gateway sends the deployment's model):
@@ -32,6 +37,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import email.parser
+import email.policy
 import json
 import socket
 import struct
@@ -84,6 +91,9 @@ VERTEX_ACCESS_TOKEN = "ya29.sdk-test"
 HUGGINGFACE_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "huggingface"
 COHERE_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cohere"
 BEDROCK_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bedrock"
+
+OPENAI_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openai"
+SPEECH_CHUNKS = [b"ID3\x04sdk-audio-one|", b"sdk-audio-two|", b"sdk-audio-three"]
 
 # Ollama's native API is answered from the recorded fixtures too.
 OLLAMA_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ollama"
@@ -263,6 +273,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.upstream.record(RecordedRequest("POST", self.path, _lowercase(self.headers), raw.decode("latin-1")))
             self._send_json(200, {"access_token": VERTEX_ACCESS_TOKEN, "expires_in": 3600, "token_type": "Bearer"})
             return
+        if self.headers.get("content-type", "").startswith("multipart/form-data"):
+            self._upload(raw)
+            return
         try:
             body = json.loads(raw) if raw else {}
         except ValueError:
@@ -299,10 +312,57 @@ class _Handler(BaseHTTPRequestHandler):
             self._ollama(route, body)
         elif route in ("/generate", "/generate_stream"):
             self._tgi(route)
+        elif route == "/images/generations":
+            self._images(body)
+        elif route == "/audio/speech":
+            self._speech()
+        elif route == "/moderations":
+            self._send_json(200, _fixture_reply(OPENAI_FIXTURES / "moderation.json"))
+        elif route in ("/rerank", "/v2/rerank"):
+            self._send_json(200, _fixture_reply(COHERE_FIXTURES / "rerank_v2.json"))
         else:
             self._send_error(404, f"no route POST {self.path}", "invalid_request_error")
 
     # --- endpoints ----------------------------------------------------------------------
+
+    def _upload(self, raw: bytes) -> None:
+        """A transcription or translation: a multipart form with the audio in `file`."""
+        form = parse_form(self.headers.get("content-type", ""), raw)
+        self.upstream.record(RecordedRequest("POST", self.path, _lowercase(self.headers), form))
+        if "file" not in form:
+            self._send_error(400, "'file' is required", "invalid_request_error", "file")
+            return
+        transcript = _fixture_reply(OPENAI_FIXTURES / "transcription_verbose.json")
+        response_format = form.get("response_format", "json")
+        if response_format == "verbose_json":
+            self._send_json(200, transcript)
+        elif response_format in ("text", "srt", "vtt"):
+            raw_text = (transcript["text"] + "\n").encode()
+            self.send_response(200)
+            self.send_header("content-type", "text/plain; charset=utf-8")
+            self.send_header("content-length", str(len(raw_text)))
+            self.send_header(MARKER_HEADER, MARKER_VALUE)
+            self.end_headers()
+            self.wfile.write(raw_text)
+        else:
+            self._send_json(200, {"text": transcript["text"]})
+
+    def _images(self, body: dict[str, Any]) -> None:
+        name = "images_gpt_image_1.json" if "gpt-image" in str(body.get("model", "")) else "images_dall_e_3.json"
+        reply = _fixture_reply(OPENAI_FIXTURES / name)
+        reply["data"] = reply["data"][:1] * int(body.get("n") or 1)
+        self._send_json(200, reply)
+
+    def _speech(self) -> None:
+        self.send_response(200)
+        self.send_header("content-type", "audio/mpeg")
+        self.send_header("transfer-encoding", "chunked")
+        self.send_header(MARKER_HEADER, MARKER_VALUE)
+        self.end_headers()
+        for chunk in SPEECH_CHUNKS:
+            self._write_chunk(chunk)
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
     def _gemini(self, route: str) -> None:
         if ":generateContent" in route:
@@ -505,6 +565,30 @@ OLLAMA_ROUTES: dict[str, tuple[str, str | None]] = {
     "/api/generate": ("reply_generate.json", "stream_generate.ndjson"),
     "/api/embed": ("reply_embed.json", None),
 }
+
+
+def _fixture_reply(path: Path) -> Any:
+    return json.loads(path.read_text())["reply"]
+
+
+def parse_form(content_type: str, raw: bytes) -> dict[str, Any]:
+    """A multipart form's fields: text as str, `name[]` fields as lists, files as
+    `{"filename", "content_type", "data"}` (the bytes as latin-1 text, so it records as JSON)."""
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"content-type: " + content_type.encode() + b"\r\n\r\n" + raw
+    )
+    form: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True) or b""
+        filename = part.get_filename()
+        if filename is not None:
+            form[name] = {"filename": filename, "content_type": part.get_content_type(), "data": data.decode("latin-1")}
+        elif name.endswith("[]"):
+            form.setdefault(name, []).append(data.decode())
+        else:
+            form[name] = data.decode()
+    return form
 
 
 def _lowercase(headers: Any) -> dict[str, str]:

@@ -4,6 +4,7 @@ pub mod binary;
 pub mod db;
 pub mod faulty;
 pub mod gateway;
+pub mod media_upstream;
 pub mod raw_client;
 pub mod redis_counts;
 pub mod tcp_proxy;
