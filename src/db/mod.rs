@@ -1,6 +1,7 @@
 //! Storage: one enum over the PostgreSQL and SQLite pools, migrations at startup, queries.
 
 pub mod audit;
+pub mod files;
 mod handle;
 pub mod keys;
 pub mod models;
