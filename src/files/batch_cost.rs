@@ -93,8 +93,8 @@ impl OutputUsage {
 /// deployment's price.
 pub fn batch_price(price: Option<Price>, model_info: &Json) -> Option<Price> {
     let set = |k: &str| model_info.get(k).and_then(Json::as_f64);
-    let input = set("input_cost_per_token_batches")
-        .or_else(|| price.map(|p| p.input_cost_per_token / 2.0));
+    let input =
+        set("input_cost_per_token_batches").or_else(|| price.map(|p| p.input_cost_per_token / 2.0));
     let output = set("output_cost_per_token_batches")
         .or_else(|| price.map(|p| p.output_cost_per_token / 2.0));
     match (input, output) {

@@ -90,7 +90,10 @@ mod tests {
     use super::*;
 
     fn page(ids: &[&str], has_more: bool) -> Json {
-        let data: Vec<Json> = ids.iter().map(|i| json!({"id": i, "object": "file"})).collect();
+        let data: Vec<Json> = ids
+            .iter()
+            .map(|i| json!({"id": i, "object": "file"}))
+            .collect();
         json!({"object": "list", "data": data, "has_more": has_more})
     }
 
@@ -132,7 +135,11 @@ mod tests {
     fn reading_stops_after_max_pages_saying_there_is_more() {
         let mut c = Collect::new(owned(&["z"]), 1);
         for n in 1..MAX_PAGES {
-            assert_eq!(c.take(&page(&["x"], true)), Ok(Some("x".into())), "page {n}");
+            assert_eq!(
+                c.take(&page(&["x"], true)),
+                Ok(Some("x".into())),
+                "page {n}"
+            );
         }
         assert_eq!(c.take(&page(&["x"], true)), Ok(None));
         let list = c.finish();

@@ -79,10 +79,12 @@ fn param(header: &str, key: &str) -> Option<String> {
             return None;
         }
         let v = v.trim();
-        Some(match v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
-            Some(quoted) => quoted.replace("\\\"", "\"").replace("\\\\", "\\"),
-            None => v.to_owned(),
-        })
+        Some(
+            match v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+                Some(quoted) => quoted.replace("\\\"", "\"").replace("\\\\", "\\"),
+                None => v.to_owned(),
+            },
+        )
     })
 }
 
@@ -110,11 +112,14 @@ impl Form {
                 at += 1;
             }
             if b.get(at..at + 2) != Some(b"\r\n") {
-                return Err(FormError::Malformed("a boundary is not followed by a line break"));
+                return Err(FormError::Malformed(
+                    "a boundary is not followed by a line break",
+                ));
             }
             let start = at + 2;
-            let end = find(b, &next_delimiter, start)
-                .ok_or(FormError::Malformed("the body ends before its closing boundary"))?;
+            let end = find(b, &next_delimiter, start).ok_or(FormError::Malformed(
+                "the body ends before its closing boundary",
+            ))?;
             parts.push(Self::part(b, start..end)?);
             at = end + next_delimiter.len();
         }
@@ -189,7 +194,11 @@ impl Form {
     /// there, else the kept parts' bytes (shared, not copied) between fresh delimiters of the
     /// same boundary, so the content type stays the client's.
     pub fn without(&self, dropped: &[&str]) -> Vec<Bytes> {
-        if !self.parts.iter().any(|p| dropped.contains(&p.name.as_str())) {
+        if !self
+            .parts
+            .iter()
+            .any(|p| dropped.contains(&p.name.as_str()))
+        {
             return vec![self.body.clone()];
         }
         let open = Bytes::from(format!("--{}\r\n", self.boundary));
@@ -205,7 +214,11 @@ impl Form {
         }
         let mut chunks = Vec::with_capacity(kept.len() * 2 + 1);
         for (i, p) in kept.iter().enumerate() {
-            chunks.push(if i == 0 { open.clone() } else { between.clone() });
+            chunks.push(if i == 0 {
+                open.clone()
+            } else {
+                between.clone()
+            });
             chunks.push(self.body.slice(p.raw.clone()));
         }
         chunks.push(close);
@@ -277,12 +290,13 @@ mod tests {
             ]),
         )
         .unwrap();
-        let out: Vec<u8> = form
-            .without(&["model", "custom_llm_provider"])
-            .concat();
+        let out: Vec<u8> = form.without(&["model", "custom_llm_provider"]).concat();
         assert_eq!(
             Bytes::from(out.clone()),
-            body(&[("purpose", None, b"batch"), ("file", Some("in.jsonl"), file)])
+            body(&[
+                ("purpose", None, b"batch"),
+                ("file", Some("in.jsonl"), file)
+            ])
         );
         let again = Form::parse(CT, Bytes::from(out)).unwrap();
         assert_eq!(again.parts().len(), 2);
@@ -293,8 +307,11 @@ mod tests {
     fn the_boundary_may_be_quoted_and_a_preamble_is_skipped() {
         let mut raw = b"ignored preamble\r\n".to_vec();
         raw.extend_from_slice(&body(&[("purpose", None, b"fine-tune")]));
-        let form = Form::parse("Multipart/Form-Data; charset=utf-8; boundary=\"XyZ\"", raw.into())
-            .unwrap();
+        let form = Form::parse(
+            "Multipart/Form-Data; charset=utf-8; boundary=\"XyZ\"",
+            raw.into(),
+        )
+        .unwrap();
         assert_eq!(form.text("purpose").as_deref(), Some("fine-tune"));
     }
 
@@ -313,11 +330,19 @@ mod tests {
             Err(FormError::Malformed(_))
         ));
         assert!(matches!(
-            Form::parse(CT, Bytes::from_static(b"--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nunterminated")),
+            Form::parse(
+                CT,
+                Bytes::from_static(
+                    b"--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nunterminated"
+                )
+            ),
             Err(FormError::Malformed(_))
         ));
         assert!(matches!(
-            Form::parse(CT, Bytes::from_static(b"--XyZ\r\nContent-Type: text/plain\r\n\r\nx\r\n--XyZ--")),
+            Form::parse(
+                CT,
+                Bytes::from_static(b"--XyZ\r\nContent-Type: text/plain\r\n\r\nx\r\n--XyZ--")
+            ),
             Err(FormError::Malformed(_))
         ));
     }

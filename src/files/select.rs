@@ -237,7 +237,13 @@ mod tests {
         let s = settings();
         let catalog = Catalog::new(&s.deployments, false);
         for roll in [0.0, 0.5, 0.99] {
-            let c = choose(&catalog, &s.deployments, &wanted(Some("chat"), None), None, roll);
+            let c = choose(
+                &catalog,
+                &s.deployments,
+                &wanted(Some("chat"), None),
+                None,
+                roll,
+            );
             assert_eq!(c.unwrap().index, 1, "only the azure deployment holds files");
         }
     }
@@ -249,9 +255,21 @@ mod tests {
         let open = choose(&catalog, &s.deployments, &Wanted::default(), None, 0.0).unwrap();
         assert_eq!(open.index, 3, "openai is the default provider");
         let limited = key(&["gpt-b"]);
-        let c = choose(&catalog, &s.deployments, &Wanted::default(), Some(&limited), 0.0);
+        let c = choose(
+            &catalog,
+            &s.deployments,
+            &Wanted::default(),
+            Some(&limited),
+            0.0,
+        );
         assert_eq!(c.unwrap().index, 4);
-        let azure = choose(&catalog, &s.deployments, &wanted(None, Some("Azure")), None, 0.0);
+        let azure = choose(
+            &catalog,
+            &s.deployments,
+            &wanted(None, Some("Azure")),
+            None,
+            0.0,
+        );
         assert_eq!(azure.unwrap().index, 1);
     }
 
@@ -260,9 +278,21 @@ mod tests {
         let s = settings();
         let catalog = Catalog::new(&s.deployments, false);
         let k = key(&["gpt-b", "fast"]);
-        let denied = choose(&catalog, &s.deployments, &wanted(Some("gpt"), None), Some(&k), 0.0);
+        let denied = choose(
+            &catalog,
+            &s.deployments,
+            &wanted(Some("gpt"), None),
+            Some(&k),
+            0.0,
+        );
         assert!(matches!(denied, Err(ApiError::Key(Rejection::ModelDenied(m))) if m == "gpt"));
-        let alias = choose(&catalog, &s.deployments, &wanted(Some("fast"), None), Some(&k), 0.0);
+        let alias = choose(
+            &catalog,
+            &s.deployments,
+            &wanted(Some("fast"), None),
+            Some(&k),
+            0.0,
+        );
         assert_eq!(alias.unwrap().index, 4);
     }
 
@@ -270,12 +300,30 @@ mod tests {
     fn calls_no_deployment_can_take_are_400s_naming_what_to_send() {
         let s = settings();
         let catalog = Catalog::new(&s.deployments, false);
-        let groq = choose(&catalog, &s.deployments, &wanted(Some("groq"), None), None, 0.0);
+        let groq = choose(
+            &catalog,
+            &s.deployments,
+            &wanted(Some("groq"), None),
+            None,
+            0.0,
+        );
         assert!(matches!(groq, Err(ApiError::BadRequest { param: Some(p), .. }) if p == "model"));
-        let unknown = choose(&catalog, &s.deployments, &wanted(Some("nope"), None), None, 0.0);
+        let unknown = choose(
+            &catalog,
+            &s.deployments,
+            &wanted(Some("nope"), None),
+            None,
+            0.0,
+        );
         assert!(matches!(unknown, Err(ApiError::UnknownModel(_))));
-        let none = choose(&catalog, &s.deployments, &Wanted::default(), Some(&key(&["chat"])), 0.0)
-            .map(|c| c.index);
+        let none = choose(
+            &catalog,
+            &s.deployments,
+            &Wanted::default(),
+            Some(&key(&["chat"])),
+            0.0,
+        )
+        .map(|c| c.index);
         assert!(matches!(none, Err(ApiError::BadRequest { .. })), "{none:?}");
         let bad = Wanted::new(None, None, Some("vertex_ai".into()));
         assert!(

@@ -3,9 +3,12 @@
 pub mod access_log;
 mod attempt;
 mod audit;
+mod batches;
 mod body;
 mod cached;
 mod completions;
+mod files;
+mod files_call;
 mod health;
 mod keys;
 pub(crate) mod messages;
@@ -24,6 +27,7 @@ use crate::error::ApiError;
 
 /// Registers every route, with and without `/v1`, plus the Azure-style paths.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    files_and_batches(cfg);
     for prefix in ["", "/v1"] {
         cfg.route(
             &format!("{prefix}/chat/completions"),
@@ -90,6 +94,40 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/metrics/", web::get().to(metrics::metrics))
         .route("/model/state", web::get().to(models::state))
         .default_service(web::to(not_found));
+}
+
+/// `/files` and `/batches`, with and without `/v1`, and LiteLLM's provider-scoped forms
+/// (`/openai/v1/files`, `/azure/v1/batches` ...).
+fn files_and_batches(cfg: &mut web::ServiceConfig) {
+    for prefix in ["", "/v1", "/{provider:openai|azure}/v1"] {
+        cfg.route(&format!("{prefix}/files"), web::post().to(files::upload))
+            .route(&format!("{prefix}/files"), web::get().to(files::list))
+            .route(
+                &format!("{prefix}/files/{{file_id}}"),
+                web::get().to(files::retrieve),
+            )
+            .route(
+                &format!("{prefix}/files/{{file_id}}"),
+                web::delete().to(files::delete),
+            )
+            .route(
+                &format!("{prefix}/files/{{file_id}}/content"),
+                web::get().to(files::content),
+            )
+            .route(
+                &format!("{prefix}/batches"),
+                web::post().to(batches::create),
+            )
+            .route(&format!("{prefix}/batches"), web::get().to(batches::list))
+            .route(
+                &format!("{prefix}/batches/{{batch_id}}"),
+                web::get().to(batches::retrieve),
+            )
+            .route(
+                &format!("{prefix}/batches/{{batch_id}}/cancel"),
+                web::post().to(batches::cancel),
+            );
+    }
 }
 
 async fn not_found(req: HttpRequest) -> HttpResponse {

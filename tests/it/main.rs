@@ -4,6 +4,7 @@ mod support;
 
 mod anthropic;
 mod auth;
+mod batches;
 mod bedrock;
 mod cache;
 mod callbacks;
@@ -18,6 +19,7 @@ mod docker;
 mod errors;
 mod fallbacks;
 mod faults;
+mod files;
 mod gemini;
 mod health;
 mod huggingface;
