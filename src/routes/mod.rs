@@ -27,7 +27,6 @@ use crate::error::ApiError;
 
 /// Registers every route, with and without `/v1`, plus the Azure-style paths.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    files_and_batches(cfg);
     for prefix in ["", "/v1"] {
         cfg.route(
             &format!("{prefix}/chat/completions"),
@@ -94,6 +93,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/metrics/", web::get().to(metrics::metrics))
         .route("/model/state", web::get().to(models::state))
         .default_service(web::to(not_found));
+    // After the model routes: routing tries resources in order.
+    files_and_batches(cfg);
 }
 
 /// `/files` and `/batches`, with and without `/v1`, and LiteLLM's provider-scoped forms

@@ -141,7 +141,7 @@ async fn each_key_reaches_only_its_own_files_and_the_master_key_reaches_all() {
         assert_eq!(ids(&listed.json()), want, "{:?}", db.target);
         assert_eq!(
             ids(&call(&gw, "GET", "/files", &b, None).await.0.json()),
-            [b1.clone()]
+            [b1]
         );
         assert_eq!(
             ids(&call(&gw, "GET", "/v1/files", MASTER, None).await.0.json()).len(),
