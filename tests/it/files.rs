@@ -463,3 +463,31 @@ async fn every_files_call_leaves_a_spend_log_row_costing_nothing() {
         gw.stop().await;
     }
 }
+
+#[actix_rt::test]
+async fn a_regenerated_key_keeps_the_files_it_uploaded() {
+    for db in both() {
+        let openai = FilesUpstream::start().await;
+        let settings = format!("  database_url: '{}'\n", db.url);
+        let gw = Gateway::start(&config(&openai, "", &settings)).await;
+        let old = new_key(&gw, json!({})).await;
+        let id = id_of(&upload_file(&gw, &old, b"kept", &[]).await.text);
+
+        let fresh = gw
+            .post("/key/regenerate", Some(MASTER), &json!({"key": old}))
+            .await;
+        assert_eq!(fresh.status, 200, "{}", fresh.text);
+        let new = fresh.json()["key"].as_str().unwrap().to_owned();
+
+        let (got, bytes) = call(&gw, "GET", &format!("/v1/files/{id}/content"), &new, None).await;
+        assert_eq!(got.status, 200, "{:?}: {}", db.target, got.text);
+        assert_eq!(&bytes[..], b"kept");
+        assert_eq!(
+            ids(&call(&gw, "GET", "/v1/files", &new, None).await.0.json()),
+            [id.clone()]
+        );
+        let (stale, _) = call(&gw, "GET", &format!("/v1/files/{id}"), &old, None).await;
+        assert_eq!(stale.status, 401);
+        gw.stop().await;
+    }
+}
