@@ -484,7 +484,7 @@ async fn a_regenerated_key_keeps_the_files_it_uploaded() {
         assert_eq!(&bytes[..], b"kept");
         assert_eq!(
             ids(&call(&gw, "GET", "/v1/files", &new, None).await.0.json()),
-            [id.clone()]
+            std::slice::from_ref(&id)
         );
         let (stale, _) = call(&gw, "GET", &format!("/v1/files/{id}"), &old, None).await;
         assert_eq!(stale.status, 401);
