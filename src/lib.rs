@@ -10,6 +10,7 @@ mod client_mode;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod files;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod governance;

@@ -465,11 +465,11 @@ impl RouterActor {
     }
 }
 
-/// Admits a request answered from the response cache: its key's and its entities' limits
-/// count it as any other request (no deployment is picked). `Rejection::NotCached` when the
-/// key or an entity is not cached (the request then takes the way of a miss).
+/// Admits a request that picks no deployment (answered from the response cache, or a files
+/// call): its key's and its entities' limits count it as any other request.
+/// `Rejected(NotCached)` when the key is not cached, `Load` when entities are not.
 #[derive(Message)]
-#[rtype(result = "Result<(Option<Admission>, Option<Governed>), Rejection>")]
+#[rtype(result = "Result<(Option<Admission>, Option<Governed>), PickError>")]
 pub struct AdmitCached {
     /// The hashed key, if any.
     pub token: Option<String>,
@@ -484,16 +484,21 @@ pub struct AdmitCached {
 }
 
 impl Handler<AdmitCached> for RouterActor {
-    type Result = Result<(Option<Admission>, Option<Governed>), Rejection>;
+    type Result = Result<(Option<Admission>, Option<Governed>), PickError>;
 
     fn handle(&mut self, msg: AdmitCached, _: &mut Context<Self>) -> Self::Result {
         let record = match &msg.token {
-            Some(token) => Some(self.ledger.record(token).ok_or(Rejection::NotCached)?),
+            Some(token) => Some(
+                self.ledger
+                    .record(token)
+                    .ok_or(PickError::Rejected(Rejection::NotCached))?,
+            ),
             None => None,
         };
         let entities = msg.principals.entities(record.as_deref());
-        if !self.entities.missing(&entities).is_empty() {
-            return Err(Rejection::NotCached);
+        let missing = self.entities.missing(&entities);
+        if !missing.is_empty() {
+            return Err(PickError::Load(missing.into_iter().cloned().collect()));
         }
         let name = self.catalog.name(msg.group).to_owned();
         let named = Named {
@@ -508,6 +513,7 @@ impl Handler<AdmitCached> for RouterActor {
             Utc::now(),
             msg.counting,
         )
+        .map_err(PickError::Rejected)
     }
 }
 

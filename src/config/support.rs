@@ -180,6 +180,10 @@ const SECTIONS: &[&str] = &[
     "environment_variables",
 ];
 
+/// LiteLLM's top-level sections llmgate does not read yet (files and batches take the
+/// deployments' credentials).
+const NOT_YET_SECTIONS: &[&str] = &["files_settings"];
+
 /// Whether `key` is one the gateway reads from `litellm_params` (rather than a request default).
 pub fn is_known_param(key: &str) -> bool {
     LITELLM_PARAMS.iter().any(|(k, _)| *k == key)
@@ -200,7 +204,9 @@ pub fn unimplemented_settings(tree: &Value) -> (Vec<String>, Vec<String>) {
     };
     for (k, _) in top {
         let name = k.as_str().unwrap_or_default();
-        if !SECTIONS.contains(&name) {
+        if NOT_YET_SECTIONS.contains(&name) {
+            note(name.to_owned(), Some(SettingStatus::NotYet));
+        } else if !SECTIONS.contains(&name) {
             note(name.to_owned(), None);
         }
     }
@@ -243,4 +249,17 @@ pub fn unimplemented_settings(tree: &Value) -> (Vec<String>, Vec<String>) {
         }
     }
     (not_yet, unknown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_settings_is_named_as_not_implemented_yet_not_as_unknown() {
+        let tree: Value = serde_yaml::from_str("files_settings: []\nbogus_section: 1\n").unwrap();
+        let (not_yet, unknown) = unimplemented_settings(&tree);
+        assert_eq!(not_yet, ["files_settings"]);
+        assert_eq!(unknown, ["bogus_section"]);
+    }
 }

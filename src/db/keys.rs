@@ -9,6 +9,7 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use super::models::{AuditLogRow, KeyRow, KeySettings};
 use super::schema::{
     llmgate_audit_logs as audit_logs, llmgate_key_model_spend as model_spend, llmgate_keys as keys,
+    llmgate_managed_objects as objects,
 };
 use super::{with_conn, Db, DbError};
 
@@ -174,6 +175,11 @@ impl Db {
                 }
                 diesel::update(model_spend::table.filter(model_spend::token.eq(old)))
                     .set(model_spend::token.eq(new))
+                    .execute(conn)
+                    .await?;
+                // The key keeps the files and batches it created.
+                diesel::update(objects::table.filter(objects::owner.eq(old)))
+                    .set(objects::owner.eq(new))
                     .execute(conn)
                     .await?;
                 record!(conn, audit);

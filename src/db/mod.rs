@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod entities;
+pub mod files;
 mod handle;
 pub mod keys;
 pub mod models;

@@ -133,3 +133,17 @@ diesel::table! {
         failed_requests -> BigInt,
     }
 }
+
+diesel::table! {
+    llmgate_managed_objects (id) {
+        id -> Text,
+        kind -> Text,
+        deployment_id -> Text,
+        owner -> Text,
+        purpose -> Nullable<Text>,
+        input_file_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        spend -> Nullable<Double>,
+        charged_at -> Nullable<Timestamp>,
+    }
+}

@@ -31,7 +31,8 @@ const SKIPPED_HEADERS: &[&str] = &[
     "content-encoding",
 ];
 
-fn provider_headers(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
+/// The upstream's headers, renamed `llm_provider-<name>` for the client (hop-by-hop ones left out).
+pub(crate) fn provider_headers(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
     headers
         .iter()
         .filter(|(name, _)| !SKIPPED_HEADERS.contains(&name.as_str()))
@@ -44,7 +45,8 @@ fn provider_headers(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
         .collect()
 }
 
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+/// The upstream's `retry-after`, in seconds.
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get("retry-after")?.to_str().ok()?;
     value
         .trim()
@@ -164,7 +166,7 @@ fn too_large(provider: ProviderKind, max_body: usize, declared: Option<u64>) -> 
 }
 
 /// The first `limit` bytes of `body` (fewer if it ends or breaks first); the rest is left unread.
-async fn read_prefix(body: &mut UpstreamBody, limit: usize) -> Bytes {
+pub(crate) async fn read_prefix(body: &mut UpstreamBody, limit: usize) -> Bytes {
     use futures_util::StreamExt;
     let mut buf = bytes::BytesMut::new();
     while buf.len() < limit {

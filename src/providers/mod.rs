@@ -7,6 +7,7 @@ pub mod client;
 pub mod cohere;
 pub mod curl;
 mod error;
+pub mod files;
 pub mod gemini;
 pub mod huggingface;
 pub mod kind;

@@ -163,13 +163,14 @@ async fn admit_hit(
         .map_err(|_| ApiError::Internal)?;
     let (admission, governed) = match admitted {
         Ok(a) => a,
-        Err(Rejection::NotCached) => {
+        // Not cached here: the request takes the way of a miss, which reads them.
+        Err(PickError::Rejected(Rejection::NotCached) | PickError::Load(_)) => {
             charge.refused();
             return Ok(None);
         }
-        Err(why) => {
+        Err(e) => {
             charge.refused();
-            return Err(pick_error(state, PickError::Rejected(why)));
+            return Err(pick_error(state, e));
         }
     };
     charge.set_counted_here(admission.as_ref().is_none_or(|a| a.counted_here));

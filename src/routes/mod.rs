@@ -4,12 +4,15 @@ pub mod access;
 pub mod access_log;
 mod attempt;
 mod audit;
+mod batches;
 mod body;
 mod cached;
 mod completions;
 mod end_users;
 mod entities;
 mod fields;
+mod files;
+mod files_call;
 mod health;
 mod keys;
 mod media;
@@ -169,6 +172,42 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/metrics/", web::get().to(metrics::metrics))
         .route("/model/state", web::get().to(models::state))
         .default_service(web::to(not_found));
+    // After the model routes: routing tries resources in order.
+    files_and_batches(cfg);
+}
+
+/// `/files` and `/batches`, with and without `/v1`, and LiteLLM's provider-scoped forms
+/// (`/openai/v1/files`, `/azure/v1/batches` ...).
+fn files_and_batches(cfg: &mut web::ServiceConfig) {
+    for prefix in ["", "/v1", "/{provider:openai|azure}/v1"] {
+        cfg.route(&format!("{prefix}/files"), web::post().to(files::upload))
+            .route(&format!("{prefix}/files"), web::get().to(files::list))
+            .route(
+                &format!("{prefix}/files/{{file_id}}"),
+                web::get().to(files::retrieve),
+            )
+            .route(
+                &format!("{prefix}/files/{{file_id}}"),
+                web::delete().to(files::delete),
+            )
+            .route(
+                &format!("{prefix}/files/{{file_id}}/content"),
+                web::get().to(files::content),
+            )
+            .route(
+                &format!("{prefix}/batches"),
+                web::post().to(batches::create),
+            )
+            .route(&format!("{prefix}/batches"), web::get().to(batches::list))
+            .route(
+                &format!("{prefix}/batches/{{batch_id}}"),
+                web::get().to(batches::retrieve),
+            )
+            .route(
+                &format!("{prefix}/batches/{{batch_id}}/cancel"),
+                web::post().to(batches::cancel),
+            );
+    }
 }
 
 async fn not_found(req: HttpRequest) -> HttpResponse {

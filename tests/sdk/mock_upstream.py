@@ -23,6 +23,10 @@ Routes (each with and without the `/v1` prefix):
   `response_format`); `POST /rerank`, `/v2/rerank`: Cohere's rerank, from
   tests/fixtures/cohere.
 - `GET /models`: the three working test models.
+- OpenAI's files and batches APIs, kept in memory: `POST /files` (multipart `file`, `purpose`),
+  `GET /files` (`purpose`, `limit`, `after`, `order`), `GET /files/{id}`,
+  `GET /files/{id}/content`, `DELETE /files/{id}`; `POST /batches` (on an uploaded input file),
+  `GET /batches` (`after`, `limit`), `GET /batches/{id}`, `POST /batches/{id}/cancel`.
 
 Failure on demand, chosen by the request's `model` (the gateway sends the deployment's model):
 - `fail-<status>` (e.g. `fail-503`, `fail-429`): that status with an OpenAI error body.
@@ -39,6 +43,7 @@ import argparse
 import base64
 import email.parser
 import email.policy
+import itertools
 import json
 import socket
 import struct
@@ -50,6 +55,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import parse_qs
 
 CREATED = 1_700_000_000
 
@@ -135,6 +141,10 @@ class MockUpstream:
     """The mock server, started on 127.0.0.1 and a free port in a background thread."""
 
     requests: list[RecordedRequest] = field(default_factory=list)
+    # The files and batches APIs' objects: id -> (object, bytes) and id -> batch.
+    files: dict[str, tuple[dict[str, Any], bytes]] = field(default_factory=dict)
+    batches: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _ids: Any = field(default_factory=itertools.count)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
@@ -255,7 +265,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         self.upstream.record(RecordedRequest("GET", self.path, _lowercase(self.headers), None))
-        if self._route() == "/models":
+        if self._route().startswith(("/files", "/batches")):
+            self._files_and_batches("GET", b"")
+        elif self._route() == "/models":
             self._send_json(200, {
                 "object": "list",
                 "data": [
@@ -268,6 +280,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib naming
         raw = self._read_body()
+        if self._route().startswith(("/files", "/batches")):
+            self.upstream.record(RecordedRequest("POST", self.path, _lowercase(self.headers), raw.decode("latin-1")))
+            self._files_and_batches("POST", raw)
+            return
         if self._route() == "/token":
             # Google's OAuth token endpoint, for Vertex AI service accounts (a form body).
             self.upstream.record(RecordedRequest("POST", self.path, _lowercase(self.headers), raw.decode("latin-1")))
@@ -322,6 +338,81 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, _fixture_reply(COHERE_FIXTURES / "rerank_v2.json"))
         else:
             self._send_error(404, f"no route POST {self.path}", "invalid_request_error")
+
+    def do_DELETE(self) -> None:  # noqa: N802 - stdlib naming
+        self.upstream.record(RecordedRequest("DELETE", self.path, _lowercase(self.headers), None))
+        if self._route().startswith("/files/"):
+            self._files_and_batches("DELETE", b"")
+        else:
+            self._send_error(404, f"no route DELETE {self.path}", "invalid_request_error")
+
+    # --- files and batches ----------------------------------------------------------------
+
+    def _files_and_batches(self, method: str, raw: bytes) -> None:
+        parts = self._route().strip("/").split("/")
+        query = {k: v[-1] for k, v in parse_qs(self.path.partition("?")[2]).items()}
+        mock = self.upstream
+        with mock._lock:
+            if parts == ["files"] and method == "POST":
+                fields = _form_fields(self.headers.get("content-type", ""), raw)
+                if "file" not in fields or "purpose" not in fields:
+                    self._send_error(400, "'file' and 'purpose' are required", "invalid_request_error")
+                    return
+                filename, data = fields["file"]
+                file_id = f"file-mock{next(mock._ids):04d}"
+                obj = {"id": file_id, "object": "file", "bytes": len(data), "created_at": CREATED,
+                       "filename": filename, "purpose": fields["purpose"][1].decode(), "status": "processed"}
+                mock.files[file_id] = (obj, data)
+                self._send_json(200, obj)
+            elif parts == ["files"] and method == "GET":
+                objs = [o for o, _ in mock.files.values() if query.get("purpose") in (None, o["purpose"])]
+                self._send_json(200, _page(objs, query, 10_000))
+            elif len(parts) in (2, 3) and parts[0] == "files":
+                found = mock.files.get(parts[1])
+                if found is None:
+                    self._send_error(404, f"No such File object: {parts[1]}", "invalid_request_error")
+                elif len(parts) == 3 and parts[2] == "content" and method == "GET":
+                    self.send_response(200)
+                    self.send_header("content-type", "application/octet-stream")
+                    self.send_header("content-length", str(len(found[1])))
+                    self.send_header(MARKER_HEADER, MARKER_VALUE)
+                    self.end_headers()
+                    self.wfile.write(found[1])
+                elif len(parts) == 2 and method == "GET":
+                    self._send_json(200, found[0])
+                elif len(parts) == 2 and method == "DELETE":
+                    del mock.files[parts[1]]
+                    self._send_json(200, {"id": parts[1], "object": "file", "deleted": True})
+                else:
+                    self._send_error(405, "method not allowed", "invalid_request_error")
+            elif parts == ["batches"] and method == "POST":
+                body = json.loads(raw or b"{}")
+                if body.get("input_file_id") not in mock.files:
+                    self._send_error(400, "input_file_id names no uploaded file", "invalid_request_error", "input_file_id")
+                    return
+                batch_id = f"batch_mock{next(mock._ids):04d}"
+                batch = {"id": batch_id, "object": "batch", "endpoint": body.get("endpoint"), "errors": None,
+                         "input_file_id": body["input_file_id"], "completion_window": body.get("completion_window"),
+                         "status": "validating", "output_file_id": None, "error_file_id": None,
+                         "created_at": CREATED, "request_counts": {"total": 0, "completed": 0, "failed": 0},
+                         "metadata": body.get("metadata")}
+                mock.batches[batch_id] = batch
+                self._send_json(200, batch)
+            elif parts == ["batches"] and method == "GET":
+                self._send_json(200, _page(list(mock.batches.values()), query, 20))
+            elif len(parts) in (2, 3) and parts[0] == "batches":
+                batch = mock.batches.get(parts[1])
+                if batch is None:
+                    self._send_error(404, f"No such Batch object: {parts[1]}", "invalid_request_error")
+                elif len(parts) == 3 and parts[2] == "cancel" and method == "POST":
+                    batch.update(status="cancelling", cancelling_at=CREATED + 1)
+                    self._send_json(200, batch)
+                elif len(parts) == 2 and method == "GET":
+                    self._send_json(200, batch)
+                else:
+                    self._send_error(405, "method not allowed", "invalid_request_error")
+            else:
+                self._send_error(404, f"no route {method} {self.path}", "invalid_request_error")
 
     # --- endpoints ----------------------------------------------------------------------
 
@@ -589,6 +680,36 @@ def parse_form(content_type: str, raw: bytes) -> dict[str, Any]:
         else:
             form[name] = data.decode()
     return form
+
+
+def _form_fields(content_type: str, raw: bytes) -> dict[str, tuple[str | None, bytes]]:
+    """A multipart/form-data body's fields: name -> (file name or None, bytes)."""
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"content-type: {content_type}\r\n\r\n".encode() + raw
+    )
+    fields: dict[str, tuple[str | None, bytes]] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name:
+            fields[name] = (part.get_filename(), part.get_payload(decode=True) or b"")
+    return fields
+
+
+def _page(items: list[dict[str, Any]], query: dict[str, str], default_limit: int) -> dict[str, Any]:
+    """OpenAI's cursor page: newest first unless `order=asc`, after `after`, at most `limit`."""
+    items = list(items) if query.get("order") == "asc" else list(reversed(items))
+    ids = [i["id"] for i in items]
+    if query.get("after") in ids:
+        items = items[ids.index(query["after"]) + 1 :]
+    limit = int(query.get("limit", default_limit))
+    page = items[:limit]
+    return {
+        "object": "list",
+        "data": page,
+        "first_id": page[0]["id"] if page else None,
+        "last_id": page[-1]["id"] if page else None,
+        "has_more": len(items) > limit,
+    }
 
 
 def _lowercase(headers: Any) -> dict[str, str]:

@@ -3,6 +3,8 @@
 pub mod binary;
 pub mod db;
 pub mod faulty;
+pub mod files;
+pub mod files_upstream;
 pub mod gateway;
 pub mod media_upstream;
 pub mod raw_client;
