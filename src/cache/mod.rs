@@ -67,11 +67,14 @@ pub struct StoreAs {
     pub ttl: Duration,
 }
 
-fn op_slot(op: Operation) -> usize {
+/// An operation's place in `Inner::ops`; `None` for what is never cached (a Responses reply is
+/// not chat-shaped, and the cache's replay writes chat).
+fn op_slot(op: Operation) -> Option<usize> {
     match op {
-        Operation::Chat => 0,
-        Operation::Completion => 1,
-        Operation::Embedding => 2,
+        Operation::Chat => Some(0),
+        Operation::Completion => Some(1),
+        Operation::Embedding => Some(2),
+        Operation::Responses => None,
     }
 }
 
@@ -88,7 +91,9 @@ fn cached_ops(call_types: &[String]) -> [bool; 3] {
             "embedding" | "aembedding" => Operation::Embedding,
             _ => continue,
         };
-        ops[op_slot(op)] = true;
+        if let Some(slot) = op_slot(op) {
+            ops[slot] = true;
+        }
     }
     ops
 }
@@ -126,7 +131,7 @@ impl ResponseCache {
     /// did not ask (`caching: true` or `cache: {"use-cache": true}`).
     pub fn plan<'a>(&'a self, op: Operation, controls: &'a Controls) -> Option<Plan<'a>> {
         let inner = &*self.inner;
-        if !inner.ops[op_slot(op)]
+        if !op_slot(op).is_some_and(|slot| inner.ops[slot])
             || controls.caching == Some(false)
             || controls.use_cache == Some(false)
         {

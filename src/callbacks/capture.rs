@@ -29,6 +29,7 @@ pub fn call_type(op: Operation) -> &'static str {
         Operation::Chat => "acompletion",
         Operation::Completion => "atext_completion",
         Operation::Embedding => "aembedding",
+        Operation::Responses => "aresponses",
     }
 }
 
@@ -47,7 +48,7 @@ impl CallLog {
         let prompt_field = match op {
             Operation::Chat => "messages",
             Operation::Completion => "prompt",
-            Operation::Embedding => "input",
+            Operation::Embedding | Operation::Responses => "input",
         };
         let messages = if feed.logs_messages() {
             fields.get(prompt_field).cloned()

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use error::{ErrorKind, ProviderError};
 pub use kind::ProviderKind;
 
-/// The three OpenAI operations the gateway serves.
+/// The OpenAI operations the gateway serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
     /// `/chat/completions`.
@@ -31,6 +31,9 @@ pub enum Operation {
     Completion,
     /// `/embeddings`.
     Embedding,
+    /// `/responses`: passed through where the provider has the Responses API, else served as
+    /// chat (see `crate::responses`).
+    Responses,
 }
 
 impl Operation {
@@ -40,6 +43,7 @@ impl Operation {
             Self::Chat => "/chat/completions",
             Self::Completion => "/completions",
             Self::Embedding => "/embeddings",
+            Self::Responses => "/responses",
         }
     }
 }
