@@ -29,6 +29,7 @@ mod metrics;
 mod mock_response;
 mod ollama;
 mod providers;
+mod responses;
 mod routing;
 mod security;
 mod shared_script;
