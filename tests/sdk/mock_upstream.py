@@ -17,6 +17,9 @@ Routes (each with and without the `/v1` prefix):
 - `POST /model/{id}/converse`, `/model/{id}/converse-stream`: AWS Bedrock's Converse API,
   answered from the recorded fixtures in tests/fixtures/bedrock (the stream as binary
   `application/vnd.amazon.eventstream` frames).
+- `POST /responses`, `GET` / `DELETE /responses/{id}`, `GET /responses/{id}/input_items`:
+  OpenAI's Responses API, answered from the recorded fixtures in tests/fixtures/openai (the
+  stream as SSE events with `event:` lines, no `[DONE]`).
 - `GET /models`: the three working test models.
 
 Failure on demand, chosen by the request's `model` (the gateway sends the deployment's model):
@@ -84,6 +87,9 @@ VERTEX_ACCESS_TOKEN = "ya29.sdk-test"
 HUGGINGFACE_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "huggingface"
 COHERE_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cohere"
 BEDROCK_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bedrock"
+
+# OpenAI's Responses API is answered from the recorded fixtures the Rust tests use too.
+OPENAI_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openai"
 
 # Ollama's native API is answered from the recorded fixtures too.
 OLLAMA_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ollama"
@@ -245,7 +251,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         self.upstream.record(RecordedRequest("GET", self.path, _lowercase(self.headers), None))
-        if self._route() == "/models":
+        if self._route().startswith("/responses/"):
+            self._stored_response(self._route())
+        elif self._route() == "/models":
             self._send_json(200, {
                 "object": "list",
                 "data": [
@@ -255,6 +263,14 @@ class _Handler(BaseHTTPRequestHandler):
             })
         else:
             self._send_error(404, f"no route GET {self.path}", "invalid_request_error")
+
+    def do_DELETE(self) -> None:  # noqa: N802 - stdlib naming
+        self.upstream.record(RecordedRequest("DELETE", self.path, _lowercase(self.headers), None))
+        response_id = self._route().removeprefix("/responses/")
+        if self._route().startswith("/responses/") and "/" not in response_id:
+            self._send_json(200, {"id": response_id, "object": "response", "deleted": True})
+        else:
+            self._send_error(404, f"no route DELETE {self.path}", "invalid_request_error")
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib naming
         raw = self._read_body()
@@ -293,6 +309,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._embeddings(body)
         elif route == "/messages":
             self._anthropic_messages(body)
+        elif route == "/responses":
+            self._responses(body)
         elif route in ("/v2/chat", "/v2/embed"):
             self._cohere(route, body)
         elif route in OLLAMA_ROUTES:
@@ -354,6 +372,35 @@ class _Handler(BaseHTTPRequestHandler):
                 self._write_chunk(event.encode() + b"\n\n")
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+    def _responses(self, body: dict[str, Any]) -> None:
+        if not body.get("stream"):
+            self._send_json(200, json.loads((OPENAI_FIXTURES / "responses_reply.json").read_text()))
+            return
+        self._start_sse()
+        for event in (OPENAI_FIXTURES / "responses_stream.sse").read_text().split("\n\n"):
+            if event.strip():
+                self._write_chunk(event.encode() + b"\n\n")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _stored_response(self, route: str) -> None:
+        response_id = route.removeprefix("/responses/")
+        if response_id.endswith("/input_items"):
+            self._send_json(200, {
+                "object": "list",
+                "data": [{"id": "msg_input", "type": "message", "role": "user", "status": "completed",
+                          "content": [{"type": "input_text", "text": "Say hi"}]}],
+                "first_id": "msg_input",
+                "last_id": "msg_input",
+                "has_more": False,
+            })
+            return
+        stored = json.loads((OPENAI_FIXTURES / "responses_reply.json").read_text())
+        if response_id != stored["id"]:
+            self._send_error(404, f"No response found with id '{response_id}'.", "invalid_request_error", "response_id")
+            return
+        self._send_json(200, stored)
 
     def _anthropic_messages(self, body: dict[str, Any]) -> None:
         if not body.get("stream"):
