@@ -100,6 +100,32 @@ pub fn check(fields: &Map<String, Json>) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The prompt's tokens (cl100k; 3 per item and 3 to prime the reply, as for chat): the
+/// instructions and the text of every input item, for the limits checked before routing.
+pub fn prompt_tokens(fields: &Map<String, Json>) -> u64 {
+    use crate::providers::translate::content_text;
+    use crate::tokens::count;
+    let mut total = 3;
+    if let Some(Json::String(s)) = fields.get("instructions") {
+        total += 3 + count(s);
+    }
+    match fields.get("input") {
+        Some(Json::String(s)) => total += 3 + count(s),
+        Some(Json::Array(items)) => {
+            for item in items {
+                total += 3;
+                for key in ["content", "output", "arguments"] {
+                    if let Some(v) = item.get(key) {
+                        total += count(&content_text(v));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    total
+}
+
 /// The request's input as a list of items (a string is one user message).
 pub fn input_items(fields: &Map<String, Json>) -> Vec<Json> {
     match fields.get("input") {
@@ -585,6 +611,20 @@ mod tests {
             assert_eq!(err.status, 400, "{body}");
             assert_eq!(err.param.as_deref(), Some(param), "{body}");
         }
+    }
+
+    #[test]
+    fn the_prompt_is_counted_from_the_instructions_and_every_item() {
+        let plain = prompt_tokens(&fields(json!({"input": "hello there"})));
+        assert_eq!(plain, 3 + 3 + crate::tokens::count("hello there"));
+        let items = prompt_tokens(&fields(json!({
+            "instructions": "Be brief.",
+            "input": [
+                {"role": "user", "content": [{"type": "input_text", "text": "hello there"}]},
+                {"type": "function_call_output", "call_id": "c", "output": "18C"},
+            ],
+        })));
+        assert!(items > plain + crate::tokens::count("18C"), "{items}");
     }
 
     #[test]

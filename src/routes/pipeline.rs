@@ -110,7 +110,7 @@ async fn serve(
     if let Some(hit) = super::cached::consult(ctx, &caller, op, &mut request, trace).await? {
         return Ok(hit);
     }
-    let need = need_of(state, &request);
+    let need = need_of(state, op, &request);
     let settle_proxy = state.settings.max_budget.is_some();
     let new_charge = |group: usize| new_charge(ctx, &caller, &request, group, settle_proxy);
     let mut charge: Option<Charge> = None;
@@ -288,13 +288,16 @@ pub(super) fn new_charge(
 
 /// What the request needs of a deployment. Its tokens are estimated only when a limit or a
 /// context window will be checked against them.
-fn need_of(state: &AppState, request: &ModelRequest) -> Need {
+fn need_of(state: &AppState, op: Operation, request: &ModelRequest) -> Need {
     let mut need = Need {
         stream: request.stream,
         ..Need::default()
     };
     if state.estimate_tokens {
-        need.prompt_tokens = crate::tokens::prompt_tokens(&request.fields);
+        need.prompt_tokens = match op {
+            Operation::Responses => crate::responses::request::prompt_tokens(&request.fields),
+            _ => crate::tokens::prompt_tokens(&request.fields),
+        };
         let max_out = ["max_tokens", "max_completion_tokens", "max_output_tokens"]
             .iter()
             .find_map(|k| request.fields.get(*k).and_then(serde_json::Value::as_u64))
