@@ -424,6 +424,7 @@ pub struct ResponsesEvents<S> {
     line: BytesMut,
     writer: EventWriter,
     keep: Option<Keep>,
+    inner_done: bool,
 }
 
 impl<S> ResponsesEvents<S> {
@@ -434,6 +435,7 @@ impl<S> ResponsesEvents<S> {
             line: BytesMut::new(),
             writer,
             keep,
+            inner_done: false,
         }
     }
 
@@ -481,10 +483,16 @@ where
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {
-            if this.writer.ended() {
+            if this.inner_done {
                 return Poll::Ready(None);
             }
             match Pin::new(&mut this.inner).poll_next(cx) {
+                // After the last event the inner stream is read to its end (the relay drains
+                // its upstream so the connection can be reused), and nothing more is sent.
+                Poll::Ready(Some(Ok(_))) if this.writer.ended() => {}
+                Poll::Ready(Some(Err(_))) if this.writer.ended() => {
+                    this.inner_done = true;
+                }
                 Poll::Ready(Some(Ok(bytes))) => {
                     let out = this.feed(&bytes);
                     if !out.is_empty() {
@@ -493,6 +501,7 @@ where
                 }
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
                 Poll::Ready(None) => {
+                    this.inner_done = true;
                     let out = this.cut_short();
                     return Poll::Ready((!out.is_empty()).then(|| Ok(Bytes::from(out))));
                 }
