@@ -128,8 +128,9 @@ anthropic = json.loads(fixture("anthropic/request_tools_images.json"))["anthropi
 put("chat_request", "messages_anthropic", b"\x03" + dump(dict(anthropic, model="m", stream=True, thinking={"type": "enabled", "budget_tokens": 2000}, stop_sequences=["x"], metadata={"user_id": "u"})).encode())
 put("chat_request", "completion", b"\x01" + dump({"model": "m", "prompt": ["Say hi", "and bye"], "max_tokens": 5, "stream": True, "echo": False, "logprobs": 2, "suffix": "!"}).encode())
 put("chat_request", "embedding", b"\x02" + dump({"model": "m", "input": ["one", "two"], "encoding_format": "base64", "dimensions": 8}).encode())
+# A /v1/responses body is read as one whatever the route byte says (0x10: drop unsupported).
 responses = json.loads(fixture("openai/responses_request_tools_images.json"))["responses"]
-put("chat_request", "responses", b"\x00" + dump(dict(responses, model="m")).encode())
+put("chat_request", "responses", b"\x10" + dump(dict(responses, model="m")).encode())
 put("chat_request", "responses_drop", b"\x10" + dump(dict(responses, model="m", tools=[{"type": "web_search"}], previous_response_id="resp_x", stream=True)).encode())
 put("chat_request", "mock", b"\x00" + dump({"model": "m", "messages": [{"role": "user", "content": "hi"}], "mock_response": "litellm.RateLimitError", "mock_timeout": False}).encode())
 

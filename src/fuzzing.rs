@@ -47,18 +47,13 @@ pub fn config(data: &[u8]) {
 /// A client's request body, its route chosen by the first byte: OpenAI chat, completion or
 /// embedding, or Anthropic's `/v1/messages`. What parses is then prepared for every kind of
 /// deployment, so each provider's request translation runs on it too. Any body is also read as
-/// a `/v1/responses` request and translated to chat. Returns how many deployments took it.
+/// a `/v1/responses` request, translated to chat and prepared the same way. Returns how many
+/// deployments took it (as the route's request, else as a Responses request).
 pub fn chat_request(data: &[u8]) -> usize {
     let Some((&choice, body)) = data.split_first() else {
         return 0;
     };
-    if let Ok(request) = ModelRequest::parse(Operation::Responses, body, None) {
-        let _ = crate::responses::request::prompt_tokens(&request.fields);
-        let options = crate::responses::request::Options {
-            drop_unsupported: choice & 0x10 != 0,
-        };
-        let _ = crate::responses::request::to_chat(&request.fields, &[], options);
-    }
+    let as_responses = responses_request(choice, body);
     let op = match choice % 4 {
         0 | 3 => Operation::Chat,
         1 => Operation::Completion,
@@ -79,7 +74,7 @@ pub fn chat_request(data: &[u8]) -> usize {
         body
     };
     let Ok(request) = ModelRequest::parse(op, body, None) else {
-        return 0;
+        return as_responses;
     };
     let _ = crate::tokens::prompt_tokens(&request.fields);
     let _ = crate::cache::key::reply_key(Some("ns"), op, &request.model, &request.fields);
@@ -99,6 +94,49 @@ pub fn chat_request(data: &[u8]) -> usize {
                 d,
                 &d.upstream_model,
                 &request.fields,
+                request.stream,
+                &drop,
+            )
+            .is_ok()
+        })
+        .count()
+}
+
+/// `body` as a `/v1/responses` request: translated to chat and prepared for every deployment
+/// (or passed through, for those with the Responses API). Returns how many took it.
+fn responses_request(choice: u8, body: &[u8]) -> usize {
+    let Ok(request) = ModelRequest::parse(Operation::Responses, body, None) else {
+        return 0;
+    };
+    let _ = crate::responses::request::prompt_tokens(&request.fields);
+    let options = crate::responses::request::Options {
+        drop_unsupported: choice & 0x10 != 0,
+    };
+    let Ok(chat) = crate::responses::request::to_chat(&request.fields, &[], options) else {
+        return 0;
+    };
+    let drop = DropPolicy {
+        unsupported: options.drop_unsupported,
+        always: &request.gateway.additional_drop_params,
+        functions_to_prompt: choice & 0x20 != 0,
+    };
+    deployments()
+        .iter()
+        .filter(|d| {
+            if crate::responses::native::serves_responses(d) {
+                return crate::responses::native::call(
+                    d,
+                    &d.upstream_model,
+                    &request.fields,
+                    drop.always,
+                )
+                .is_ok();
+            }
+            prepare(
+                Operation::Chat,
+                d,
+                &d.upstream_model,
+                &chat,
                 request.stream,
                 &drop,
             )
