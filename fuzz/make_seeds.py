@@ -128,6 +128,10 @@ anthropic = json.loads(fixture("anthropic/request_tools_images.json"))["anthropi
 put("chat_request", "messages_anthropic", b"\x03" + dump(dict(anthropic, model="m", stream=True, thinking={"type": "enabled", "budget_tokens": 2000}, stop_sequences=["x"], metadata={"user_id": "u"})).encode())
 put("chat_request", "completion", b"\x01" + dump({"model": "m", "prompt": ["Say hi", "and bye"], "max_tokens": 5, "stream": True, "echo": False, "logprobs": 2, "suffix": "!"}).encode())
 put("chat_request", "embedding", b"\x02" + dump({"model": "m", "input": ["one", "two"], "encoding_format": "base64", "dimensions": 8}).encode())
+# A /v1/responses body is read as one whatever the route byte says (0x10: drop unsupported).
+responses = json.loads(fixture("openai/responses_request_tools_images.json"))["responses"]
+put("chat_request", "responses", b"\x10" + dump(dict(responses, model="m")).encode())
+put("chat_request", "responses_drop", b"\x10" + dump(dict(responses, model="m", tools=[{"type": "web_search"}], previous_response_id="resp_x", stream=True)).encode())
 put("chat_request", "mock", b"\x00" + dump({"model": "m", "messages": [{"role": "user", "content": "hi"}], "mock_response": "litellm.RateLimitError", "mock_timeout": False}).encode())
 
 # sse: a dialect byte (0 OpenAI, 1 Anthropic, 2 Gemini, 3 Cohere, 4 TGI, 5 Ollama, 6 Bedrock;
@@ -174,6 +178,10 @@ for dialect, name, body in streams:
     put("sse", f"{name}_whole", bytes([dialect]) + WHOLE + body)
     put("sse", f"{name}_cut_usage", bytes([dialect | 0x40]) + CUTS + body)
 put("sse", "openai_reshaped", bytes([0 | 8]) + CUTS + streams[0][2])
+# The Responses API's own events (read by the passthrough reader), and a chat stream that the
+# `/v1/responses` rewriter turns into them.
+put("sse", "responses_native", b"\x00" + CUTS + fixture("openai/responses_stream.sse", "rb"))
+put("sse", "responses_from_chat", b"\x40" + CUTS + openai_sse(fixture("openai/responses_stream_from_chat.openai.jsonl")).encode())
 put("sse", "openai_error_event", b"\x00\x00data: {\"error\":{\"message\":\"overloaded\",\"type\":\"overloaded_error\"}}\n\n")
 
 # bedrock_eventstream: the reads, then the frames.

@@ -19,8 +19,12 @@ use crate::providers::gemini::stream::GeminiStream;
 use crate::providers::huggingface::stream::HuggingFaceStream;
 use crate::providers::ollama::stream::OllamaStream;
 use crate::providers::request::{prepare, DropPolicy, Reshape};
+use crate::providers::stream::Passthrough as _;
 use crate::providers::stream::{Dialect, RelayOptions, SseRelay, Step, StreamTap};
 use crate::providers::{Operation, ProviderKind, Usage};
+use crate::responses::events::{EventWriter, ResponsesEvents};
+use crate::responses::ids::Scope;
+use crate::responses::native::NativeEvents;
 use crate::routes::messages::AnthropicEvents;
 use crate::routes::model_request::ModelRequest;
 use crate::routing::Reservation;
@@ -42,12 +46,14 @@ pub fn config(data: &[u8]) {
 
 /// A client's request body, its route chosen by the first byte: OpenAI chat, completion or
 /// embedding, or Anthropic's `/v1/messages`. What parses is then prepared for every kind of
-/// deployment, so each provider's request translation runs on it too. Returns how many
-/// deployments took it.
+/// deployment, so each provider's request translation runs on it too. Any body is also read as
+/// a `/v1/responses` request, translated to chat and prepared the same way. Returns how many
+/// deployments took it (as the route's request, else as a Responses request).
 pub fn chat_request(data: &[u8]) -> usize {
     let Some((&choice, body)) = data.split_first() else {
         return 0;
     };
+    let as_responses = responses_request(choice, body);
     let op = match choice % 4 {
         0 | 3 => Operation::Chat,
         1 => Operation::Completion,
@@ -68,7 +74,7 @@ pub fn chat_request(data: &[u8]) -> usize {
         body
     };
     let Ok(request) = ModelRequest::parse(op, body, None) else {
-        return 0;
+        return as_responses;
     };
     let _ = crate::tokens::prompt_tokens(&request.fields);
     let _ = crate::cache::key::reply_key(Some("ns"), op, &request.model, &request.fields);
@@ -88,6 +94,49 @@ pub fn chat_request(data: &[u8]) -> usize {
                 d,
                 &d.upstream_model,
                 &request.fields,
+                request.stream,
+                &drop,
+            )
+            .is_ok()
+        })
+        .count()
+}
+
+/// `body` as a `/v1/responses` request: translated to chat and prepared for every deployment
+/// (or passed through, for those with the Responses API). Returns how many took it.
+fn responses_request(choice: u8, body: &[u8]) -> usize {
+    let Ok(request) = ModelRequest::parse(Operation::Responses, body, None) else {
+        return 0;
+    };
+    let _ = crate::responses::request::prompt_tokens(&request.fields);
+    let options = crate::responses::request::Options {
+        drop_unsupported: choice & 0x10 != 0,
+    };
+    let Ok(chat) = crate::responses::request::to_chat(&request.fields, &[], options) else {
+        return 0;
+    };
+    let drop = DropPolicy {
+        unsupported: options.drop_unsupported,
+        always: &request.gateway.additional_drop_params,
+        functions_to_prompt: choice & 0x20 != 0,
+    };
+    deployments()
+        .iter()
+        .filter(|d| {
+            if crate::responses::native::serves_responses(d) {
+                return crate::responses::native::call(
+                    d,
+                    &d.upstream_model,
+                    &request.fields,
+                    drop.always,
+                )
+                .is_ok();
+            }
+            prepare(
+                Operation::Chat,
+                d,
+                &d.upstream_model,
+                &chat,
                 request.stream,
                 &drop,
             )
@@ -148,7 +197,8 @@ fn service_account_key() -> String {
 /// An upstream stream through the relay, in the dialect the first byte picks (OpenAI's SSE,
 /// Anthropic's, Gemini's, Cohere's, TGI's, Ollama's NDJSON, Bedrock's frames), split into reads
 /// where the next bytes say (see [`split`]). The relay's output, and the raw input, then go
-/// through the `/v1/messages` rewriter in the same reads. Returns the relay's events.
+/// through the `/v1/messages` and `/v1/responses` rewriters in the same reads, and the raw input
+/// through the Responses API's passthrough reader line by line. Returns the relay's events.
 pub fn sse(data: &[u8]) -> Vec<Bytes> {
     let Some((&choice, rest)) = data.split_first() else {
         return Vec::new();
@@ -205,6 +255,32 @@ pub fn sse(data: &[u8]) -> Vec<Bytes> {
     for bytes in &reads {
         let _ = events.feed(bytes);
     }
+    for input in [&sent, &reads] {
+        let writer = EventWriter::new(
+            crate::responses::reply::skeleton(&Default::default(), None),
+            "resp_f",
+            1,
+            "m",
+        );
+        let mut events = ResponsesEvents::new(
+            futures_util::stream::empty::<Result<Bytes, actix_web::Error>>(),
+            writer,
+            None,
+        );
+        for bytes in input {
+            let _ = events.feed(bytes);
+        }
+    }
+    let mut native = NativeEvents::new(Scope {
+        provider: "openai",
+        deployment_id: "d".into(),
+        owner: None,
+    });
+    let (mut out, mut text) = (std::collections::VecDeque::new(), String::new());
+    for line in reads.concat().split(|&b| b == b'\n') {
+        let _ = native.line(line, &mut out, &mut text);
+    }
+    let _ = native.ending(0.5);
     sent
 }
 

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod metrics;
 pub mod pricing;
 pub mod providers;
+pub mod responses;
 pub mod routes;
 pub mod routing;
 pub mod security;

@@ -67,6 +67,8 @@ pub struct AppState {
     pub callbacks: Callbacks,
     /// The spend journal, when one is kept: answers complete once their spend is in it.
     pub spend_journal: Option<Journal>,
+    /// Recent Responses conversations served through chat, for `previous_response_id`.
+    pub responses: crate::responses::ConversationStore,
     /// Other instances' cooldowns heard before the actors started.
     pending_cooldowns: Pending,
     /// The spend writer, on the database arbiter: it outlives the HTTP workers, so a graceful
@@ -160,6 +162,7 @@ impl AppState {
             health: HealthBoard::default(),
             callbacks,
             spend_journal,
+            responses: crate::responses::ConversationStore::default(),
             pending_cooldowns: Pending::default(),
             spend,
             proxy_budget,

@@ -134,9 +134,11 @@ pub fn cost(op: Operation, units: &UnitPrices, tokens: Option<Price>, m: &Metere
         Operation::Rerank => {
             units.input_cost_per_query.unwrap_or(0.0) * m.search_units as f64 + token_cost
         }
-        Operation::Chat | Operation::Completion | Operation::Embedding | Operation::Moderation => {
-            token_cost
-        }
+        Operation::Chat
+        | Operation::Completion
+        | Operation::Embedding
+        | Operation::Moderation
+        | Operation::Responses => token_cost,
     }
 }
 

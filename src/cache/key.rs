@@ -26,6 +26,7 @@ pub fn reply_key(
         Operation::Chat => b"chat\0",
         Operation::Completion => b"text\0",
         Operation::Embedding => b"embd\0",
+        Operation::Responses => b"resp\0",
         // Never cached (`ResponseCache::plan`), but keyed apart all the same.
         other => other.route().as_bytes(),
     });

@@ -67,7 +67,8 @@ pub struct StoreAs {
     pub ttl: Duration,
 }
 
-/// The slot of a cached operation; images, audio, moderations and rerank are never cached.
+/// The slot of a cached operation; images, audio, moderations, rerank and Responses (not
+/// chat-shaped: the cache's replay writes chat) are never cached.
 fn op_slot(op: Operation) -> Option<usize> {
     match op {
         Operation::Chat => Some(0),

@@ -35,6 +35,7 @@ pub fn call_type(op: Operation) -> &'static str {
         Operation::Translation => "atranslation",
         Operation::Moderation => "amoderation",
         Operation::Rerank => "arerank",
+        Operation::Responses => "aresponses",
     }
 }
 
@@ -53,7 +54,10 @@ impl CallLog {
         let prompt_field = match op {
             Operation::Chat => "messages",
             Operation::Completion => "prompt",
-            Operation::Embedding | Operation::Speech | Operation::Moderation => "input",
+            Operation::Embedding
+            | Operation::Speech
+            | Operation::Moderation
+            | Operation::Responses => "input",
             Operation::ImageGeneration | Operation::Transcription | Operation::Translation => {
                 "prompt"
             }

@@ -89,7 +89,8 @@ fn call_id(prefix: &str) -> String {
 pub fn reply(op: Operation, model: &str, content: &str) -> Json {
     let created = now_secs();
     match op {
-        Operation::Chat => json!({
+        // A Responses request is mocked as chat, then translated like any chat reply.
+        Operation::Chat | Operation::Responses => json!({
             "id": call_id("chatcmpl"),
             "object": "chat.completion",
             "created": created,

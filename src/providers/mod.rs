@@ -45,6 +45,9 @@ pub enum Operation {
     Moderation,
     /// `/rerank`: Cohere's rerank format.
     Rerank,
+    /// `/responses`: passed through where the provider has the Responses API, else served as
+    /// chat (see `crate::responses`).
+    Responses,
 }
 
 impl Operation {
@@ -60,13 +63,17 @@ impl Operation {
             Self::Translation => "/audio/translations",
             Self::Moderation => "/moderations",
             Self::Rerank => "/rerank",
+            Self::Responses => "/responses",
         }
     }
 
     /// Images, audio, moderations and rerank: built, sent and priced by [`media`], not
     /// translated into chat.
     pub fn is_media(self) -> bool {
-        !matches!(self, Self::Chat | Self::Completion | Self::Embedding)
+        !matches!(
+            self,
+            Self::Chat | Self::Completion | Self::Embedding | Self::Responses
+        )
     }
 
     /// Whether the request arrives as `multipart/form-data` (an audio upload).

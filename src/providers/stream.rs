@@ -65,6 +65,43 @@ pub enum Dialect {
     Cohere(Box<CohereStream>),
     /// TGI's `generate_stream` events, translated into OpenAI chunks.
     HuggingFace(Box<HuggingFaceStream>),
+    /// Events relayed as the upstream wrote them (the Responses API), read on the way.
+    Passthrough(Box<dyn Passthrough>),
+}
+
+/// What a [`Passthrough`] reader learned from one upstream line.
+#[derive(Debug)]
+pub struct Seen {
+    /// What the relay does next.
+    pub step: Step,
+    /// The call's usage, once the upstream reported it.
+    pub usage: Option<Usage>,
+    /// The line carried generated output (the first such line is the first token).
+    pub output: bool,
+}
+
+impl Seen {
+    /// Nothing learned: keep reading.
+    pub fn more() -> Self {
+        Self {
+            step: Step::More,
+            usage: None,
+            output: false,
+        }
+    }
+}
+
+/// Reads an upstream stream that is relayed in its own format: what goes to the client, and
+/// what the stream says of its usage and its end.
+pub trait Passthrough {
+    /// One upstream line, its end trimmed: events for the client go to `out`, generated text
+    /// to `text` (counted when the upstream reports no usage).
+    fn line(&mut self, line: &[u8], out: &mut VecDeque<Bytes>, text: &mut String) -> Seen;
+    /// The stream's last event, sent once its spend is durable; `cost` is the call's price.
+    fn ending(&mut self, cost: f64) -> Bytes;
+    /// The in-band event for the error `body` (the contract's error body); empty when the
+    /// upstream's own failure event already went out.
+    fn error(&mut self, body: &Json) -> Bytes;
 }
 
 impl Dialect {
@@ -207,6 +244,8 @@ pub struct SseRelay {
     tap: Option<Box<dyn StreamTap>>,
     /// The stream is complete: `[DONE]` is sent once this resolves.
     done_after: Option<Durable>,
+    /// What is sent last: `[DONE]`, or a passthrough's own last event.
+    ending: Bytes,
 }
 
 impl SseRelay {
@@ -235,6 +274,7 @@ impl SseRelay {
             charge: options.charge,
             tap: options.tap,
             done_after: None,
+            ending: Bytes::from_static(DONE),
         }
     }
 
@@ -274,6 +314,19 @@ impl SseRelay {
 
     fn on_line(&mut self, raw: &[u8]) {
         let line = trim_line_end(raw);
+        if let Dialect::Passthrough(events) = &mut self.dialect {
+            let seen = events.line(line, &mut self.out, &mut self.completion_text);
+            if seen.output {
+                if let Some(lease) = self.lease.as_mut() {
+                    lease.first_token();
+                }
+            }
+            if seen.usage.is_some() {
+                self.usage = seen.usage;
+            }
+            self.on_translated(&Chunks::default(), seen.step);
+            return;
+        }
         let data = if self.dialect.bare_json_lines() {
             if line.iter().all(u8::is_ascii_whitespace) {
                 return;
@@ -300,7 +353,7 @@ impl SseRelay {
             Dialect::Gemini(translator) => translator.event(data, &mut chunks),
             Dialect::Cohere(translator) => translator.event(data, &mut chunks),
             Dialect::HuggingFace(translator) => translator.event(data, &mut chunks),
-            Dialect::Bedrock(_) => return, // framed in `feed`
+            Dialect::Bedrock(_) | Dialect::Passthrough(_) => return, // framed in `feed`; above
         };
         self.on_translated(&chunks, step);
     }
@@ -452,7 +505,11 @@ impl SseRelay {
             charge.capture_reply(|| Some(self.reply_for_callbacks()));
             charge.succeed(usage, cost)
         });
-        // `[DONE]` goes out once the stream's spend is in the journal on disk.
+        // `[DONE]` (or a passthrough's own last event) goes out once the stream's spend is in
+        // the journal on disk.
+        if let Dialect::Passthrough(events) = &mut self.dialect {
+            self.ending = events.ending(cost);
+        }
         self.done_after = Some(durable.unwrap_or_default());
         if let Some(tap) = self.tap.take() {
             tap.finished(usage);
@@ -478,7 +535,15 @@ impl SseRelay {
             });
         }
         let body = crate::error::ApiError::Provider(err.clone()).body();
-        self.push_json(&body);
+        match &mut self.dialect {
+            Dialect::Passthrough(events) => {
+                let event = events.error(&body);
+                if !event.is_empty() {
+                    self.out.push_back(event);
+                }
+            }
+            _ => self.push_json(&body),
+        }
         if let Some(mut lease) = self.lease.take() {
             lease.fail(&err);
         }
@@ -521,7 +586,9 @@ impl Stream for SseRelay {
                     return Poll::Pending;
                 }
                 this.done_after = None;
-                this.out.push_back(Bytes::from_static(DONE));
+                if !this.ending.is_empty() {
+                    this.out.push_back(this.ending.clone());
+                }
                 continue;
             }
             match this.phase {

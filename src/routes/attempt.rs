@@ -17,11 +17,12 @@ use crate::actors::{Charge, Lease};
 use crate::config::Deployment;
 use crate::keys::Admission;
 use crate::pricing;
-use crate::providers::request::{prepare, DropPolicy, Reshape};
-use crate::providers::stream::{Dialect, RelayOptions, SseRelay};
+use crate::providers::request::{DropPolicy, Reshape};
+use crate::providers::stream::{RelayOptions, SseRelay};
 use crate::providers::{
-    client, mock, translate, usage_of, ErrorKind, Operation, ProviderError, ProviderKind, Usage,
+    client, mock, translate, ErrorKind, Operation, ProviderError, ProviderKind, Usage,
 };
+use crate::responses::wire::{Asker, Wire};
 use crate::shared::Remaining;
 
 /// One try on one deployment.
@@ -214,6 +215,13 @@ impl Attempt<'_> {
             actix_rt::time::sleep(after).await;
             return Err(mock::timeout_error(after));
         }
+        // A Responses request goes natively or as chat, by the deployment (`Plain` otherwise).
+        let asker = Asker {
+            owner: self.admission.map(|a| a.record.row.token.as_str()),
+            store: &self.ctx.state.responses,
+            settings: &self.ctx.state.settings,
+        };
+        let mut wire = Wire::plan(self.op, d, self.request, asker, mock_value.is_some())?;
         if let Some(value) = mock_value {
             return match mock::interpret(value) {
                 mock::Mock::Fail(err) => Err(err),
@@ -221,7 +229,7 @@ impl Attempt<'_> {
                     Ok(self.media_mock(slot, charge, &model, content).await)
                 }
                 mock::Mock::Reply(content) => {
-                    Ok(self.mock_reply(slot, charge, &model, content).await)
+                    Ok(self.mock_reply(slot, charge, &model, content, wire).await)
                 }
             };
         }
@@ -245,7 +253,7 @@ impl Attempt<'_> {
         let settings = &self.ctx.state.settings;
         let mut never = Vec::new();
         let drop = self.drop_policy(&mut never);
-        let call = prepare(self.op, d, &model, &self.request.fields, stream, &drop)?;
+        let call = wire.prepare(self.op, d, &model, &self.request.fields, stream, &drop)?;
         log::debug!(
             "calling {} at {} for {} (deployment {})",
             d.provider.name(),
@@ -284,15 +292,16 @@ impl Attempt<'_> {
         self.pass_gate(slot, charge).await?;
         let mut builder = self.response_builder(StatusCode::OK, &reply.provider_headers);
         if stream {
-            let fields = self.request.fields.clone();
+            let fields = wire.fields(&self.request.fields).clone();
             let counted = call.prompt_tokens;
             let price = d.price_for(&model);
             let options = RelayOptions {
-                client_wants_usage: self.client_wants_usage(),
+                // A native Responses stream carries its usage in its own last event.
+                client_wants_usage: self.client_wants_usage() && !wire.is_native(),
                 reshape: call.reshape,
                 deadline: whole.saturating_sub(upstream_started.elapsed()),
                 provider: d.provider,
-                dialect: Dialect::of(d.provider, &model, call.prompt_tokens),
+                dialect: wire.dialect(d, &model, call.prompt_tokens),
                 prompt_tokens: Box::new(move || {
                     counted.unwrap_or_else(|| crate::tokens::prompt_tokens(&fields))
                 }),
@@ -305,7 +314,9 @@ impl Attempt<'_> {
             };
             let relay = SseRelay::new(reply.body, lease, options);
             self.timing_headers(&mut builder, upstream_started.elapsed());
-            return Ok(builder.content_type("text/event-stream").streaming(relay));
+            return Ok(builder
+                .content_type("text/event-stream")
+                .streaming(wire.stream(relay, &model)));
         }
         let remaining = whole.saturating_sub(upstream_started.elapsed());
         let mut body = client::read_all(&mut reply.body, d.provider, remaining, max_body).await?;
@@ -319,13 +330,13 @@ impl Attempt<'_> {
             body = crate::providers::bedrock::merge_titan(&body, &next);
         }
         let of = crate::providers::ReplyOf {
-            op: self.op,
+            op: wire.op(self.op),
             model: &model,
             fields: &self.request.fields,
             prompt_tokens: call.prompt_tokens,
         };
         let body = crate::providers::openai_reply(d.provider, &of, body)?;
-        let usage = usage_of(&body);
+        let (body, usage) = wire.read_reply(body, d)?;
         if let Some(lease) = slot.as_mut() {
             lease.succeed(usage);
             if let Some(c) = charge.as_mut() {
@@ -339,7 +350,7 @@ impl Attempt<'_> {
         let body = if self.op == Operation::Embedding && self.wants_base64() {
             translate::embeddings_as_base64(&body).unwrap_or(body)
         } else {
-            body
+            wire.finish_reply(body)
         };
         let usage = usage.unwrap_or_default();
         self.remember(&body, usage);
@@ -360,6 +371,7 @@ impl Attempt<'_> {
         charge: &mut Option<Charge>,
         model: &str,
         content: &str,
+        mut wire: Wire<'_>,
     ) -> HttpResponse {
         if let Some(lease) = slot.as_mut() {
             lease.succeed(Some(mock::MOCK_USAGE));
@@ -386,11 +398,13 @@ impl Attempt<'_> {
             }
             let body =
                 futures_util::stream::iter(events.into_iter().map(Ok::<_, actix_web::Error>));
-            return builder.content_type("text/event-stream").streaming(body);
+            return builder
+                .content_type("text/event-stream")
+                .streaming(wire.stream(body, model));
         }
         self.spend_headers(&mut builder, cost);
         let reply = serde_json::to_vec(&mock::reply(self.op, model, content)).unwrap_or_default();
-        let reply = Bytes::from(reply);
+        let reply = wire.finish_reply(Bytes::from(reply));
         self.remember(&reply, mock::MOCK_USAGE);
         builder.content_type("application/json").body(reply)
     }

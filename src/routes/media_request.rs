@@ -75,7 +75,9 @@ pub fn check(op: Operation, fields: &Map<String, Json>) -> Result<(), ApiError> 
                 Some(_) => Err(type_error("rank_fields", "a list of strings")),
             }
         }
-        Operation::Chat | Operation::Completion | Operation::Embedding => Ok(()),
+        Operation::Chat | Operation::Completion | Operation::Embedding | Operation::Responses => {
+            Ok(())
+        }
     }
 }
 

@@ -23,6 +23,7 @@ mod metrics;
 pub(crate) mod model_request;
 mod models;
 pub mod pipeline;
+mod responses;
 mod shared_limits;
 mod spend;
 mod spend_report;
@@ -60,6 +61,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             &format!("{prefix}/messages/count_tokens"),
             web::post().to(messages::count_tokens),
+        )
+        .route(
+            &format!("{prefix}/responses"),
+            web::post().to(responses::create),
+        )
+        .route(
+            &format!("{prefix}/responses/{{id}}"),
+            web::get().to(responses::retrieve),
+        )
+        .route(
+            &format!("{prefix}/responses/{{id}}"),
+            web::delete().to(responses::delete),
+        )
+        .route(
+            &format!("{prefix}/responses/{{id}}/input_items"),
+            web::get().to(responses::input_items),
         );
     }
     for prefix in [

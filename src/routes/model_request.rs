@@ -164,6 +164,8 @@ impl ModelRequest {
             Some(_) => return Err(type_error("stream", "a boolean")),
         };
         let wants_stream_usage = match fields.get("stream_options") {
+            // A Responses stream always ends with its usage (in `response.completed`).
+            _ if op == Operation::Responses => true,
             None | Some(Json::Null) => false,
             Some(Json::Object(o)) => o
                 .get("include_usage")
@@ -202,6 +204,7 @@ impl ModelRequest {
                 Some(Json::String(_) | Json::Array(_)) => {}
                 Some(_) => return Err(type_error("input", "a string or a list")),
             },
+            Operation::Responses => crate::responses::request::check(&fields)?,
             media => super::media_request::check(media, &fields)?,
         }
         let gateway = take_gateway_fields(&mut fields)?;

@@ -125,7 +125,7 @@ async fn serve(
     {
         return Ok(hit);
     }
-    let need = need_of(state, &request);
+    let need = need_of(state, op, &request);
     let settle_proxy = state.settings.max_budget.is_some();
     let new_charge = |group: usize| new_charge(ctx, &caller, &request, group, settle_proxy);
     let mut charge: Option<Charge> = None;
@@ -145,7 +145,7 @@ async fn serve(
             let target = Target {
                 group: first.group,
                 wildcard: first.wildcard.clone(),
-                first: Some(first.index),
+                first: Some(first_choice(state, op, &request, &first)),
             };
             let routed = route(
                 ctx,
@@ -235,6 +235,21 @@ async fn serve(
     Err(failed(&mut charge, error))
 }
 
+/// The deployment to try first: the router's pick, unless a Responses follow-up names a
+/// response another deployment of the group holds (`previous_response_id`).
+fn first_choice(state: &AppState, op: Operation, request: &ModelRequest, picked: &Picked) -> usize {
+    if op != Operation::Responses {
+        return picked.index;
+    }
+    let members = state
+        .catalog
+        .members()
+        .get(picked.group)
+        .map_or(&[][..], Vec::as_slice);
+    crate::responses::wire::pinned(&request.fields, &state.settings.deployments, members)
+        .unwrap_or(picked.index)
+}
+
 /// Tells the logging callbacks why the request failed (its charge logs it when dropped).
 fn failed(charge: &mut Option<Charge>, error: ApiError) -> ApiError {
     if let Some(c) = charge.as_mut() {
@@ -304,14 +319,17 @@ pub(super) fn new_charge(
 
 /// What the request needs of a deployment. Its tokens are estimated only when a limit or a
 /// context window will be checked against them.
-fn need_of(state: &AppState, request: &ModelRequest) -> Need {
+fn need_of(state: &AppState, op: Operation, request: &ModelRequest) -> Need {
     let mut need = Need {
         stream: request.stream,
         ..Need::default()
     };
     if state.estimate_tokens {
-        need.prompt_tokens = crate::tokens::prompt_tokens(&request.fields);
-        let max_out = ["max_tokens", "max_completion_tokens"]
+        need.prompt_tokens = match op {
+            Operation::Responses => crate::responses::request::prompt_tokens(&request.fields),
+            _ => crate::tokens::prompt_tokens(&request.fields),
+        };
+        let max_out = ["max_tokens", "max_completion_tokens", "max_output_tokens"]
             .iter()
             .find_map(|k| request.fields.get(*k).and_then(serde_json::Value::as_u64))
             .unwrap_or(0);

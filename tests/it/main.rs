@@ -36,6 +36,7 @@ mod moderations;
 mod ollama;
 mod providers;
 mod rerank;
+mod responses;
 mod routing;
 mod security;
 mod shared_script;

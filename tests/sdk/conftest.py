@@ -112,6 +112,10 @@ def gateway_config(upstream_url: str) -> str:
         + deployment("limited", "openai/fail-429")
         + deployment("midstream-drop", "openai/drop-midstream")
         + deployment("claude-test", "anthropic/claude-3-7-sonnet-20250219")
+        # The Responses API: passed through to an OpenAI deployment, served as chat by a server
+        # without it.
+        + deployment("responses-native", "openai/responses-native", prices)
+        + deployment("responses-via-chat", "hosted_vllm/responses-via-chat", prices)
         + deployment("gemini-test", "gemini/gemini-2.5-flash", base=ollama_base)
         + deployment(
             "vertex-test",

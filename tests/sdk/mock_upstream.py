@@ -22,6 +22,10 @@ Routes (each with and without the `/v1` prefix):
   chunks with `audio/mpeg`; uploads read as multipart forms, transcripts as JSON or text by
   `response_format`); `POST /rerank`, `/v2/rerank`: Cohere's rerank, from
   tests/fixtures/cohere.
+
+- `POST /responses`, `GET` / `DELETE /responses/{id}`, `GET /responses/{id}/input_items`:
+  OpenAI's Responses API, answered from the recorded fixtures in tests/fixtures/openai (the
+  stream as SSE events with `event:` lines, no `[DONE]`).
 - `GET /models`: the three working test models.
 - OpenAI's files and batches APIs, kept in memory: `POST /files` (multipart `file`, `purpose`),
   `GET /files` (`purpose`, `limit`, `after`, `order`), `GET /files/{id}`,
@@ -100,6 +104,9 @@ BEDROCK_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bedrock"
 
 OPENAI_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openai"
 SPEECH_CHUNKS = [b"ID3\x04sdk-audio-one|", b"sdk-audio-two|", b"sdk-audio-three"]
+
+# OpenAI's Responses API is answered from the recorded fixtures the Rust tests use too.
+OPENAI_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openai"
 
 # Ollama's native API is answered from the recorded fixtures too.
 OLLAMA_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ollama"
@@ -267,6 +274,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.upstream.record(RecordedRequest("GET", self.path, _lowercase(self.headers), None))
         if self._route().startswith(("/files", "/batches")):
             self._files_and_batches("GET", b"")
+
+        if self._route().startswith("/responses/"):
+            self._stored_response(self._route())
         elif self._route() == "/models":
             self._send_json(200, {
                 "object": "list",
@@ -322,6 +332,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._embeddings(body)
         elif route == "/messages":
             self._anthropic_messages(body)
+        elif route == "/responses":
+            self._responses(body)
         elif route in ("/v2/chat", "/v2/embed"):
             self._cohere(route, body)
         elif route in OLLAMA_ROUTES:
@@ -341,8 +353,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:  # noqa: N802 - stdlib naming
         self.upstream.record(RecordedRequest("DELETE", self.path, _lowercase(self.headers), None))
+        response_id = self._route().removeprefix("/responses/")
         if self._route().startswith("/files/"):
             self._files_and_batches("DELETE", b"")
+        elif self._route().startswith("/responses/") and "/" not in response_id:
+            self._send_json(200, {"id": response_id, "object": "response", "deleted": True})
         else:
             self._send_error(404, f"no route DELETE {self.path}", "invalid_request_error")
 
@@ -505,6 +520,35 @@ class _Handler(BaseHTTPRequestHandler):
                 self._write_chunk(event.encode() + b"\n\n")
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+    def _responses(self, body: dict[str, Any]) -> None:
+        if not body.get("stream"):
+            self._send_json(200, json.loads((OPENAI_FIXTURES / "responses_reply.json").read_text()))
+            return
+        self._start_sse()
+        for event in (OPENAI_FIXTURES / "responses_stream.sse").read_text().split("\n\n"):
+            if event.strip():
+                self._write_chunk(event.encode() + b"\n\n")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _stored_response(self, route: str) -> None:
+        response_id = route.removeprefix("/responses/")
+        if response_id.endswith("/input_items"):
+            self._send_json(200, {
+                "object": "list",
+                "data": [{"id": "msg_input", "type": "message", "role": "user", "status": "completed",
+                          "content": [{"type": "input_text", "text": "Say hi"}]}],
+                "first_id": "msg_input",
+                "last_id": "msg_input",
+                "has_more": False,
+            })
+            return
+        stored = json.loads((OPENAI_FIXTURES / "responses_reply.json").read_text())
+        if response_id != stored["id"]:
+            self._send_error(404, f"No response found with id '{response_id}'.", "invalid_request_error", "response_id")
+            return
+        self._send_json(200, stored)
 
     def _anthropic_messages(self, body: dict[str, Any]) -> None:
         if not body.get("stream"):
