@@ -9,10 +9,10 @@ pub mod router;
 pub mod spend;
 
 pub use charge::{Charge, ChargeFor, Durable, SharedLimits};
-pub use deployment::{CoolDown, DeploymentActor, Inspect, Report, Reserve};
+pub use deployment::{CoolDown, DeploymentActor, Inspect, Reconfigure, Report, Reserve};
 pub use lease::Lease;
 pub use router::{
-    AdmitCached, CacheKey, CachedKey, ForgetKey, Pick, PickError, PickFor, PickStats, Picked,
+    AdmitCached, ApplyTopology, CacheKey, CachedKey, ForgetKey, Pick, PickError, PickFor, PickStats, Picked,
     ProxyBudget, Publish, RouterActor, Settle,
 };
 pub use spend::{Flush, RecordSpend, SpendActor};

@@ -14,6 +14,7 @@ use crate::keys::{Admission, Counting, KeyDuration, KeyLedger, KeyRecord, Reject
 use crate::routing::{
     choose, Candidate, DeploymentSnapshot, Need, NoCapacity, Pool, Profile, Rules,
 };
+use crate::topology::{view_of, Changes, DeploymentFactory, Topology};
 
 /// The proxy-wide budget and what has been spent against it.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -44,6 +45,15 @@ pub struct RouterActor {
     spend: Option<Addr<SpendActor>>,
     /// Regenerated keys: old token to new, for requests that were in flight.
     renamed: std::collections::HashMap<String, String>,
+    /// The topology picks are made in, where it is replaced, and how new deployments start.
+    topology: Option<Running>,
+}
+
+/// The router's hold on the running topology.
+struct Running {
+    current: Arc<Topology>,
+    swap: Arc<arc_swap::ArcSwap<Topology>>,
+    factory: DeploymentFactory,
 }
 
 impl RouterActor {
@@ -74,7 +84,29 @@ impl RouterActor {
             proxy,
             spend,
             renamed: Default::default(),
+            topology: None,
         }
+    }
+
+    /// Picks in `current` (its catalog is this router's), answers each pick with it, and
+    /// replaces it in `swap` when told to (`ApplyTopology`), starting new deployments' actors
+    /// with `factory`.
+    pub fn with_topology(
+        mut self,
+        current: Arc<Topology>,
+        swap: Arc<arc_swap::ArcSwap<Topology>>,
+        factory: DeploymentFactory,
+    ) -> Self {
+        self.topology = Some(Running {
+            current,
+            swap,
+            factory,
+        });
+        self
+    }
+
+    fn current(&self) -> Option<Arc<Topology>> {
+        self.topology.as_ref().map(|t| t.current.clone())
     }
 
     /// Picks within the lowest `order` tier that has a free deployment, and counts the pick
@@ -226,6 +258,9 @@ pub struct Picked {
     pub admission: Option<Admission>,
     /// The proxy-wide budget as this instance sees it, on a first attempt when one is set.
     pub proxy: Option<ProxyBudget>,
+    /// The topology `index` and `group` are of (models may have changed since the request
+    /// loaded its own).
+    pub topology: Option<Arc<Topology>>,
 }
 
 /// Why nothing was picked.
@@ -280,6 +315,7 @@ impl RouterActor {
                     wildcard: None,
                     admission: None,
                     proxy: None,
+                    topology: self.current(),
                 });
             }
             PickFor::Admit {
@@ -340,6 +376,7 @@ impl RouterActor {
             wildcard: resolved.wildcard,
             admission,
             proxy: self.proxy.max_budget.map(|_| self.proxy),
+            topology: self.current(),
         })
     }
 }
@@ -419,6 +456,53 @@ impl Handler<Publish> for RouterActor {
         if let Some(slot) = self.snapshots.get_mut(msg.index) {
             *slot = msg.snapshot;
         }
+    }
+}
+
+/// Serve `next` from now on: models were added, changed or removed at runtime.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ApplyTopology {
+    /// The topology to serve (built from the current one, so indices are kept).
+    pub next: Topology,
+    /// What changed.
+    pub changes: Changes,
+}
+
+impl Handler<ApplyTopology> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ApplyTopology, ctx: &mut Context<Self>) {
+        let Some(running) = &mut self.topology else {
+            return;
+        };
+        let mut next = msg.next;
+        next.start_missing(
+            &running.factory,
+            &ctx.address(),
+            &msg.changes,
+            Some(&running.current),
+        );
+        for &i in &msg.changes.removed {
+            if let Some(d) = next.get(i) {
+                running.factory.metrics.forget_deployment(&view_of(d));
+            }
+        }
+        let (profiles, orders) = next.profiles();
+        self.snapshots
+            .resize(profiles.len(), DeploymentSnapshot::default());
+        self.tiers = next
+            .catalog
+            .members()
+            .iter()
+            .map(|members| order_tiers(members, &orders))
+            .collect();
+        self.profiles = profiles;
+        self.catalog = next.catalog.clone();
+        let next = Arc::new(next);
+        // Stored here, between two picks: a request that loads it next is picked in it.
+        running.swap.store(next.clone());
+        running.current = next;
     }
 }
 

@@ -4,6 +4,7 @@ pub mod audit;
 mod handle;
 pub mod keys;
 pub mod models;
+pub mod models_store;
 pub mod report;
 pub mod schema;
 pub mod spend;

@@ -11,6 +11,7 @@ mod keys;
 pub(crate) mod messages;
 mod metrics;
 pub(crate) mod model_request;
+mod model_management;
 mod models;
 pub mod pipeline;
 mod shared_limits;
@@ -89,6 +90,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics::metrics))
         .route("/metrics/", web::get().to(metrics::metrics))
         .route("/model/state", web::get().to(models::state))
+        .route("/model/new", web::post().to(model_management::new))
+        .route("/model/update", web::post().to(model_management::update_body))
+        .route(
+            "/model/{model_id}/update",
+            web::patch().to(model_management::update_at),
+        )
+        .route("/model/delete", web::post().to(model_management::delete))
         .default_service(web::to(not_found));
 }
 

@@ -20,6 +20,7 @@ use crate::keys::{Admission, KeyRecord, Rejection};
 use crate::providers::{ErrorKind, Operation, ProviderError};
 use crate::routing::{FallbackCause, Need, NoCapacity, Refused};
 use crate::state::AppState;
+use crate::topology::Topology;
 
 /// The version reported in `x-litellm-version` and `/health/readiness`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -56,6 +57,7 @@ pub async fn handle(
         started,
         call_id: &call_id,
         op,
+        topology: std::cell::RefCell::new(state.topology()),
     };
     let mut response = match serve(&ctx, req, input, op, path_model, &mut trace).await {
         Ok(r) => r,
@@ -82,6 +84,25 @@ pub struct Call<'a> {
     pub call_id: &'a str,
     /// Chat, completion or embedding.
     pub op: Operation,
+    /// The deployments as this request knows them: loaded when it arrived, then the router's
+    /// after each pick (models may change at runtime; indices and groups never move).
+    pub topology: std::cell::RefCell<std::sync::Arc<Topology>>,
+}
+
+impl Call<'_> {
+    /// The deployments as this request knows them now.
+    pub fn topology(&self) -> std::sync::Arc<Topology> {
+        self.topology.borrow().clone()
+    }
+
+    /// Goes on with the topology the router picked in, when it says which.
+    pub fn adopt(&self, picked: Option<&std::sync::Arc<Topology>>) {
+        if let Some(t) = picked {
+            if !std::sync::Arc::ptr_eq(&self.topology.borrow(), t) {
+                *self.topology.borrow_mut() = t.clone();
+            }
+        }
+    }
 }
 
 async fn serve(
@@ -110,7 +131,7 @@ async fn serve(
     if let Some(hit) = super::cached::consult(ctx, &caller, op, &mut request, trace).await? {
         return Ok(hit);
     }
-    let need = need_of(state, &request);
+    let need = need_of(ctx, &request);
     let settle_proxy = state.settings.max_budget.is_some();
     let new_charge = |group: usize| new_charge(ctx, &caller, &request, group, settle_proxy);
     let mut charge: Option<Charge> = None;
@@ -118,6 +139,7 @@ async fn serve(
     let mut proxy: Option<ProxyBudget> = None;
     let mut error = match admit(state, &caller, &request.model, need).await {
         Ok(first) => {
+            ctx.adopt(first.topology.as_ref());
             trace.group = Some(first.group);
             charge = Some(new_charge(first.group));
             admission = first.admission.clone();
@@ -160,7 +182,7 @@ async fn serve(
         return Err(failed(&mut charge, error));
     };
     let group_name = match trace.group {
-        Some(g) => state.catalog.name(g).to_owned(),
+        Some(g) => ctx.topology().catalog.name(g).to_owned(),
         None => request.model.clone(),
     };
     let chain = state
@@ -168,13 +190,13 @@ async fn serve(
         .fallbacks
         .chain(&group_name, cause, &request.gateway.fallbacks);
     for (n, name) in chain.iter().enumerate() {
-        let Some(mut target) = fallback_target(state, name) else {
+        let Some(mut target) = fallback_target(&ctx.topology(), name) else {
             log::warn!("fallback {name:?} of {group_name:?} names no model group or deployment");
             continue;
         };
         if charge.is_none() {
             // Nothing was admitted yet (the first group had nothing free): admit this one.
-            let group_name = state.catalog.name(target.group).to_owned();
+            let group_name = ctx.topology().catalog.name(target.group).to_owned();
             let asked = if target.first.is_some() {
                 &group_name
             } else {
@@ -182,6 +204,7 @@ async fn serve(
             };
             match admit(state, &caller, asked, need).await {
                 Ok(p) => {
+                    ctx.adopt(p.topology.as_ref());
                     trace.group = Some(p.group);
                     charge = Some(new_charge(p.group));
                     admission = p.admission.clone();
@@ -259,7 +282,7 @@ pub(super) fn new_charge(
         ChargeFor {
             token: caller.token().map(str::to_owned),
             group,
-            group_name: state.catalog.name(group),
+            group_name: ctx.topology().catalog.name(group),
             request_id: ctx.call_id,
             metadata: request.gateway.metadata_json(),
             user_id: request.user(),
@@ -273,12 +296,12 @@ pub(super) fn new_charge(
 
 /// What the request needs of a deployment. Its tokens are estimated only when a limit or a
 /// context window will be checked against them.
-fn need_of(state: &AppState, request: &ModelRequest) -> Need {
+fn need_of(ctx: &Call<'_>, request: &ModelRequest) -> Need {
     let mut need = Need {
         stream: request.stream,
         ..Need::default()
     };
-    if state.estimate_tokens {
+    if ctx.topology.borrow().estimate_tokens {
         need.prompt_tokens = crate::tokens::prompt_tokens(&request.fields);
         let max_out = ["max_tokens", "max_completion_tokens"]
             .iter()
@@ -304,16 +327,16 @@ fn fallback_cause(error: &ApiError) -> Option<FallbackCause> {
 }
 
 /// A fallback names a model group (or alias or wildcard), or a deployment id.
-fn fallback_target(state: &AppState, name: &str) -> Option<Target> {
-    if let Some(r) = state.catalog.resolve(name) {
+fn fallback_target(topology: &Topology, name: &str) -> Option<Target> {
+    if let Some(r) = topology.catalog.resolve(name) {
         return Some(Target {
             group: r.group,
             wildcard: r.wildcard,
             first: None,
         });
     }
-    let d = state.settings.deployments.iter().find(|d| d.id == name)?;
-    let r = state.catalog.resolve(&d.model_name)?;
+    let d = topology.find(name)?;
+    let r = topology.catalog.resolve(&d.model_name)?;
     Some(Target {
         group: r.group,
         wildcard: None,
@@ -398,7 +421,8 @@ async fn admit(
 }
 
 fn no_deployment(state: &AppState, group: usize, no: NoCapacity) -> ApiError {
-    let name = state.catalog.name(group);
+    let topology = state.topology();
+    let name = topology.catalog.name(group);
     if no.prompt_too_long() {
         // Pre-call checks found no deployment whose context window fits the prompt: a
         // context-window error, so `context_window_fallbacks` apply.
@@ -521,7 +545,10 @@ async fn route(
                     .await
                     .map_err(|_| ApiError::Internal)?;
                 match picked {
-                    Ok(p) => p.index,
+                    Ok(p) => {
+                        ctx.adopt(p.topology.as_ref());
+                        p.index
+                    }
                     Err(PickError::NoCapacity { mut no, .. }) => match last_error.take() {
                         // Every other deployment was tried: retry the same one, after a backoff.
                         Some(err) if !exclude.is_empty() && backoffs < max_retries => {
@@ -543,7 +570,12 @@ async fn route(
                 }
             }
         };
-        let addr = &actors.deployments[index];
+        let topology = ctx.topology();
+        // A deployment removed since the router's view was published: pick another.
+        let Some(addr) = topology.addr(index) else {
+            exclude.push(index);
+            continue;
+        };
         let reserve = Reserve {
             tokens: routed.need.tokens,
         };
@@ -559,11 +591,11 @@ async fn route(
             }
         };
         let mut lease = Lease::new(index, addr.clone(), held);
-        let deployment = state.deployment(index);
+        let deployment = topology.deployment(index);
         let request_limits = shared_limits::Request {
             admission: routed.admission,
             proxy: routed.proxy,
-            group_name: state.catalog.name(group),
+            group_name: topology.catalog.name(group),
         };
         let begun = shared_limits::begin(
             state,
