@@ -27,6 +27,7 @@ mod keys;
 mod messages;
 mod metrics;
 mod mock_response;
+mod model_management;
 mod ollama;
 mod providers;
 mod routing;
