@@ -188,11 +188,8 @@ impl AppState {
             .topology_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let factory = DeploymentFactory::new(
-            &self.settings,
-            self.shared.clone(),
-            self.metrics.clone(),
-        );
+        let factory =
+            DeploymentFactory::new(&self.settings, self.shared.clone(), self.metrics.clone());
         let rules = self.settings.routing;
         let proxy = self.proxy_budget;
         let for_router = self.spend.clone();
@@ -332,7 +329,9 @@ impl AppState {
         self.actors();
         let topology = self.topology();
         let asks = topology.live().map(|d| {
-            let ask = topology.addr(d.index).map(|a| a.send(crate::actors::Inspect));
+            let ask = topology
+                .addr(d.index)
+                .map(|a| a.send(crate::actors::Inspect));
             async move {
                 match ask {
                     Some(ask) => ask.await.unwrap_or_default(),

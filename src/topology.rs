@@ -216,10 +216,7 @@ impl Topology {
 
     /// The deployments that serve, in index order.
     pub fn live(&self) -> impl Iterator<Item = &Deployment> {
-        self.slots
-            .iter()
-            .filter(|s| s.live)
-            .map(|s| &*s.deployment)
+        self.slots.iter().filter(|s| s.live).map(|s| &*s.deployment)
     }
 
     /// The live deployment with this `model_info.id`.
@@ -357,9 +354,14 @@ impl DeploymentFactory {
         group_has_others: bool,
         router: Addr<RouterActor>,
     ) -> Addr<DeploymentActor> {
-        let actor =
-            DeploymentActor::new(d.index, group_has_others, self.policy, self.enforce(d), router)
-                .with_metrics(self.metrics.deployment(&view_of(d)));
+        let actor = DeploymentActor::new(
+            d.index,
+            group_has_others,
+            self.policy,
+            self.enforce(d),
+            router,
+        )
+        .with_metrics(self.metrics.deployment(&view_of(d)));
         match &self.shared {
             Some(s) => actor.sharing_cooldowns(s.clone(), d.id.clone()).start(),
             None => actor.start(),

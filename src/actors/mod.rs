@@ -12,7 +12,7 @@ pub use charge::{Charge, ChargeFor, Durable, SharedLimits};
 pub use deployment::{CoolDown, DeploymentActor, Inspect, Reconfigure, Report, Reserve};
 pub use lease::Lease;
 pub use router::{
-    AdmitCached, ApplyTopology, CacheKey, CachedKey, ForgetKey, Pick, PickError, PickFor, PickStats, Picked,
-    ProxyBudget, Publish, RouterActor, Settle,
+    AdmitCached, ApplyTopology, CacheKey, CachedKey, ForgetKey, Pick, PickError, PickFor,
+    PickStats, Picked, ProxyBudget, Publish, RouterActor, Settle,
 };
 pub use spend::{Flush, RecordSpend, SpendActor};

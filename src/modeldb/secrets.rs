@@ -21,7 +21,9 @@ const TAG: usize = 16;
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
     /// The key differs from the one it was sealed with, or the text was altered.
-    #[error("litellm_params.{0} cannot be decrypted (was LITELLM_SALT_KEY or the master key changed?)")]
+    #[error(
+        "litellm_params.{0} cannot be decrypted (was LITELLM_SALT_KEY or the master key changed?)"
+    )]
     Open(String),
     /// The cipher failed.
     #[error("litellm_params.{0} cannot be encrypted")]
@@ -176,7 +178,10 @@ mod tests {
         assert_ne!(a["api_key"], b["api_key"]);
 
         let err = Sealer::new("two").open_params(&mut a).unwrap_err();
-        assert!(err.to_string().starts_with("litellm_params.api_key"), "{err}");
+        assert!(
+            err.to_string().starts_with("litellm_params.api_key"),
+            "{err}"
+        );
         assert!(!err.to_string().contains("sk-x"));
     }
 

@@ -231,7 +231,10 @@ fn hit(
         }
     };
     put("x-litellm-cache-key", cache_key);
-    put("x-litellm-model-group", ctx.topology().catalog.name(group));
+    put(
+        "x-litellm-model-group",
+        ctx.topology.borrow().catalog.name(group),
+    );
     put("x-litellm-version", VERSION);
     put("x-litellm-response-cost", "0");
     if let Some(spend) = key_spend {

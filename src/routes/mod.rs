@@ -10,8 +10,8 @@ mod health;
 mod keys;
 pub(crate) mod messages;
 mod metrics;
-pub(crate) mod model_request;
 mod model_management;
+pub(crate) mod model_request;
 mod models;
 pub mod pipeline;
 mod shared_limits;
@@ -91,7 +91,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/metrics/", web::get().to(metrics::metrics))
         .route("/model/state", web::get().to(models::state))
         .route("/model/new", web::post().to(model_management::new))
-        .route("/model/update", web::post().to(model_management::update_body))
+        .route(
+            "/model/update",
+            web::post().to(model_management::update_body),
+        )
         .route(
             "/model/{model_id}/update",
             web::patch().to(model_management::update_at),

@@ -118,11 +118,15 @@ async fn serve_change(state: &AppState) -> Result<(), ApiError> {
 }
 
 /// `POST /model/new`.
-pub async fn new(state: State, req: HttpRequest, body: ManagementBody) -> Result<HttpResponse, ApiError> {
+pub async fn new(
+    state: State,
+    req: HttpRequest,
+    body: ManagementBody,
+) -> Result<HttpResponse, ApiError> {
     let actor = admin(&state, &req)?;
     let fields = parse_body(&body.0)?;
-    let model = edit::new_model(&fields, || uuid::Uuid::new_v4().to_string())
-        .map_err(edit_error)?;
+    let model =
+        edit::new_model(&fields, || uuid::Uuid::new_v4().to_string()).map_err(edit_error)?;
     let deployment = validated(&state, &model)?;
     if state.topology().find(&model.id).is_some() {
         return Err(ApiError::bad_request(
@@ -138,11 +142,15 @@ pub async fn new(state: State, req: HttpRequest, body: ManagementBody) -> Result
             log::error!("{e}");
             ApiError::Internal
         })?;
-    let audit = state
-        .settings
-        .security
-        .store_audit_logs
-        .then(|| audit_row(&actor, AuditAction::Created, &model.id, None, Some(audited(&deployment))));
+    let audit = state.settings.security.store_audit_logs.then(|| {
+        audit_row(
+            &actor,
+            AuditAction::Created,
+            &model.id,
+            None,
+            Some(audited(&deployment)),
+        )
+    });
     let stored = state
         .db
         .run(move |db| async move { db.insert_model(row, audit.as_ref()).await })
@@ -187,7 +195,10 @@ async fn update(
         log::error!("stored model {id}: {e}");
         ApiError::Internal
     })?;
-    let shown_before = before.deployment(&state.settings.env).ok().map(|d| audited(&d));
+    let shown_before = before
+        .deployment(&state.settings.env)
+        .ok()
+        .map(|d| audited(&d));
     let model = edit::update_model(before, patch).map_err(edit_error)?;
     let deployment = validated(state, &model)?;
     let row = state

@@ -74,13 +74,14 @@ pub async fn info(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
     state.actors();
     let topology = state.topology();
     let catalog = &topology.catalog;
-    for d in topology.live().filter(|d| {
-        match (&allowed, catalog.resolve(&d.model_name)) {
+    for d in topology
+        .live()
+        .filter(|d| match (&allowed, catalog.resolve(&d.model_name)) {
             (None, _) => true,
             (Some(models), Some(r)) => catalog.key_may_use(models, &d.model_name, r.group),
             (Some(_), None) => false,
-        }
-    }) {
+        })
+    {
         // Each deployment's own actor is the authority on its live state.
         let live = match topology.addr(d.index) {
             Some(addr) => addr.send(Inspect).await.map_err(|_| ApiError::Internal)?,

@@ -282,7 +282,7 @@ pub(super) fn new_charge(
         ChargeFor {
             token: caller.token().map(str::to_owned),
             group,
-            group_name: ctx.topology().catalog.name(group),
+            group_name: ctx.topology.borrow().catalog.name(group),
             request_id: ctx.call_id,
             metadata: request.gateway.metadata_json(),
             user_id: request.user(),

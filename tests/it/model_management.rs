@@ -156,7 +156,10 @@ async fn a_model_added_through_the_api_serves_at_once_and_is_listed_everywhere_o
         assert!(stored.contains("gpt-4o-mini"), "the rest stays readable");
 
         let audit = gw
-            .get("/audit/logs?table_name=LiteLLM_ProxyModelTable", Some(MASTER))
+            .get(
+                "/audit/logs?table_name=LiteLLM_ProxyModelTable",
+                Some(MASTER),
+            )
             .await;
         assert!(!audit.text.contains(UPSTREAM_KEY), "{}", audit.text);
         let audit = audit.json();
@@ -214,7 +217,9 @@ async fn an_update_moves_the_api_base_and_limits_and_a_delete_stops_routing_on_b
         assert_eq!(chat(&gw, "moving").await.status, 400, "renamed");
         assert_eq!(chat(&gw, "moved").await.status, 200);
 
-        let r = gw.post("/model/delete", Some(MASTER), &json!({"id": id})).await;
+        let r = gw
+            .post("/model/delete", Some(MASTER), &json!({"id": id}))
+            .await;
         assert_eq!(r.status, 200, "{}", r.text);
         assert_eq!(
             r.json()["message"],
@@ -226,7 +231,9 @@ async fn an_update_moves_the_api_base_and_limits_and_a_delete_stops_routing_on_b
             assert_error_body(&gone.json(), 400, "invalid_request_error").contains("/v1/models")
         );
         assert_eq!(stored_params(&db, &id), "", "the row is gone");
-        let again = gw.post("/model/delete", Some(MASTER), &json!({"id": id})).await;
+        let again = gw
+            .post("/model/delete", Some(MASTER), &json!({"id": id}))
+            .await;
         assert_eq!(again.status, 400, "{}", again.text);
         gw.stop().await;
     }
@@ -259,22 +266,36 @@ async fn a_request_in_flight_completes_when_its_model_is_deleted() {
         "the request reached the upstream"
     );
 
-    let r = gw.post("/model/delete", Some(MASTER), &json!({"id": id})).await;
+    let r = gw
+        .post("/model/delete", Some(MASTER), &json!({"id": id}))
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(chat(&gw, "slow").await.status, 400, "no longer routed");
-    assert_eq!(in_flight.await.unwrap(), 200, "the request in flight completes");
+    assert_eq!(
+        in_flight.await.unwrap(),
+        200,
+        "the request in flight completes"
+    );
 }
 
 /// Two gateways on one PostgreSQL database; `general` is added to `general_settings`.
-async fn pair(db: &TestDb, mock: &MockUpstream, general: &str, redis_ns: Option<&str>) -> (Gateway, Gateway) {
+async fn pair(
+    db: &TestDb,
+    mock: &MockUpstream,
+    general: &str,
+    redis_ns: Option<&str>,
+) -> (Gateway, Gateway) {
     let more = if redis_ns.is_some() {
         "router_settings:\n  redis_host: 127.0.0.1\n  redis_port: 6379\n"
     } else {
         ""
     };
     let settings = || {
-        let mut s = Settings::from_yaml(&yaml(mock, Some(db), general, more), &CliOverrides::default())
-            .expect("config loads");
+        let mut s = Settings::from_yaml(
+            &yaml(mock, Some(db), general, more),
+            &CliOverrides::default(),
+        )
+        .expect("config loads");
         if let (Some(ns), Some(redis)) = (redis_ns, s.redis.as_mut()) {
             redis.namespace = ns.to_owned();
         }
@@ -304,7 +325,10 @@ async fn a_second_instance_on_the_same_postgres_follows_every_change_within_the_
     );
 
     let update = json!({"model_info": {"id": id}, "litellm_params": {"api_base": second.v1()}});
-    assert_eq!(a.post("/model/update", Some(MASTER), &update).await.status, 200);
+    assert_eq!(
+        a.post("/model/update", Some(MASTER), &update).await.status,
+        200
+    );
     assert!(
         eventually(within, async || {
             let before = second.call_count();
@@ -314,7 +338,12 @@ async fn a_second_instance_on_the_same_postgres_follows_every_change_within_the_
         "the other instance follows the update"
     );
 
-    assert_eq!(a.post("/model/delete", Some(MASTER), &json!({"id": id})).await.status, 200);
+    assert_eq!(
+        a.post("/model/delete", Some(MASTER), &json!({"id": id}))
+            .await
+            .status,
+        200
+    );
     assert!(
         eventually(within, async || chat(&b, "shared").await.status == 400).await,
         "the other instance stops routing the deleted model"
@@ -327,7 +356,11 @@ async fn a_second_instance_on_the_same_postgres_follows_every_change_within_the_
 async fn with_redis_the_other_instance_hears_of_a_change_at_once() {
     let mock = MockUpstream::start().await;
     let db = TestDb::postgres();
-    let ns = format!("llmgate-it-models-{}-{}", std::process::id(), fastrand::u64(..));
+    let ns = format!(
+        "llmgate-it-models-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    );
     // The poll is an hour away: only the announcement can bring the change.
     let (a, b) = pair(&db, &mock, "  model_sync_interval: 3600\n", Some(&ns)).await;
     let channel = a.state.shared.as_ref().unwrap().channel();
@@ -346,8 +379,11 @@ async fn with_redis_the_other_instance_hears_of_a_change_at_once() {
 
     add(&a, &new_model("announced", &mock.v1())).await;
     assert!(
-        eventually(Duration::from_secs(2), async || chat(&b, "announced").await.status == 200)
-            .await,
+        eventually(Duration::from_secs(2), async || chat(&b, "announced")
+            .await
+            .status
+            == 200)
+        .await,
         "the other instance serves the new model at once"
     );
     a.stop().await;
@@ -386,13 +422,21 @@ async fn stored_models_survive_a_restart_and_their_credentials_never_reach_the_l
             .await
             .unwrap();
         let text = res.body().await.unwrap();
-        (res.status().as_u16(), String::from_utf8_lossy(&text).into_owned())
+        (
+            res.status().as_u16(),
+            String::from_utf8_lossy(&text).into_owned(),
+        )
     };
 
     let first = start().await.unwrap();
     let (status, text) = post(&first, "/model/new", &new_model("kept", &mock.v1())).await;
     assert_eq!(status, 200, "{text}");
-    assert_eq!(post(&first, "/v1/chat/completions", &chat_body("kept")).await.0, 200);
+    assert_eq!(
+        post(&first, "/v1/chat/completions", &chat_body("kept"))
+            .await
+            .0,
+        200
+    );
     let first_log = first.log();
     drop(first);
 
@@ -404,7 +448,10 @@ async fn stored_models_survive_a_restart_and_their_credentials_never_reach_the_l
         format!("Bearer {UPSTREAM_KEY}")
     );
     for log in [first_log, second.log()] {
-        assert!(!log.contains(UPSTREAM_KEY), "a credential in the log:\n{log}");
+        assert!(
+            !log.contains(UPSTREAM_KEY),
+            "a credential in the log:\n{log}"
+        );
     }
 }
 
@@ -416,7 +463,10 @@ async fn an_os_environ_reference_is_stored_as_written_and_resolved_when_served()
     let gw = Gateway::start(&yaml(&mock, Some(&db), "", env)).await;
     let mut body = new_model("from-env", &mock.v1());
     body["litellm_params"]["api_key"] = json!("os.environ/LLMGATE_MODELS_TEST_KEY");
-    let id = add(&gw, &body).await["model_id"].as_str().unwrap().to_owned();
+    let id = add(&gw, &body).await["model_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(stored_params(&db, &id).contains("os.environ/LLMGATE_MODELS_TEST_KEY"));
     assert_eq!(chat(&gw, "from-env").await.status, 200);
     assert_eq!(
@@ -458,18 +508,26 @@ async fn invalid_models_are_refused_with_a_400_naming_the_field() {
         let body = r.json();
         assert_error_body(&body, 400, "invalid_request_error");
         (
-            body["error"]["param"].as_str().unwrap_or_default().to_owned(),
-            body["error"]["message"].as_str().unwrap_or_default().to_owned(),
+            body["error"]["param"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
         )
     };
     let base = mock.v1();
     let (param, message) = refused(json!({"model_name": "m", "litellm_params": {"model": "openai/x", "api_base": base, "rpm": "lots"}})).await;
     assert_eq!(param, "litellm_params.rpm");
     assert!(message.starts_with("litellm_params.rpm: "), "{message}");
-    let (param, message) = refused(json!({"model_name": "m", "litellm_params": {"model": "not-a-known-model"}})).await;
+    let (param, message) =
+        refused(json!({"model_name": "m", "litellm_params": {"model": "not-a-known-model"}})).await;
     assert_eq!(param, "litellm_params.model");
     assert!(message.contains("unknown model"), "{message}");
-    let (param, _) = refused(json!({"litellm_params": {"model": "openai/x", "api_base": base}})).await;
+    let (param, _) =
+        refused(json!({"litellm_params": {"model": "openai/x", "api_base": base}})).await;
     assert_eq!(param, "model_name");
     let (param, _) = refused(json!({"model_name": "m", "litellm_params": ["openai/x"]})).await;
     assert_eq!(param, "litellm_params");
@@ -492,14 +550,27 @@ async fn a_config_model_cannot_be_changed_or_deleted_through_the_api() {
     let update = json!({"model_info": {"id": "config-model"}, "litellm_params": {"rpm": 1}});
     let r = gw.post("/model/update", Some(MASTER), &update).await;
     assert_eq!(r.status, 400, "{}", r.text);
-    assert!(r.text.contains("Cannot edit config-based model"), "{}", r.text);
+    assert!(
+        r.text.contains("Cannot edit config-based model"),
+        "{}",
+        r.text
+    );
     let r = gw
-        .post("/model/delete", Some(MASTER), &json!({"id": "config-model"}))
+        .post(
+            "/model/delete",
+            Some(MASTER),
+            &json!({"id": "config-model"}),
+        )
         .await;
     assert_eq!(r.status, 400, "{}", r.text);
     assert!(r.text.contains("config file"), "{}", r.text);
     let unknown = json!({"model_info": {"id": "nope"}, "litellm_params": {"rpm": 1}});
-    assert_eq!(gw.post("/model/update", Some(MASTER), &unknown).await.status, 404);
+    assert_eq!(
+        gw.post("/model/update", Some(MASTER), &unknown)
+            .await
+            .status,
+        404
+    );
     assert_eq!(chat(&gw, "from-config").await.status, 200, "still served");
 }
 
@@ -513,7 +584,10 @@ async fn only_the_master_key_may_change_models() {
     let key = r.json()["key"].as_str().unwrap().to_owned();
     for (path, body) in [
         ("/model/new", new_model("x", &mock.v1())),
-        ("/model/update", json!({"model_info": {"id": "config-model"}})),
+        (
+            "/model/update",
+            json!({"model_info": {"id": "config-model"}}),
+        ),
         ("/model/delete", json!({"id": "config-model"})),
     ] {
         let r = gw.post(path, Some(&key), &body).await;
