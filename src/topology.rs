@@ -1,7 +1,7 @@
 //! The deployments in use and the catalog over them, swapped whole when models are added,
 //! changed or removed at runtime; indices are stable, so requests in flight stay valid.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use actix::{Actor, Addr};
@@ -104,20 +104,25 @@ impl Topology {
                 addr: None,
             })
             .collect();
-        let by_id: HashMap<&str, usize> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.live)
-            .map(|(i, s)| (s.deployment.id.as_str(), i))
-            .collect();
+        // Each id's live indices, in order: entries sharing an id (identical config entries)
+        // are matched one to one.
+        let mut by_id: HashMap<&str, VecDeque<usize>> = HashMap::new();
+        for (i, s) in self.slots.iter().enumerate().filter(|(_, s)| s.live) {
+            by_id
+                .entry(s.deployment.id.as_str())
+                .or_default()
+                .push_back(i);
+        }
         for Wanted {
             mut deployment,
             version,
         } in wanted
         {
-            match by_id.get(deployment.id.as_str()).copied() {
-                Some(i) if !slots[i].live => {
+            let kept = by_id
+                .get_mut(deployment.id.as_str())
+                .and_then(VecDeque::pop_front);
+            match kept {
+                Some(i) => {
                     let old = &self.slots[i];
                     let slot = &mut slots[i];
                     slot.live = true;
@@ -128,20 +133,6 @@ impl Topology {
                         slot.version = version;
                         changes.changed.push(i);
                     }
-                }
-                // The same id twice: the first wins (the config file comes first).
-                Some(_) => log::warn!(
-                    "two models have the id {}; the second is ignored",
-                    deployment.id
-                ),
-                None if slots
-                    .iter()
-                    .any(|s| s.live && s.deployment.id == deployment.id) =>
-                {
-                    log::warn!(
-                        "two models have the id {}; the second is ignored",
-                        deployment.id
-                    );
                 }
                 None => {
                     let i = slots.len();
@@ -366,5 +357,72 @@ impl DeploymentFactory {
             Some(s) => actor.sharing_cooldowns(s.clone(), d.id.clone()).start(),
             None => actor.start(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::CliOverrides;
+
+    fn settings(yaml: &str) -> Settings {
+        Settings::from_yaml(yaml, &CliOverrides::default()).unwrap()
+    }
+
+    fn wanted(d: &Deployment, version: &str) -> Wanted {
+        Wanted {
+            deployment: d.clone(),
+            version: version.into(),
+        }
+    }
+
+    const TWO: &str = "model_list:\n  - {model_name: a, litellm_params: {model: openai/x, api_base: 'http://h'}, model_info: {id: one}}\n  - {model_name: b, litellm_params: {model: openai/y, api_base: 'http://h'}, model_info: {id: two}}\n";
+
+    #[test]
+    fn ids_keep_their_index_new_ones_are_appended_and_removed_ones_leave_a_tombstone() {
+        let s = settings(TWO);
+        let (a, b) = (&s.deployments[0], &s.deployments[1]);
+        let first = Topology::initial(vec![wanted(a, ""), wanted(b, "")], &s);
+
+        let mut c = b.clone();
+        c.id = "three".into();
+        c.model_name = "c".into();
+        let (next, changes) = first.next(vec![wanted(b, "v2"), wanted(&c, "")], &s);
+        assert_eq!(
+            changes,
+            Changes {
+                added: vec![2],
+                changed: vec![1],
+                removed: vec![0],
+            }
+        );
+        assert_eq!(next.len(), 3);
+        assert_eq!(next.deployment(2).index, 2);
+        assert_eq!(
+            next.deployment(0).id,
+            "one",
+            "a removed deployment keeps its index"
+        );
+        assert!(next.find("one").is_none());
+        assert_eq!(next.catalog.resolve("a"), None);
+        assert_eq!(next.catalog.resolve("b").map(|r| r.group), Some(1));
+        assert_eq!(next.catalog.resolve("c").map(|r| r.group), Some(2));
+        let live: Vec<&str> = next.live().map(|d| d.id.as_str()).collect();
+        assert_eq!(live, ["two", "three"]);
+    }
+
+    #[test]
+    fn an_unchanged_version_is_no_change_and_identical_entries_stay_two() {
+        let s = settings(TWO);
+        let a = &s.deployments[0];
+        let first = Topology::initial(vec![wanted(a, ""), wanted(a, "")], &s);
+        assert_eq!(
+            first.live().count(),
+            2,
+            "identical config entries are both served"
+        );
+        let (next, changes) = first.next(vec![wanted(a, ""), wanted(a, "")], &s);
+        assert!(changes.is_empty(), "{changes:?}");
+        assert_eq!(next.catalog.members()[0], vec![0, 1]);
     }
 }
