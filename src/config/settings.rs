@@ -224,6 +224,8 @@ pub struct Settings {
     /// How often each instance checks the database for model changes (`model_sync_interval`,
     /// default 5 s; with Redis, changes are also announced at once).
     pub model_sync_interval: Duration,
+    /// The command line's overrides (applied to models added at runtime too).
+    pub cli: CliOverrides,
     /// The environment, with the config's overlay.
     pub env: Env,
 }
@@ -572,6 +574,7 @@ impl Settings {
             client,
             store_model_in_db,
             model_sync_interval,
+            cli: cli.clone(),
             env,
         })
     }

@@ -13,7 +13,7 @@ use chrono::{NaiveDateTime, Utc};
 use serde_json::{json, Map, Value as Json};
 use tokio::sync::{Mutex, Notify};
 
-use crate::config::{CliOverrides, ConfigError, Deployment, Env, Settings};
+use crate::config::{ConfigError, Deployment, Settings};
 use crate::db::models_store::{ModelsFingerprint, StoredModelRow};
 use crate::db::DbError;
 use crate::shared::events::Event;
@@ -51,12 +51,14 @@ impl PlainModel {
     }
 
     /// Validates it exactly as a `model_list` entry of the config file is validated
-    /// (`os.environ/` references resolved now); errors name the field.
-    pub fn deployment(&self, env: &Env) -> Result<Deployment, ConfigError> {
+    /// (`os.environ/` references resolved now, the command line's defaults applied); errors
+    /// name the field.
+    pub fn deployment(&self, settings: &Settings) -> Result<Deployment, ConfigError> {
+        let env = &settings.env;
         let mut tree = serde_yaml::to_value(self.entry())
             .map_err(|e| ConfigError::at("model_info", e.to_string()))?;
         env.resolve_tree(&mut tree)?;
-        let mut d = Deployment::from_entry(0, &tree, "", env, &CliOverrides::default())?;
+        let mut d = Deployment::from_entry(0, &tree, "", env, &settings.cli)?;
         mark_source(&mut d, true);
         Ok(d)
     }
@@ -201,7 +203,7 @@ impl ModelStore {
         for row in &rows {
             let served = self
                 .open(row)
-                .and_then(|m| m.deployment(&state.settings.env).map_err(RowError::from));
+                .and_then(|m| m.deployment(&state.settings).map_err(RowError::from));
             match served {
                 Ok(deployment) => wanted.push(Wanted {
                     deployment,

@@ -54,7 +54,7 @@ fn admin(state: &AppState, req: &HttpRequest) -> Result<Actor, ApiError> {
 
 /// Validates `model` as the config file's `model_list` entries are; a 400 naming the field.
 fn validated(state: &AppState, model: &PlainModel) -> Result<Deployment, ApiError> {
-    model.deployment(&state.settings.env).map_err(|e| match e {
+    model.deployment(&state.settings).map_err(|e| match e {
         crate::config::ConfigError::At { path, message } => {
             ApiError::bad_request(format!("{path}: {message}"), Some(&path))
         }
@@ -195,10 +195,7 @@ async fn update(
         log::error!("stored model {id}: {e}");
         ApiError::Internal
     })?;
-    let shown_before = before
-        .deployment(&state.settings.env)
-        .ok()
-        .map(|d| audited(&d));
+    let shown_before = before.deployment(&state.settings).ok().map(|d| audited(&d));
     let model = edit::update_model(before, patch).map_err(edit_error)?;
     let deployment = validated(state, &model)?;
     let row = state
