@@ -1,4 +1,5 @@
-//! `AppState`: what every handler shares: settings, the catalog, and the actors' addresses.
+//! `AppState`: what every handler shares: settings, the deployments in use (swapped whole when
+//! models change at runtime), and the actors' addresses.
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -106,19 +107,7 @@ impl AppState {
                 }
             })
         };
-        let from_config = settings
-            .deployments
-            .iter()
-            .map(|d| {
-                let mut deployment = d.clone();
-                crate::topology::mark_source(&mut deployment, false);
-                Wanted {
-                    deployment,
-                    version: String::new(),
-                }
-            })
-            .collect();
-        let topology = Topology::initial(from_config, &settings);
+        let topology = Topology::initial(Wanted::from_config(&settings), &settings);
         let master_key_digest = settings
             .master_key
             .as_ref()
@@ -194,6 +183,9 @@ impl AppState {
         let proxy = self.proxy_budget;
         let for_router = self.spend.clone();
         let mut topology = (*self.topology.load_full()).clone();
+        // With the actors' addresses it is another topology: a request that loaded the one
+        // without them goes on with this one after its pick.
+        topology.generation += 1;
         let swap = self.topology.clone();
         let mut started = None;
         let router = RouterActor::create(|ctx| {

@@ -22,6 +22,24 @@ pub struct Wanted {
     pub version: String,
 }
 
+impl Wanted {
+    /// The config file's deployments (and `--model`'s), marked as not stored.
+    pub fn from_config(settings: &Settings) -> Vec<Self> {
+        settings
+            .deployments
+            .iter()
+            .map(|d| {
+                let mut deployment = d.clone();
+                mark_source(&mut deployment, false);
+                Self {
+                    deployment,
+                    version: String::new(),
+                }
+            })
+            .collect()
+    }
+}
+
 /// One index of the topology: a deployment, live or removed.
 #[derive(Clone)]
 pub struct Slot {
@@ -43,6 +61,8 @@ pub struct Topology {
     /// Whether requests' tokens are estimated before routing: some deployment has a `tpm` that
     /// binds, or a context window that pre-call checks compare the prompt with.
     pub estimate_tokens: bool,
+    /// Counts the topologies: each next one has the next number.
+    pub generation: u64,
 }
 
 impl std::fmt::Debug for Topology {
@@ -50,12 +70,6 @@ impl std::fmt::Debug for Topology {
         f.debug_struct("Topology")
             .field("deployments", &self.slots.len())
             .finish_non_exhaustive()
-    }
-}
-
-impl PartialEq for Topology {
-    fn eq(&self, other: &Self) -> bool {
-        std::ptr::eq(self, other)
     }
 }
 
@@ -84,6 +98,7 @@ impl Topology {
             slots: Vec::new(),
             catalog: Arc::new(Catalog::default()),
             estimate_tokens: false,
+            generation: 0,
         };
         empty.next(wanted, settings).0
     }
@@ -168,6 +183,7 @@ impl Topology {
             slots,
             catalog: Arc::new(catalog),
             estimate_tokens,
+            generation: self.generation + 1,
         };
         (next, changes)
     }

@@ -105,8 +105,9 @@ impl RouterActor {
         self
     }
 
-    fn current(&self) -> Option<Arc<Topology>> {
-        self.topology.as_ref().map(|t| t.current.clone())
+    /// The generation of the topology picks are made in (0 when it is not known).
+    fn generation(&self) -> u64 {
+        self.topology.as_ref().map_or(0, |t| t.current.generation)
     }
 
     /// Picks within the lowest `order` tier that has a free deployment, and counts the pick
@@ -258,9 +259,9 @@ pub struct Picked {
     pub admission: Option<Admission>,
     /// The proxy-wide budget as this instance sees it, on a first attempt when one is set.
     pub proxy: Option<ProxyBudget>,
-    /// The topology `index` and `group` are of (models may have changed since the request
-    /// loaded its own).
-    pub topology: Option<Arc<Topology>>,
+    /// The generation of the topology `index` and `group` are of: models may have changed
+    /// since the request loaded its own (0: unknown).
+    pub generation: u64,
 }
 
 /// Why nothing was picked.
@@ -315,7 +316,7 @@ impl RouterActor {
                     wildcard: None,
                     admission: None,
                     proxy: None,
-                    topology: self.current(),
+                    generation: self.generation(),
                 });
             }
             PickFor::Admit {
@@ -376,7 +377,7 @@ impl RouterActor {
             wildcard: resolved.wildcard,
             admission,
             proxy: self.proxy.max_budget.map(|_| self.proxy),
-            topology: self.current(),
+            generation: self.generation(),
         })
     }
 }

@@ -187,19 +187,7 @@ impl ModelStore {
                 Ok((fingerprint, db.stored_models().await?))
             })
             .await?;
-        let mut wanted: Vec<Wanted> = state
-            .settings
-            .deployments
-            .iter()
-            .map(|d| {
-                let mut deployment = d.clone();
-                mark_source(&mut deployment, false);
-                Wanted {
-                    deployment,
-                    version: String::new(),
-                }
-            })
-            .collect();
+        let mut wanted = Wanted::from_config(&state.settings);
         for row in &rows {
             let served = self
                 .open(row)

@@ -95,12 +95,13 @@ impl Call<'_> {
         self.topology.borrow().clone()
     }
 
-    /// Goes on with the topology the router picked in, when it says which.
-    pub fn adopt(&self, picked: Option<&std::sync::Arc<Topology>>) {
-        if let Some(t) = picked {
-            if !std::sync::Arc::ptr_eq(&self.topology.borrow(), t) {
-                *self.topology.borrow_mut() = t.clone();
-            }
+    /// Goes on with the current topology when the router picked in another generation than
+    /// this request's (rare: models changed meanwhile). Indices and groups never move, so the
+    /// current one (the router's, or newer) holds the pick.
+    pub fn adopt(&self, generation: u64) {
+        let known = self.topology.borrow().generation;
+        if generation != 0 && generation != known {
+            *self.topology.borrow_mut() = self.state.topology();
         }
     }
 }
@@ -139,7 +140,7 @@ async fn serve(
     let mut proxy: Option<ProxyBudget> = None;
     let mut error = match admit(state, &caller, &request.model, need).await {
         Ok(first) => {
-            ctx.adopt(first.topology.as_ref());
+            ctx.adopt(first.generation);
             trace.group = Some(first.group);
             charge = Some(new_charge(first.group));
             admission = first.admission.clone();
@@ -204,7 +205,7 @@ async fn serve(
             };
             match admit(state, &caller, asked, need).await {
                 Ok(p) => {
-                    ctx.adopt(p.topology.as_ref());
+                    ctx.adopt(p.generation);
                     trace.group = Some(p.group);
                     charge = Some(new_charge(p.group));
                     admission = p.admission.clone();
@@ -546,7 +547,7 @@ async fn route(
                     .map_err(|_| ApiError::Internal)?;
                 match picked {
                     Ok(p) => {
-                        ctx.adopt(p.topology.as_ref());
+                        ctx.adopt(p.generation);
                         p.index
                     }
                     Err(PickError::NoCapacity { mut no, .. }) => match last_error.take() {
