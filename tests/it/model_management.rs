@@ -231,6 +231,13 @@ async fn an_update_moves_the_api_base_and_limits_and_a_delete_stops_routing_on_b
             assert_error_body(&gone.json(), 400, "invalid_request_error").contains("/v1/models")
         );
         assert_eq!(stored_params(&db, &id), "", "the row is gone");
+        let metrics = gw.get("/metrics", None).await.text;
+        assert!(
+            !metrics.contains(&format!("model_id=\"{id}\"")),
+            "a removed deployment's series go"
+        );
+        let state = gw.get("/model/state", Some(MASTER)).await.text;
+        assert!(!state.contains(&id), "{state}");
         let again = gw
             .post("/model/delete", Some(MASTER), &json!({"id": id}))
             .await;
