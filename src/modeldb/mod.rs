@@ -236,6 +236,8 @@ impl ModelStore {
     pub async fn keep_in_sync(state: web::Data<AppState>) {
         let store = &state.models;
         let wake = store.wake.clone();
+        // One warning while the database is unreachable, not one per check.
+        let mut failing = false;
         loop {
             let announced = tokio::select! {
                 () = wake.notified() => true,
@@ -251,8 +253,17 @@ impl ModelStore {
                 Ok(false) => Ok(()),
                 Err(e) => Err(e),
             };
-            if let Err(e) = result {
-                log::warn!("cannot read the stored models ({e}); retrying");
+            match result {
+                Err(e) if !failing => {
+                    failing = true;
+                    log::warn!("cannot read the stored models ({e}); retrying");
+                }
+                Err(_) => {}
+                Ok(()) if failing => {
+                    failing = false;
+                    log::info!("the stored models can be read again");
+                }
+                Ok(()) => {}
             }
         }
     }
