@@ -45,18 +45,31 @@ pub enum GroupAlias {
 impl Catalog {
     /// Groups `deployments` by `model_name`; `serve_any` makes the one group answer every name.
     pub fn new(deployments: &[Deployment], serve_any: bool) -> Self {
+        Self::build(deployments, serve_any, None)
+    }
+
+    /// Groups `deployments` by `model_name`, each name keeping the group index it had in
+    /// `prev`: a request routed on the previous catalog names the same group in this one. A
+    /// group whose deployments are all gone keeps its index, with no members and no name to
+    /// resolve; new names are appended.
+    pub fn build<'a>(
+        deployments: impl IntoIterator<Item = &'a Deployment>,
+        serve_any: bool,
+        prev: Option<&Catalog>,
+    ) -> Self {
+        let names = prev.map(|p| p.names.clone()).unwrap_or_default();
         let mut c = Self {
             serve_any,
+            members: vec![Vec::new(); names.len()],
+            names,
             ..Self::default()
         };
         for d in deployments {
             let group = match c.by_name.get(&d.model_name) {
                 Some(&g) => g,
                 None => {
-                    let g = c.names.len();
+                    let g = c.slot(&d.model_name);
                     c.by_name.insert(d.model_name.clone(), g);
-                    c.names.push(d.model_name.clone());
-                    c.members.push(Vec::new());
                     if let Some((prefix, _)) = d.model_name.split_once('*') {
                         c.wildcards.push((prefix.to_owned(), g));
                     }
@@ -75,6 +88,16 @@ impl Catalog {
         c.wildcards
             .sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
         c
+    }
+
+    /// The index of the group named `name`: the one it had before, else a new one.
+    fn slot(&mut self, name: &str) -> usize {
+        if let Some(g) = self.names.iter().position(|n| n == name) {
+            return g;
+        }
+        self.names.push(name.to_owned());
+        self.members.push(Vec::new());
+        self.names.len() - 1
     }
 
     /// Adds `model_group_alias` names; an alias never shadows a real group.
@@ -102,10 +125,9 @@ impl Catalog {
                         }
                     }
                     if !members.is_empty() {
-                        let g = self.names.len();
+                        let g = self.slot(name);
                         self.by_name.insert(name.clone(), g);
-                        self.names.push(name.clone());
-                        self.members.push(members);
+                        self.members[g] = members;
                     }
                 }
             }
@@ -121,7 +143,7 @@ impl Catalog {
                 wildcard: None,
             });
         }
-        if self.serve_any && !self.names.is_empty() {
+        if self.serve_any && !self.by_name.is_empty() {
             return Some(Resolved {
                 group: 0,
                 wildcard: None,
@@ -189,8 +211,10 @@ impl Catalog {
         aliases.sort_unstable();
         self.names
             .iter()
-            .map(String::as_str)
-            .filter(|n| !n.contains('*'))
+            .zip(&self.members)
+            // A group whose deployments were all removed keeps its index but is not a model.
+            .filter(|(n, members)| !n.contains('*') && !members.is_empty())
+            .map(|(n, _)| n.as_str())
             .chain(aliases)
     }
 }
@@ -243,6 +267,28 @@ mod tests {
         assert_eq!(c.members()[both], vec![0, 1]);
         let listed: Vec<&str> = c.listed_names().collect();
         assert_eq!(listed, ["a", "b", "both", "old"]);
+    }
+
+    #[test]
+    fn a_rebuilt_catalog_keeps_each_names_group_and_drops_emptied_ones() {
+        let s = Settings::from_yaml(
+            "model_list:\n  - {model_name: a, litellm_params: {model: openai/x, api_base: 'http://h'}}\n  - {model_name: b, litellm_params: {model: openai/y, api_base: 'http://h'}}\n  - {model_name: c, litellm_params: {model: openai/z, api_base: 'http://h'}}\n",
+            &CliOverrides::default(),
+        )
+        .unwrap();
+        let first = Catalog::new(&s.deployments, false);
+        // `a` is gone, `c` stays, `d` is new (served by deployment 1, renamed).
+        let mut renamed = s.deployments[1].clone();
+        renamed.model_name = "d".into();
+        let next = Catalog::build([&renamed, &s.deployments[2]], false, Some(&first));
+        assert_eq!(next.resolve("c").map(|r| r.group), Some(2));
+        assert_eq!(next.resolve("d").map(|r| r.group), Some(3));
+        assert_eq!(next.resolve("a"), None);
+        assert_eq!(next.resolve("b"), None);
+        assert_eq!(next.name(0), "a", "an old group's index still names it");
+        assert_eq!(next.members()[0], Vec::<usize>::new());
+        let listed: Vec<&str> = next.listed_names().collect();
+        assert_eq!(listed, ["c", "d"]);
     }
 
     #[test]

@@ -131,6 +131,9 @@ pub enum ApiError {
     /// The upstream failed, could not be reached, or timed out.
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    /// A model API call while models are not stored in the database (LiteLLM's answer).
+    #[error("Set `'STORE_MODEL_IN_DB='True'` in your env to enable this feature.")]
+    ModelStoreOff,
     /// A bug or an unavailable internal part; details are logged, never returned.
     #[error("Internal Server Error")]
     Internal,
@@ -178,7 +181,7 @@ impl ApiError {
             Self::Missing(_) => "not_found_error",
             Self::NotFound(_) => "not_found_error",
             Self::Provider(e) => e.error_type(),
-            Self::Internal => "internal_server_error",
+            Self::ModelStoreOff | Self::Internal => "internal_server_error",
         }
     }
 
@@ -243,7 +246,7 @@ impl ResponseError for ApiError {
             Self::Provider(e) => {
                 StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             }
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::ModelStoreOff | Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

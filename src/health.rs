@@ -24,6 +24,8 @@ const MAX_BODY: usize = 4 * 1024 * 1024;
 pub struct Checked {
     /// The deployment's index.
     pub index: usize,
+    /// The deployment checked (as it was then: models may change at runtime).
+    pub deployment: Arc<Deployment>,
     /// Why it failed, if it did.
     pub error: Option<String>,
     /// How long the call took.
@@ -69,11 +71,11 @@ pub async fn check_all(
     timeout: Duration,
     only: Option<&str>,
 ) -> Vec<Checked> {
-    let checks = state
-        .settings
-        .deployments
-        .iter()
+    let topology = state.topology();
+    let checks = topology
+        .live()
         .filter(|d| checkable(d) && only.is_none_or(|m| d.model_name == m))
+        .filter_map(|d| topology.shared(d.index))
         .map(|d| check_one(state, http, d, timeout));
     join_all(checks).await
 }
@@ -81,15 +83,16 @@ pub async fn check_all(
 async fn check_one(
     state: &AppState,
     http: &awc::Client,
-    d: &Deployment,
+    d: Arc<Deployment>,
     timeout: Duration,
 ) -> Checked {
     let started = Instant::now();
-    let outcome = actix_rt::time::timeout(timeout, call(state, http, d, timeout))
+    let outcome = actix_rt::time::timeout(timeout, call(state, http, &d, timeout))
         .await
         .unwrap_or_else(|_| Err(format!("no answer within {} s", timeout.as_secs_f64())));
     Checked {
         index: d.index,
+        deployment: d,
         error: outcome.err(),
         latency: started.elapsed(),
         at: Utc::now(),
@@ -184,10 +187,10 @@ async fn call(
 
 /// COMPAT's `/health` body for `round`: each endpoint as its public `litellm_params` (no
 /// secret), the unhealthy ones with their error.
-pub fn report(state: &AppState, round: &[Checked]) -> Json {
+pub fn report(round: &[Checked]) -> Json {
     let (mut healthy, mut unhealthy) = (Vec::new(), Vec::new());
     for c in round {
-        let d = state.deployment(c.index);
+        let d = &c.deployment;
         let mut entry = match &d.public_params {
             Json::Object(m) => m.clone(),
             _ => Map::new(),
@@ -229,7 +232,7 @@ async fn checks_forever(state: actix_web::web::Data<AppState>, client: awc::Clie
         let round = check_all(&state, &client, health.timeout, None).await;
         let policy = state.settings.cooldown;
         for c in round.iter().filter(|c| c.error.is_some()) {
-            let d = state.deployment(c.index);
+            let d = &c.deployment;
             log::warn!(
                 "health check of {} (deployment {}) failed: {}",
                 d.model_name,
@@ -260,6 +263,7 @@ async fn checks_forever(state: actix_web::web::Data<AppState>, client: awc::Clie
 /// Whether deployment `index` shares its group with others.
 fn has_others(state: &AppState, index: usize) -> bool {
     state
+        .topology()
         .catalog
         .members()
         .iter()

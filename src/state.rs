@@ -1,28 +1,27 @@
-//! `AppState`: what every handler shares: settings, the catalog, and the actors' addresses.
+//! `AppState`: what every handler shares: settings, the deployments in use (swapped whole when
+//! models change at runtime), and the actors' addresses.
 
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr, AsyncContext};
+use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 
-use crate::actors::{
-    CoolDown, DeploymentActor, ForgetEntity, ForgetKey, ProxyBudget, RouterActor, SpendActor,
-};
+use crate::actors::{CoolDown, ForgetEntity, ForgetKey, ProxyBudget, RouterActor, SpendActor};
 use crate::callbacks::Callbacks;
-use crate::catalog::Catalog;
-use crate::config::{Deployment, Settings};
+use crate::config::Settings;
 use crate::db::DbHandle;
 use crate::governance::{EntityKind, EntityRef};
 use crate::health::HealthBoard;
 use crate::journal::{Journal, Recovered};
 use crate::metrics::{DeploymentView, Metrics};
 use crate::providers::vertex_ai::token::TokenCache;
-use crate::routing::{Enforce, Profile};
 use crate::shared::events::{Event, Pending};
 use crate::shared::limits::slot_lifetime;
 use crate::shared::{Redis, Shared};
+use crate::topology::{Changes, DeploymentFactory, Topology, Wanted};
 
 /// Connections to Redis, shared by every worker (each is multiplexed).
 const REDIS_POOL_SIZE: u32 = 4;
@@ -30,29 +29,29 @@ const REDIS_POOL_SIZE: u32 = 4;
 /// Rows buffered before the spend actor writes without waiting for its interval.
 const SPEND_BUFFER_ROWS: usize = 2000;
 
-/// The actors' addresses.
+/// The actors' addresses (each deployment's is in the topology).
 pub struct Actors {
     /// The router.
     pub router: Addr<RouterActor>,
-    /// One actor per deployment, by index.
-    pub deployments: Vec<Addr<DeploymentActor>>,
 }
 
 /// Shared by all workers; cheap to reach through `web::Data`.
 pub struct AppState {
     /// The validated settings.
     pub settings: Settings,
-    /// Names to groups.
-    pub catalog: Arc<Catalog>,
+    /// The deployments in use and the catalog over them: loaded once per request, swapped by
+    /// the router when models change at runtime.
+    topology: Arc<ArcSwap<Topology>>,
+    /// Held while the topology is replaced before the actors run, and while they start.
+    topology_lock: Mutex<()>,
+    /// Models stored in the database (`store_model_in_db`).
+    pub models: crate::modeldb::ModelStore,
     /// SHA-256 of the master key, compared in constant time.
     pub master_key_digest: Option<[u8; 32]>,
     /// The database (keys and spend).
     pub db: DbHandle,
     /// Requests admitted and not yet charged (a graceful stop waits for them).
     pub live_requests: Arc<AtomicUsize>,
-    /// Whether requests' tokens are estimated before routing: some deployment has a `tpm` that
-    /// binds, or a context window that pre-call checks compare the prompt with.
-    pub estimate_tokens: bool,
     /// Vertex AI's OAuth access tokens, by service account, shared by every worker.
     pub vertex_tokens: TokenCache,
     /// The response cache, when `litellm_settings.cache` is on.
@@ -111,15 +110,11 @@ impl AppState {
                 }
             })
         };
-        let catalog = Arc::new(
-            Catalog::new(&settings.deployments, settings.serve_any_model)
-                .with_aliases(&settings.model_group_alias),
-        );
+        let topology = Topology::initial(Wanted::from_config(&settings), &settings);
         let master_key_digest = settings
             .master_key
             .as_ref()
             .map(|k| digest(k.expose().as_bytes()));
-        let estimate_tokens = estimate_tokens(&settings);
         let cache = settings.cache.as_ref().and_then(|c| {
             crate::cache::ResponseCache::new(c)
                 .map_err(|e| {
@@ -148,13 +143,15 @@ impl AppState {
                     }
                 });
         let callbacks = Callbacks::start(&settings.callbacks);
+        let models = crate::modeldb::ModelStore::new(&settings);
         Self {
             settings,
-            catalog,
+            topology: Arc::new(ArcSwap::from_pointee(topology)),
+            topology_lock: Mutex::new(()),
+            models,
             master_key_digest,
             db,
             live_requests: Arc::new(AtomicUsize::new(0)),
-            estimate_tokens,
             vertex_tokens: TokenCache::default(),
             cache,
             shared,
@@ -179,80 +176,92 @@ impl AppState {
     }
 
     fn start_actors(&self) -> Actors {
-        let profiles: Vec<Profile> = self
-            .settings
-            .deployments
-            .iter()
-            .map(Deployment::profile)
-            .collect();
-        let mut group_size = vec![0usize; profiles.len()];
-        for members in self.catalog.members() {
-            for &m in members {
-                group_size[m] = members.len();
-            }
-        }
-        let policy = self.settings.cooldown;
+        // A runtime change waits until the actors run, then goes through the router.
+        let _writing = self
+            .topology_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let factory =
+            DeploymentFactory::new(&self.settings, self.shared.clone(), self.metrics.clone());
         let rules = self.settings.routing;
-        let latency = self.settings.latency_window;
-        let orders: Vec<Option<u32>> = self.settings.deployments.iter().map(|d| d.order).collect();
-        let catalog = self.catalog.clone();
         let proxy = self.proxy_budget;
         let end_user_budget = self.settings.max_end_user_budget;
         let for_router = self.spend.clone();
-        let shared = self.shared.clone();
-        let ids: Vec<String> = self
-            .settings
-            .deployments
-            .iter()
-            .map(|d| d.id.clone())
-            .collect();
-        let metrics: Vec<_> = self
-            .deployment_views()
-            .iter()
-            .map(|view| self.metrics.deployment(view))
-            .collect();
-        let mut metrics = metrics.into_iter();
-        let mut deployments = Vec::new();
+        let mut topology = (*self.topology.load_full()).clone();
+        // With the actors' addresses it is another topology: a request that loaded the one
+        // without them goes on with this one after its pick.
+        topology.generation += 1;
+        let swap = self.topology.clone();
+        let mut started = None;
         let router = RouterActor::create(|ctx| {
             let me = ctx.address();
-            deployments = profiles
-                .iter()
-                .enumerate()
-                .map(|(i, &profile)| {
-                    let enforce = Enforce {
-                        profile,
-                        hard_limits: rules.hard_limits(),
-                        latency,
-                    };
-                    let mut actor =
-                        DeploymentActor::new(i, group_size[i] > 1, policy, enforce, me.clone());
-                    if let Some(m) = metrics.next() {
-                        actor = actor.with_metrics(m);
-                    }
-                    match &shared {
-                        Some(s) => actor.sharing_cooldowns(s.clone(), ids[i].clone()).start(),
-                        None => actor.start(),
-                    }
-                })
-                .collect();
-            RouterActor::new(catalog, rules, profiles, &orders, proxy, Some(for_router))
-                .with_end_user_budget(end_user_budget)
+            topology.start_missing(&factory, &me, &Changes::default(), None);
+            let topology = Arc::new(topology);
+            started = Some(topology.clone());
+            let (profiles, orders) = topology.profiles();
+            RouterActor::new(
+                topology.catalog.clone(),
+                rules,
+                profiles,
+                &orders,
+                proxy,
+                Some(for_router),
+            )
+            .with_topology(topology, swap, factory)
+            .with_end_user_budget(end_user_budget)
         });
-        let actors = Actors {
-            router,
-            deployments,
-        };
+        if let Some(topology) = started {
+            self.topology.store(topology);
+        }
+        let actors = Actors { router };
         for (id, until) in self.pending_cooldowns.take() {
-            self.cool_down(&actors, &id, until);
+            self.cool_down(&id, until);
         }
         actors
     }
 
+    /// The deployments in use now (one atomic load; hold it for the whole request).
+    pub fn topology(&self) -> Arc<Topology> {
+        self.topology.load_full()
+    }
+
+    /// Serves `wanted` from now on: the config's deployments and the database's. Before the
+    /// actors run the topology is replaced here; after, the router replaces it (starting the
+    /// new deployments' actors) and this returns once it has.
+    pub async fn replace_deployments(&self, wanted: Vec<Wanted>) -> Changes {
+        let router = {
+            let _writing = self
+                .topology_lock
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match self.started_actors() {
+                Some(actors) => actors.router.clone(),
+                None => {
+                    let (next, changes) = self.topology().next(wanted, &self.settings);
+                    self.topology.store(Arc::new(next));
+                    return changes;
+                }
+            }
+        };
+        // Only the router replaces a running topology, and changes are made one at a time
+        // (`ModelStore`), so the one loaded here is the router's.
+        let (next, changes) = self.topology().next(wanted, &self.settings);
+        let apply = crate::actors::router::ApplyTopology {
+            next,
+            changes: changes.clone(),
+        };
+        if router.send(apply).await.is_err() {
+            log::error!("the router is gone; the model change is not applied");
+        }
+        changes
+    }
+
     /// Cools the deployments with id `id` down until `until` (another instance's cooldown).
-    fn cool_down(&self, actors: &Actors, id: &str, until: Instant) {
-        for (i, d) in self.settings.deployments.iter().enumerate() {
-            if d.id == id {
-                actors.deployments[i].do_send(CoolDown { until });
+    fn cool_down(&self, id: &str, until: Instant) {
+        let topology = self.topology();
+        for d in topology.live().filter(|d| d.id == id) {
+            if let Some(addr) = topology.addr(d.index) {
+                addr.do_send(CoolDown { until });
             }
         }
     }
@@ -263,7 +272,7 @@ impl AppState {
             Event::Cooldown { deployment, millis } => {
                 let until = Instant::now() + Duration::from_millis(millis);
                 match self.started_actors() {
-                    Some(actors) => self.cool_down(actors, &deployment, until),
+                    Some(_) => self.cool_down(&deployment, until),
                     None => self.pending_cooldowns.add(deployment, until),
                 }
             }
@@ -279,6 +288,7 @@ impl AppState {
                     actors.router.do_send(ForgetEntity(entity));
                 }
             }
+            Event::Models => self.models.changed_elsewhere(),
             Event::Key { token, removed } => {
                 if removed {
                     self.metrics.forget_key(&token);
@@ -334,50 +344,31 @@ impl AppState {
         &self.spend
     }
 
-    /// The deployment at `index`.
-    pub fn deployment(&self, index: usize) -> &Deployment {
-        &self.settings.deployments[index]
+    /// Each live deployment's state, from its own actor, with the topology it is of.
+    pub async fn deployment_snapshots(
+        &self,
+    ) -> (Arc<Topology>, Vec<crate::routing::DeploymentSnapshot>) {
+        self.actors();
+        let topology = self.topology();
+        let asks = topology.live().map(|d| {
+            let ask = topology
+                .addr(d.index)
+                .map(|a| a.send(crate::actors::Inspect));
+            async move {
+                match ask {
+                    Some(ask) => ask.await.unwrap_or_default(),
+                    None => Default::default(),
+                }
+            }
+        });
+        let snapshots = futures_util::future::join_all(asks).await;
+        (topology, snapshots)
     }
 
-    /// Each deployment's live state, from its own actor (by index).
-    pub async fn deployment_snapshots(&self) -> Vec<crate::routing::DeploymentSnapshot> {
-        let asks = self
-            .actors()
-            .deployments
-            .iter()
-            .map(|a| a.send(crate::actors::Inspect));
-        futures_util::future::join_all(asks)
-            .await
-            .into_iter()
-            .map(Result::unwrap_or_default)
-            .collect()
+    /// What names each live deployment of `topology` in the metrics (no secrets).
+    pub fn deployment_views(topology: &Topology) -> Vec<DeploymentView> {
+        topology.live().map(crate::topology::view_of).collect()
     }
-
-    /// What names each deployment in the metrics, by index (no secrets).
-    pub fn deployment_views(&self) -> Vec<DeploymentView> {
-        self.settings
-            .deployments
-            .iter()
-            .map(|d| DeploymentView {
-                model_group: d.model_name.clone(),
-                model: d.upstream_model.clone(),
-                id: d.id.clone(),
-                provider: d.provider.name().to_owned(),
-                api_base: d.public_api_base.clone(),
-                rpm: d.rpm,
-                tpm: d.tpm,
-            })
-            .collect()
-    }
-}
-
-/// Whether routing needs each request's token estimate (see `AppState::estimate_tokens`).
-fn estimate_tokens(settings: &Settings) -> bool {
-    let rules = settings.routing;
-    settings.deployments.iter().any(|d| {
-        (rules.hard_limits() && d.tpm.is_some())
-            || (rules.pre_call_checks && d.context_window.is_some())
-    })
 }
 
 /// SHA-256 of `bytes`.

@@ -180,6 +180,32 @@ impl Handler<CoolDown> for DeploymentActor {
     }
 }
 
+/// The deployment was changed at runtime (`/model/update`, or its group gained or lost
+/// members): new limits, same counters.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reconfigure {
+    /// What it enforces now.
+    pub enforce: Enforce,
+    /// Whether its group has other deployments now.
+    pub group_has_others: bool,
+    /// Its metrics under its new names, when those changed.
+    pub metrics: Option<DeploymentMetrics>,
+}
+
+impl Handler<Reconfigure> for DeploymentActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reconfigure, ctx: &mut Context<Self>) {
+        self.state.reconfigure(msg.enforce);
+        self.group_has_others = msg.group_has_others;
+        if let Some(m) = msg.metrics {
+            self.metrics = Some(m);
+        }
+        self.publish(Instant::now(), ctx);
+    }
+}
+
 /// Reads the deployment's current state (tests and health pages).
 #[derive(Message)]
 #[rtype(result = "DeploymentSnapshot")]

@@ -9,11 +9,11 @@ pub mod router;
 pub mod spend;
 
 pub use charge::{Charge, ChargeFor, Durable, SharedLimits};
-pub use deployment::{CoolDown, DeploymentActor, Inspect, Report, Reserve};
+pub use deployment::{CoolDown, DeploymentActor, Inspect, Reconfigure, Report, Reserve};
 pub use lease::Lease;
 pub use router::{
-    AdmitCached, CacheEntities, CacheKey, CachedEntity, CachedKey, ForgetEntity, ForgetKey,
-    Governed, Pick, PickError, PickFor, PickStats, Picked, ProxyBudget, Publish, RouterActor,
-    Settle,
+    AdmitCached, ApplyTopology, CacheEntities, CacheKey, CachedEntity, CachedKey, ForgetEntity,
+    ForgetKey, Governed, Pick, PickError, PickFor, PickStats, Picked, ProxyBudget, Publish,
+    RouterActor, Settle,
 };
 pub use spend::{Flush, RecordSpend, SpendActor};

@@ -15,6 +15,7 @@ use crate::keys::{Admission, Counting, KeyDuration, KeyLedger, KeyRecord, Reject
 use crate::routing::{
     choose, Candidate, DeploymentSnapshot, Need, NoCapacity, Pool, Profile, Rules,
 };
+use crate::topology::{view_of, Changes, DeploymentFactory, Topology};
 
 /// The proxy-wide budget and what has been spent against it.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -47,6 +48,15 @@ pub struct RouterActor {
     spend: Option<Addr<SpendActor>>,
     /// Regenerated keys: old token to new, for requests that were in flight.
     renamed: std::collections::HashMap<String, String>,
+    /// The topology picks are made in, where it is replaced, and how new deployments start.
+    topology: Option<Running>,
+}
+
+/// The router's hold on the running topology.
+struct Running {
+    current: Arc<Topology>,
+    swap: Arc<arc_swap::ArcSwap<Topology>>,
+    factory: DeploymentFactory,
 }
 
 impl RouterActor {
@@ -78,6 +88,7 @@ impl RouterActor {
             proxy,
             spend,
             renamed: Default::default(),
+            topology: None,
         }
     }
 
@@ -86,6 +97,28 @@ impl RouterActor {
     pub fn with_end_user_budget(mut self, budget: Option<f64>) -> Self {
         self.entities = EntityLedger::new(budget);
         self
+    }
+
+    /// Picks in `current` (its catalog is this router's), answers each pick with it, and
+    /// replaces it in `swap` when told to (`ApplyTopology`), starting new deployments' actors
+    /// with `factory`.
+    pub fn with_topology(
+        mut self,
+        current: Arc<Topology>,
+        swap: Arc<arc_swap::ArcSwap<Topology>>,
+        factory: DeploymentFactory,
+    ) -> Self {
+        self.topology = Some(Running {
+            current,
+            swap,
+            factory,
+        });
+        self
+    }
+
+    /// The generation of the topology picks are made in (0 when it is not known).
+    fn generation(&self) -> u64 {
+        self.topology.as_ref().map_or(0, |t| t.current.generation)
     }
 
     /// Picks within the lowest `order` tier that has a free deployment, and counts the pick
@@ -235,6 +268,9 @@ pub struct Picked {
     pub governed: Option<Governed>,
     /// The proxy-wide budget as this instance sees it, on a first attempt when one is set.
     pub proxy: Option<ProxyBudget>,
+    /// The generation of the topology `index` and `group` are of: models may have changed
+    /// since the request loaded its own (0: unknown).
+    pub generation: u64,
 }
 
 /// Why nothing was picked.
@@ -292,6 +328,7 @@ impl RouterActor {
                     admission: None,
                     governed: None,
                     proxy: None,
+                    generation: self.generation(),
                 });
             }
             PickFor::Admit {
@@ -359,6 +396,7 @@ impl RouterActor {
             admission,
             governed,
             proxy: self.proxy.max_budget.map(|_| self.proxy),
+            generation: self.generation(),
         })
     }
 }
@@ -547,6 +585,53 @@ impl Handler<Publish> for RouterActor {
         if let Some(slot) = self.snapshots.get_mut(msg.index) {
             *slot = msg.snapshot;
         }
+    }
+}
+
+/// Serve `next` from now on: models were added, changed or removed at runtime.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ApplyTopology {
+    /// The topology to serve (built from the current one, so indices are kept).
+    pub next: Topology,
+    /// What changed.
+    pub changes: Changes,
+}
+
+impl Handler<ApplyTopology> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ApplyTopology, ctx: &mut Context<Self>) {
+        let Some(running) = &mut self.topology else {
+            return;
+        };
+        let mut next = msg.next;
+        next.start_missing(
+            &running.factory,
+            &ctx.address(),
+            &msg.changes,
+            Some(&running.current),
+        );
+        for &i in &msg.changes.removed {
+            if let Some(d) = next.get(i) {
+                running.factory.metrics.forget_deployment(&view_of(d));
+            }
+        }
+        let (profiles, orders) = next.profiles();
+        self.snapshots
+            .resize(profiles.len(), DeploymentSnapshot::default());
+        self.tiers = next
+            .catalog
+            .members()
+            .iter()
+            .map(|members| order_tiers(members, &orders))
+            .collect();
+        self.profiles = profiles;
+        self.catalog = next.catalog.clone();
+        let next = Arc::new(next);
+        // Stored here, between two picks: a request that loads it next is picked in it.
+        running.swap.store(next.clone());
+        running.current = next;
     }
 }
 

@@ -180,7 +180,27 @@ impl Deployment {
         env: &Env,
         cli: &CliOverrides,
     ) -> Result<Self, ConfigError> {
-        let at = format!("model_list[{index}]");
+        Self::from_entry(index, entry, &format!("model_list[{index}]"), env, cli)
+    }
+
+    /// Builds a deployment from one `model_list` entry (resolved), however it came: errors
+    /// name their path under `at` (`model_list[2]`; empty for a model sent to `/model/new`,
+    /// whose errors then read `litellm_params.rpm: ...`).
+    pub fn from_entry(
+        index: usize,
+        entry: &Value,
+        at: &str,
+        env: &Env,
+        cli: &CliOverrides,
+    ) -> Result<Self, ConfigError> {
+        let under = |key: &str| {
+            if at.is_empty() {
+                key.to_owned()
+            } else {
+                format!("{at}.{key}")
+            }
+        };
+        let at = at.to_owned();
         if !entry.is_mapping() {
             return Err(ConfigError::at(at, "expected a mapping"));
         }
@@ -189,8 +209,8 @@ impl Deployment {
         let model_name = raw
             .model_name
             .filter(|n| !n.is_empty())
-            .ok_or_else(|| ConfigError::at(format!("{at}.model_name"), "missing field"))?;
-        let params_at = format!("{at}.litellm_params");
+            .ok_or_else(|| ConfigError::at(under("model_name"), "missing field"))?;
+        let params_at = under("litellm_params");
         let params_tree = match raw.litellm_params {
             Some(v @ Value::Mapping(_)) => v,
             Some(_) => return Err(ConfigError::at(params_at, "expected a mapping")),
@@ -198,7 +218,7 @@ impl Deployment {
         };
         let params: RawParams = serde_path_to_error::deserialize(params_tree.clone())
             .map_err(|e| ConfigError::from_serde(e, &params_at))?;
-        let info_at = format!("{at}.model_info");
+        let info_at = under("model_info");
         let mut model_info = match raw.model_info {
             None | Some(Value::Null) => Map::new(),
             Some(v @ Value::Mapping(_)) => match to_json(&v) {

@@ -22,7 +22,7 @@ pub use security::{
 };
 pub use settings::{CliOverrides, HealthSettings, Settings, SpendJournal};
 pub use shared::{CacheSettings, CacheStore, RedisTarget, DEFAULT_CACHE_TTL, URL_UNRESERVED};
-pub use support::{unimplemented_settings, SettingStatus};
+pub use support::{unimplemented_settings, SettingStatus, SECRET_PARAMS};
 
 /// A secret string (provider key, master key) whose `Debug` never shows the value.
 #[derive(Clone, PartialEq, Eq)]

@@ -130,6 +130,10 @@ struct RawGeneralSettings {
     health_check_interval: Option<f64>,
     #[serde(default, deserialize_with = "de::opt_f64")]
     health_check_timeout: Option<f64>,
+    #[serde(default, deserialize_with = "de::opt_bool")]
+    store_model_in_db: Option<bool>,
+    #[serde(default, deserialize_with = "de::opt_f64")]
+    model_sync_interval: Option<f64>,
 }
 
 /// `GET /health` and the background checks.
@@ -218,6 +222,14 @@ pub struct Settings {
     pub security: super::SecuritySettings,
     /// How long the gateway waits on its clients.
     pub client: super::ClientTimeouts,
+    /// Models added through `/model/new` are stored in the database and served by every
+    /// instance (`store_model_in_db`, or `STORE_MODEL_IN_DB=True`).
+    pub store_model_in_db: bool,
+    /// How often each instance checks the database for model changes (`model_sync_interval`,
+    /// default 5 s; with Redis, changes are also announced at once).
+    pub model_sync_interval: Duration,
+    /// The command line's overrides (applied to models added at runtime too).
+    pub cli: CliOverrides,
     /// The environment, with the config's overlay.
     pub env: Env,
 }
@@ -461,6 +473,20 @@ impl Settings {
                 60,
             )?,
         };
+        let store_model_in_db = match general.store_model_in_db {
+            Some(on) => on,
+            None => match env.get("STORE_MODEL_IN_DB") {
+                None => false,
+                Some(v) => super::truthy(&v).ok_or_else(|| {
+                    ConfigError::at("STORE_MODEL_IN_DB", "expected True or False")
+                })?,
+            },
+        };
+        let model_sync_interval = positive(
+            "general_settings.model_sync_interval",
+            general.model_sync_interval,
+            5,
+        )?;
         let spend_write_every = match general.proxy_batch_write_at {
             None => Duration::from_secs(10),
             Some(v) if v > 0.0 => secs("general_settings.proxy_batch_write_at", v)?,
@@ -551,6 +577,9 @@ impl Settings {
             callbacks,
             security,
             client,
+            store_model_in_db,
+            model_sync_interval,
+            cli: cli.clone(),
             env,
         })
     }

@@ -87,6 +87,10 @@ const GENERAL_SETTINGS: &[(&str, SettingStatus)] = &[
     ("litellm_key_header_name", Y),
     ("always_include_stream_usage", Y),
     ("disable_spend_logs", Y),
+    // Models added through /model/new are kept in the database (also STORE_MODEL_IN_DB).
+    ("store_model_in_db", Y),
+    // llmgate's own: how often each instance checks the database for model changes.
+    ("model_sync_interval", Y),
     // llmgate's own: where the spend journal is kept.
     ("spend_journal_path", Y),
     // llmgate's own: how long a client may take (LiteLLM leaves it to uvicorn; its

@@ -6,6 +6,7 @@ pub mod files;
 mod handle;
 pub mod keys;
 pub mod models;
+pub mod models_store;
 pub mod report;
 mod rollup;
 pub mod schema;

@@ -147,3 +147,16 @@ diesel::table! {
         charged_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    llmgate_proxy_models (id) {
+        id -> Text,
+        model_name -> Text,
+        litellm_params -> Text,
+        model_info -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        created_by -> Text,
+        updated_by -> Text,
+    }
+}

@@ -2,11 +2,11 @@
 //! group that speaks OpenAI's or Azure's files API, else the first deployment of the named
 //! provider (`custom_llm_provider`, `openai` by default) the key may use.
 
-use crate::catalog::Catalog;
 use crate::config::Deployment;
 use crate::error::ApiError;
 use crate::keys::{KeyRecord, Rejection};
 use crate::providers::ProviderKind;
+use crate::topology::Topology;
 
 /// The providers whose files and batches APIs the gateway passes through.
 pub const PROVIDERS: &[&str] = &["openai", "azure"];
@@ -89,21 +89,21 @@ pub struct Chosen {
 /// The deployment a call goes to. `key` is the caller's virtual key (`None` for the master
 /// key); `roll` in `[0, 1)` picks among a group's deployments that hold files.
 pub fn choose(
-    catalog: &Catalog,
-    deployments: &[Deployment],
+    topology: &Topology,
     wanted: &Wanted,
     key: Option<&KeyRecord>,
     roll: f64,
 ) -> Result<Chosen, ApiError> {
+    let catalog = &topology.catalog;
     if let Some(asked) = &wanted.model {
-        return in_group(catalog, deployments, asked, key, roll);
+        return in_group(topology, asked, key, roll);
     }
     let provider = wanted.provider.as_deref().unwrap_or("openai");
     let may_use = |d: &Deployment, group: usize| {
         key.is_none_or(|k| catalog.key_may_use(&k.models, &d.model_name, group))
     };
-    deployments
-        .iter()
+    topology
+        .live()
         .filter(|d| files_provider(d) == Some(provider))
         .find_map(|d| {
             let group = catalog.resolve(&d.model_name)?.group;
@@ -129,12 +129,12 @@ pub fn choose(
 
 /// A deployment of the group `asked` names (through the key's aliases) that holds files.
 fn in_group(
-    catalog: &Catalog,
-    deployments: &[Deployment],
+    topology: &Topology,
     asked: &str,
     key: Option<&KeyRecord>,
     roll: f64,
 ) -> Result<Chosen, ApiError> {
+    let catalog = &topology.catalog;
     let name = key
         .and_then(|k| k.aliases.get(asked))
         .map_or(asked, String::as_str);
@@ -154,7 +154,7 @@ fn in_group(
     let capable: Vec<usize> = catalog.members()[group]
         .iter()
         .copied()
-        .filter(|&i| deployments.get(i).and_then(files_provider).is_some())
+        .filter(|&i| topology.get(i).and_then(files_provider).is_some())
         .collect();
     if capable.is_empty() {
         return Err(ApiError::bad_request(
@@ -176,6 +176,7 @@ mod tests {
     use super::*;
     use crate::config::{CliOverrides, Settings};
     use crate::db::models::KeyRow;
+    use crate::topology::Wanted as Desired;
 
     fn settings() -> Settings {
         Settings::from_yaml(
@@ -235,15 +236,9 @@ mod tests {
     #[test]
     fn a_named_group_sends_the_call_to_its_deployment_that_holds_files() {
         let s = settings();
-        let catalog = Catalog::new(&s.deployments, false);
+        let topology = Topology::initial(Desired::from_config(&s), &s);
         for roll in [0.0, 0.5, 0.99] {
-            let c = choose(
-                &catalog,
-                &s.deployments,
-                &wanted(Some("chat"), None),
-                None,
-                roll,
-            );
+            let c = choose(&topology, &wanted(Some("chat"), None), None, roll);
             assert_eq!(c.unwrap().index, 1, "only the azure deployment holds files");
         }
     }
@@ -251,79 +246,37 @@ mod tests {
     #[test]
     fn without_a_model_the_first_deployment_of_the_provider_the_key_may_use_is_chosen() {
         let s = settings();
-        let catalog = Catalog::new(&s.deployments, false);
-        let open = choose(&catalog, &s.deployments, &Wanted::default(), None, 0.0).unwrap();
+        let topology = Topology::initial(Desired::from_config(&s), &s);
+        let open = choose(&topology, &Wanted::default(), None, 0.0).unwrap();
         assert_eq!(open.index, 3, "openai is the default provider");
         let limited = key(&["gpt-b"]);
-        let c = choose(
-            &catalog,
-            &s.deployments,
-            &Wanted::default(),
-            Some(&limited),
-            0.0,
-        );
+        let c = choose(&topology, &Wanted::default(), Some(&limited), 0.0);
         assert_eq!(c.unwrap().index, 4);
-        let azure = choose(
-            &catalog,
-            &s.deployments,
-            &wanted(None, Some("Azure")),
-            None,
-            0.0,
-        );
+        let azure = choose(&topology, &wanted(None, Some("Azure")), None, 0.0);
         assert_eq!(azure.unwrap().index, 1);
     }
 
     #[test]
     fn a_model_the_key_may_not_use_is_a_403_and_an_alias_resolves_through_the_key() {
         let s = settings();
-        let catalog = Catalog::new(&s.deployments, false);
+        let topology = Topology::initial(Desired::from_config(&s), &s);
         let k = key(&["gpt-b", "fast"]);
-        let denied = choose(
-            &catalog,
-            &s.deployments,
-            &wanted(Some("gpt"), None),
-            Some(&k),
-            0.0,
-        );
+        let denied = choose(&topology, &wanted(Some("gpt"), None), Some(&k), 0.0);
         assert!(matches!(denied, Err(ApiError::Key(Rejection::ModelDenied(m))) if m == "gpt"));
-        let alias = choose(
-            &catalog,
-            &s.deployments,
-            &wanted(Some("fast"), None),
-            Some(&k),
-            0.0,
-        );
+        let alias = choose(&topology, &wanted(Some("fast"), None), Some(&k), 0.0);
         assert_eq!(alias.unwrap().index, 4);
     }
 
     #[test]
     fn calls_no_deployment_can_take_are_400s_naming_what_to_send() {
         let s = settings();
-        let catalog = Catalog::new(&s.deployments, false);
-        let groq = choose(
-            &catalog,
-            &s.deployments,
-            &wanted(Some("groq"), None),
-            None,
-            0.0,
-        );
+        let topology = Topology::initial(Desired::from_config(&s), &s);
+        let groq = choose(&topology, &wanted(Some("groq"), None), None, 0.0);
         assert!(matches!(groq, Err(ApiError::BadRequest { param: Some(p), .. }) if p == "model"));
-        let unknown = choose(
-            &catalog,
-            &s.deployments,
-            &wanted(Some("nope"), None),
-            None,
-            0.0,
-        );
+        let unknown = choose(&topology, &wanted(Some("nope"), None), None, 0.0);
         assert!(matches!(unknown, Err(ApiError::UnknownModel(_))));
-        let none = choose(
-            &catalog,
-            &s.deployments,
-            &Wanted::default(),
-            Some(&key(&["chat"])),
-            0.0,
-        )
-        .map(|c| c.index);
+        let none =
+            choose(&topology, &Wanted::default(), Some(&key(&["chat"])), 0.0).map(|c| c.index);
         assert!(matches!(none, Err(ApiError::BadRequest { .. })), "{none:?}");
         let bad = Wanted::new(None, None, Some("vertex_ai".into()));
         assert!(

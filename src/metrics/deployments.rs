@@ -157,6 +157,32 @@ impl DeploymentFamilies {
         }
     }
 
+    pub(super) fn forget(&self, view: &DeploymentView) {
+        let labels = view.labels();
+        for family in [&self.requests, &self.successes] {
+            let _ = family.remove_label_values(&labels);
+        }
+        for family in [&self.latency, &self.first_token] {
+            let _ = family.remove_label_values(&labels);
+        }
+        for family in [
+            &self.state,
+            &self.in_flight,
+            &self.requests_this_minute,
+            &self.tokens_this_minute,
+            &self.remaining_requests,
+            &self.remaining_tokens,
+            &self.cooldown_seconds,
+        ] {
+            let _ = family.remove_label_values(&labels);
+        }
+        // Failures carry one more label: drop the series of every exception class.
+        let [a, b, c, d] = labels;
+        for class in EXCEPTION_CLASSES {
+            let _ = self.failures.remove_label_values(&[a, b, c, d, class]);
+        }
+    }
+
     pub(super) fn set_state(&self, view: &DeploymentView, s: &DeploymentSnapshot, now: Instant) {
         let labels = view.labels();
         let cooling = s.cooling_until.filter(|&until| until > now);
@@ -221,6 +247,18 @@ impl DeploymentMetrics {
         }
     }
 }
+
+/// Every name `exception_class` gives.
+const EXCEPTION_CLASSES: [&str; 8] = [
+    "BadRequestError",
+    "AuthenticationError",
+    "Timeout",
+    "RateLimitError",
+    "ContentPolicyViolationError",
+    "APIConnectionError",
+    "InternalServerError",
+    "APIError",
+];
 
 /// LiteLLM's name for the exception a failure raises.
 fn exception_class(failure: &Failure) -> &'static str {

@@ -169,6 +169,12 @@ impl Metrics {
         self.deployments.handles(view)
     }
 
+    /// Drops the series of a deployment removed at runtime (`/model/delete`), so model churn
+    /// does not grow `/metrics`.
+    pub fn forget_deployment(&self, view: &DeploymentView) {
+        self.deployments.forget(view);
+    }
+
     /// The text Prometheus scrapes, after setting the gauges read now: each deployment's
     /// state, and whether Redis (`None`: not configured) and the database answer.
     pub fn render(

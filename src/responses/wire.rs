@@ -18,6 +18,7 @@ use crate::providers::request::{bad_request, prepare, DropPolicy, PreparedCall};
 use crate::providers::stream::Dialect;
 use crate::providers::{usage_of, Operation, ProviderError, Usage};
 use crate::routes::model_request::ModelRequest;
+use crate::topology::Topology;
 
 /// How one attempt sends its request and reads its reply.
 pub enum Wire<'a> {
@@ -276,15 +277,12 @@ impl<'a> Wire<'a> {
 
 /// The deployment a follow-up must go to: the one holding the response `previous_response_id`
 /// names, when it is one of `group`'s members.
-pub fn pinned(
-    fields: &Map<String, Json>,
-    deployments: &[Deployment],
-    members: &[usize],
-) -> Option<usize> {
+pub fn pinned(fields: &Map<String, Json>, topology: &Topology, group: usize) -> Option<usize> {
     let id = fields.get("previous_response_id")?.as_str()?;
     let decoded = ids::decode(id)?;
+    let members = topology.catalog.members().get(group)?;
     members.iter().copied().find(|&m| {
-        deployments
+        topology
             .get(m)
             .is_some_and(|d| d.id == decoded.deployment_id)
     })
@@ -380,7 +378,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(wire.fields(&r.fields)["previous_response_id"], "resp_up1");
-        assert_eq!(pinned(&r.fields, &s.deployments, &[1, 0]), Some(0));
+        let topology = Topology::initial(crate::topology::Wanted::from_config(&s), &s);
+        assert_eq!(pinned(&r.fields, &topology, 0), Some(0));
         let other = "b".repeat(64);
         let err = Wire::plan(
             Operation::Responses,

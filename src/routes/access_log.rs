@@ -33,14 +33,16 @@ pub async fn access_log(
             .copied()
             .unwrap_or_default();
         let state = request.app_data::<web::Data<AppState>>();
+        let topology = state.map(|s| s.topology());
         let group = trace
             .group
-            .zip(state)
-            .map_or("-", |(g, s)| s.catalog.name(g));
+            .zip(topology.as_ref())
+            .map_or("-", |(g, t)| t.catalog.name(g));
         let deployment = trace
             .deployment
-            .zip(state)
-            .map_or("-", |(d, s)| s.deployment(d).id.as_str());
+            .zip(topology.as_ref())
+            .and_then(|(d, t)| t.get(d))
+            .map_or("-", |d| d.id.as_str());
         log::info!(
             target: "llmgate::access",
             "{} {} model={group} deployment={deployment} status={} {:.1}ms",

@@ -51,7 +51,7 @@ fn shown(row: &AuditLogRow) -> Json {
 
 /// `GET /audit/logs?action=&table_name=&object_id=&changed_by=&start_date=&end_date=&page=&page_size=`
 /// answers `{"data": [..], "total", "page", "page_size", "total_pages"}`. `object_id` may be a
-/// key's token or the key itself.
+/// key's token or the key itself, or with `table_name=LiteLLM_ProxyModelTable` a model's id.
 pub async fn logs(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -75,7 +75,14 @@ pub async fn logs(
     let filter = AuditFilter {
         action: q.action.clone(),
         table_name: q.table_name.clone(),
-        object_id: q.object_id.as_deref().map(keys::token_of),
+        // A model's id is its own; a key is found by its token, or by itself hashed.
+        object_id: q.object_id.as_deref().map(|id| {
+            if q.table_name.as_deref() == Some(crate::modeldb::MODEL_TABLE) {
+                id.to_owned()
+            } else {
+                keys::token_of(id)
+            }
+        }),
         changed_by: q.changed_by.clone(),
         start: q
             .start_date

@@ -102,7 +102,7 @@ async fn create_on(call: &FilesCall<'_>, payload: web::Payload) -> Result<HttpRe
         who.owner(),
         Kind::Batch,
         &id,
-        admitted.deployment,
+        &admitted.deployment,
         Some(&endpoint),
         Some(&input_file_id),
     )
@@ -141,7 +141,7 @@ async fn retrieve_on(call: &FilesCall<'_>, id: &str) -> Result<HttpResponse, Api
                 owner,
                 Kind::File,
                 file,
-                admitted.deployment,
+                &admitted.deployment,
                 Some(purpose),
                 None,
             )
@@ -164,7 +164,7 @@ async fn charged(
     call: &FilesCall<'_>,
     who: &Who,
     held: &Held,
-    admitted: &Admitted<'_>,
+    admitted: &Admitted,
     batch: &Json,
 ) -> Option<(Usage, f64)> {
     if batch.get("status").and_then(Json::as_str) != Some("completed")
@@ -174,7 +174,7 @@ async fn charged(
         return None;
     }
     let output = batch.get("output_file_id").and_then(Json::as_str)?;
-    let d = admitted.deployment;
+    let d = &*admitted.deployment;
     let counted = async {
         let reply = admitted
             .send(

@@ -68,18 +68,19 @@ pub async fn consult(
         .as_ref()
         .and_then(|k| k.record.aliases.get(asked))
         .map_or(asked, String::as_str);
-    let Some(resolved) = state.catalog.resolve(name) else {
+    let topology = ctx.topology();
+    let Some(resolved) = topology.catalog.resolve(name) else {
         return Ok(None);
     };
     let group = resolved.group;
     let keyed_model = match resolved.wildcard {
         Some(_) => name,
-        None => state.catalog.name(group),
+        None => topology.catalog.name(group),
     };
     let cache_key = cache::key_of(&plan, op, keyed_model, &request.fields);
     if plan.read {
         let found = cache.get(&cache_key, plan.max_age).await;
-        let readable = |k: &VirtualKey| may_read(state, k, asked, name, group);
+        let readable = |k: &VirtualKey| may_read(&topology.catalog, k, asked, name, group);
         if let Some(entry) = found.filter(|_| key.as_ref().is_none_or(readable)) {
             // A hit counts against the key's limits like any request.
             if let Some(charge) = admit_hit(ctx, caller, request, principals, group).await? {
@@ -127,9 +128,15 @@ async fn virtual_key(state: &AppState, token: &str, shown: &str) -> Result<Virtu
 
 /// Whether the key may read a cached reply of `group`: whether it may use the model. Its other
 /// rules (blocked, expired, budgets, rate limits) are the admission's (`admit_hit`).
-fn may_read(state: &AppState, key: &VirtualKey, asked: &str, name: &str, group: usize) -> bool {
+fn may_read(
+    catalog: &crate::catalog::Catalog,
+    key: &VirtualKey,
+    asked: &str,
+    name: &str,
+    group: usize,
+) -> bool {
     let r = &key.record;
-    state.catalog.key_may_use(&r.models, name, group)
+    catalog.key_may_use(&r.models, name, group)
         || (asked != name && r.models.iter().any(|m| m == asked))
 }
 
@@ -181,7 +188,8 @@ async fn admit_hit(
     if let Some(g) = &governed {
         charge.governed(g);
     }
-    let group_name = state.catalog.name(group);
+    let topology = ctx.topology();
+    let group_name = topology.catalog.name(group);
     let (a, g) = (admission.as_ref(), governed.as_ref());
     if let Some(why) = shared_limits::check_cached(state, a, g, group_name, &mut charge).await {
         charge.refused();
@@ -234,7 +242,10 @@ fn hit(
         }
     };
     put("x-litellm-cache-key", cache_key);
-    put("x-litellm-model-group", state.catalog.name(group));
+    put(
+        "x-litellm-model-group",
+        ctx.topology.borrow().catalog.name(group),
+    );
     put("x-litellm-version", VERSION);
     put("x-litellm-response-cost", "0");
     if let Some(spend) = key_spend {

@@ -84,7 +84,7 @@ async fn upload_on(call: &FilesCall<'_>, payload: web::Payload) -> Result<HttpRe
         who.owner(),
         Kind::File,
         &id,
-        admitted.deployment,
+        &admitted.deployment,
         Some(&purpose),
         None,
     )
@@ -95,7 +95,7 @@ async fn upload_on(call: &FilesCall<'_>, payload: web::Payload) -> Result<HttpRe
 }
 
 /// The `id` of an object the upstream says it created.
-pub(super) fn created_id(admitted: &Admitted<'_>, value: &Json) -> Result<String, ApiError> {
+pub(super) fn created_id(admitted: &Admitted, value: &Json) -> Result<String, ApiError> {
     value
         .get("id")
         .and_then(Json::as_str)

@@ -210,8 +210,7 @@ impl<'a> FilesCall<'a> {
     /// The deployment a new object (or a list) goes to.
     pub fn choose(&self, who: &Who, wanted: &Wanted) -> Result<Chosen, ApiError> {
         select::choose(
-            &self.state.catalog,
-            &self.state.settings.deployments,
+            &self.state.topology(),
             wanted,
             who.record(),
             fastrand::f64(),
@@ -231,12 +230,10 @@ impl<'a> FilesCall<'a> {
             .map_err(|e| unavailable(&e))?
             .filter(|row| who.reaches(&row.owner))
             .ok_or_else(missing)?;
-        let deployment = self
-            .state
-            .settings
-            .deployments
-            .iter()
-            .find(|d| d.id == row.deployment_id && select::files_provider(d).is_some())
+        let topology = self.state.topology();
+        let deployment = topology
+            .find(&row.deployment_id)
+            .filter(|d| select::files_provider(d).is_some())
             .ok_or_else(|| {
                 ApiError::Missing(format!(
                     "{} {id} is held by deployment {}, which is no longer in model_list",
@@ -244,8 +241,7 @@ impl<'a> FilesCall<'a> {
                     row.deployment_id
                 ))
             })?;
-        let group = self
-            .state
+        let group = topology
             .catalog
             .resolve(&deployment.model_name)
             .ok_or_else(missing)?
@@ -296,10 +292,11 @@ impl<'a> FilesCall<'a> {
 
     /// Admits the caller for a call on `chosen`'s deployment: the key's rules and limits (here,
     /// or in Redis) as for any request; the call's charge starts.
-    pub async fn admit(&self, who: &Who, chosen: Chosen) -> Result<Admitted<'a>, ApiError> {
+    pub async fn admit(&self, who: &Who, chosen: Chosen) -> Result<Admitted, ApiError> {
         let state = self.state;
-        let deployment = state.deployment(chosen.index);
-        let group_name = state.catalog.name(chosen.group);
+        let topology = state.topology();
+        let deployment = topology.shared(chosen.index).ok_or(ApiError::Internal)?;
+        let group_name = topology.catalog.name(chosen.group);
         self.trace.set(Trace {
             group: Some(chosen.group),
             deployment: Some(chosen.index),
@@ -350,7 +347,7 @@ impl<'a> FilesCall<'a> {
                 return Err(pick_error(state, PickError::Rejected(why)));
             }
         }
-        charge.serving(deployment, &deployment.upstream_model);
+        charge.serving(&deployment, &deployment.upstream_model);
         Ok(Admitted {
             deployment,
             charge,
@@ -374,7 +371,7 @@ impl<'a> FilesCall<'a> {
                 .send(AdmitCached {
                     token: Some(token.to_owned()),
                     group,
-                    asked: state.catalog.name(group).to_owned(),
+                    asked: state.topology().catalog.name(group).to_owned(),
                     counting: shared_limits::counting(state),
                     principals: Principals::default(),
                 })
@@ -406,15 +403,15 @@ fn unavailable(e: &crate::db::DbError) -> ApiError {
 }
 
 /// An admitted call on one deployment.
-pub struct Admitted<'a> {
+pub struct Admitted {
     /// The deployment.
-    pub deployment: &'a Deployment,
+    pub deployment: Arc<Deployment>,
     /// The call's accounting: dropped unsettled, it logs a failure.
     pub charge: Charge,
     admission: Option<Admission>,
 }
 
-impl Admitted<'_> {
+impl Admitted {
     fn timeout(&self, call: &FilesCall<'_>) -> Duration {
         self.deployment
             .timeout
@@ -434,7 +431,7 @@ impl Admitted<'_> {
         query: &str,
         body: Outgoing,
     ) -> Result<Reply, ApiError> {
-        let url = wire::url(self.deployment, endpoint, query);
+        let url = wire::url(&self.deployment, endpoint, query);
         log::debug!(
             "{method} {} on deployment {}",
             endpoint.path(),
@@ -442,7 +439,7 @@ impl Admitted<'_> {
         );
         let started = Instant::now();
         let wait = self.timeout(call).saturating_sub(call.started.elapsed());
-        let sent = wire::send(call.http, self.deployment, method, &url, body, wait).await;
+        let sent = wire::send(call.http, &self.deployment, method, &url, body, wait).await;
         call.upstream.set(call.upstream.get() + started.elapsed());
         Ok(sent?)
     }
@@ -554,7 +551,7 @@ impl Admitted<'_> {
         usage: Usage,
         cost: f64,
     ) -> HttpResponseBuilder {
-        let d = self.deployment;
+        let d = &*self.deployment;
         let mut b = HttpResponse::Ok();
         for (name, value) in provider_headers {
             b.insert_header((name.clone(), value.clone()));

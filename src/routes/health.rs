@@ -57,10 +57,10 @@ pub async fn health(
     let round = match last {
         Some(round) => round
             .iter()
-            .filter(|c| only.is_none_or(|m| state.deployment(c.index).model_name == m))
+            .filter(|c| only.is_none_or(|m| c.deployment.model_name == m))
             .cloned()
             .collect(),
         None => health::check_all(&state, &http, state.settings.health.timeout, only).await,
     };
-    Ok(HttpResponse::Ok().json(health::report(&state, &round)))
+    Ok(HttpResponse::Ok().json(health::report(&round)))
 }

@@ -190,7 +190,8 @@ pub async fn read_form(
 /// deployment is a moderation model (`model_info.mode: moderation`, or a name with
 /// `moderation` in it), else `omni-moderation-latest` when a group (or wildcard) serves it.
 pub fn default_moderation_model(state: &AppState) -> Result<String, ApiError> {
-    let moderation = state.settings.deployments.iter().find(|d| {
+    let topology = state.topology();
+    let moderation = topology.live().find(|d| {
         d.model_info.get("mode").and_then(Json::as_str) == Some("moderation")
             || (!d.is_wildcard && d.upstream_model.contains("moderation"))
     });
@@ -198,7 +199,7 @@ pub fn default_moderation_model(state: &AppState) -> Result<String, ApiError> {
         return Ok(d.model_name.clone());
     }
     const OPENAI_DEFAULT: &str = "omni-moderation-latest";
-    if state.catalog.resolve(OPENAI_DEFAULT).is_some() {
+    if topology.catalog.resolve(OPENAI_DEFAULT).is_some() {
         return Ok(OPENAI_DEFAULT.to_owned());
     }
     Err(ApiError::bad_request(

@@ -13,9 +13,8 @@ const DATABASE_WAIT: Duration = Duration::from_secs(1);
 
 /// `GET /metrics`.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let snapshots = state.deployment_snapshots().await;
-    let deployments: Vec<_> = state
-        .deployment_views()
+    let (topology, snapshots) = state.deployment_snapshots().await;
+    let deployments: Vec<_> = AppState::deployment_views(&topology)
         .into_iter()
         .zip(snapshots)
         .collect();

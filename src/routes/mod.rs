@@ -20,6 +20,7 @@ mod media_attempt;
 mod media_request;
 pub(crate) mod messages;
 mod metrics;
+mod model_management;
 pub(crate) mod model_request;
 mod models;
 pub mod pipeline;
@@ -188,6 +189,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics::metrics))
         .route("/metrics/", web::get().to(metrics::metrics))
         .route("/model/state", web::get().to(models::state))
+        .route("/model/new", web::post().to(model_management::new))
+        .route(
+            "/model/update",
+            web::post().to(model_management::update_body),
+        )
+        .route(
+            "/model/{model_id}/update",
+            web::patch().to(model_management::update_at),
+        )
+        .route("/model/delete", web::post().to(model_management::delete))
         .default_service(web::to(not_found));
     // After the model routes: routing tries resources in order.
     files_and_batches(cfg);

@@ -55,7 +55,8 @@ pub(super) async fn allowed_models(
 pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let allowed = allowed_models(&state, &req).await?;
     let all: &[String] = &[];
-    let data: Vec<_> = state
+    let topology = state.topology();
+    let data: Vec<_> = topology
         .catalog
         .names_for_key(allowed.as_deref().unwrap_or(all))
         .map(
@@ -70,18 +71,22 @@ pub async fn info(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
     let allowed = allowed_models(&state, &req).await?;
     let mut data = Vec::new();
     let now = Instant::now();
-    for d in state.settings.deployments.iter().filter(|d| {
-        match (&allowed, state.catalog.resolve(&d.model_name)) {
+    state.actors();
+    let topology = state.topology();
+    let catalog = &topology.catalog;
+    for d in topology
+        .live()
+        .filter(|d| match (&allowed, catalog.resolve(&d.model_name)) {
             (None, _) => true,
-            (Some(models), Some(r)) => state.catalog.key_may_use(models, &d.model_name, r.group),
+            (Some(models), Some(r)) => catalog.key_may_use(models, &d.model_name, r.group),
             (Some(_), None) => false,
-        }
-    }) {
+        })
+    {
         // Each deployment's own actor is the authority on its live state.
-        let live = state.actors().deployments[d.index]
-            .send(Inspect)
-            .await
-            .map_err(|_| ApiError::Internal)?;
+        let live = match topology.addr(d.index) {
+            Some(addr) => addr.send(Inspect).await.map_err(|_| ApiError::Internal)?,
+            None => DeploymentSnapshot::default(),
+        };
         data.push(json!({
             "model_name": d.model_name,
             "litellm_params": d.public_params,
@@ -116,11 +121,9 @@ fn live_state(live: &DeploymentSnapshot, now: Instant) -> Json {
 pub async fn state(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     super::access::require_view_all(&super::access::access(&state, &req).await?, &req)?;
     let now = Instant::now();
-    let snapshots = state.deployment_snapshots().await;
-    let data: Vec<Json> = state
-        .settings
-        .deployments
-        .iter()
+    let (topology, snapshots) = state.deployment_snapshots().await;
+    let data: Vec<Json> = topology
+        .live()
         .zip(snapshots)
         .map(|(d, live)| {
             let check = state.health.of(d.index);

@@ -22,6 +22,7 @@ use crate::keys::{Admission, KeyRecord, Rejection};
 use crate::providers::{ErrorKind, Operation, ProviderError};
 use crate::routing::{FallbackCause, Need, NoCapacity, Refused};
 use crate::state::AppState;
+use crate::topology::Topology;
 
 /// The version reported in `x-litellm-version` and `/health/readiness`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -58,6 +59,7 @@ pub async fn handle(
         started,
         call_id: &call_id,
         op,
+        topology: std::cell::RefCell::new(state.topology()),
     };
     let mut response = match serve(&ctx, req, input, op, path_model, &mut trace).await {
         Ok(r) => r,
@@ -84,6 +86,26 @@ pub struct Call<'a> {
     pub call_id: &'a str,
     /// The operation (chat, completion, embedding, images, audio, moderation, rerank).
     pub op: Operation,
+    /// The deployments as this request knows them: loaded when it arrived, then the router's
+    /// after each pick (models may change at runtime; indices and groups never move).
+    pub topology: std::cell::RefCell<std::sync::Arc<Topology>>,
+}
+
+impl Call<'_> {
+    /// The deployments as this request knows them now.
+    pub fn topology(&self) -> std::sync::Arc<Topology> {
+        self.topology.borrow().clone()
+    }
+
+    /// Goes on with the current topology when the router picked in another generation than
+    /// this request's (rare: models changed meanwhile). Indices and groups never move, so the
+    /// current one (the router's, or newer) holds the pick.
+    pub fn adopt(&self, generation: u64) {
+        let known = self.topology.borrow().generation;
+        if generation != 0 && generation != known {
+            *self.topology.borrow_mut() = self.state.topology();
+        }
+    }
 }
 
 async fn serve(
@@ -125,7 +147,7 @@ async fn serve(
     {
         return Ok(hit);
     }
-    let need = need_of(state, op, &request);
+    let need = need_of(ctx, op, &request);
     let settle_proxy = state.settings.max_budget.is_some();
     let new_charge = |group: usize| new_charge(ctx, &caller, &request, group, settle_proxy);
     let mut charge: Option<Charge> = None;
@@ -134,6 +156,7 @@ async fn serve(
     let mut proxy: Option<ProxyBudget> = None;
     let mut error = match admit(state, &caller, &request.model, need, &principals).await {
         Ok(first) => {
+            ctx.adopt(first.generation);
             trace.group = Some(first.group);
             charge = Some(new_charge(first.group));
             admission = first.admission.clone();
@@ -145,7 +168,7 @@ async fn serve(
             let target = Target {
                 group: first.group,
                 wildcard: first.wildcard.clone(),
-                first: Some(first_choice(state, op, &request, &first)),
+                first: Some(first_choice(ctx, op, &request, &first)),
             };
             let routed = route(
                 ctx,
@@ -174,7 +197,7 @@ async fn serve(
         return Err(failed(&mut charge, error));
     };
     let group_name = match trace.group {
-        Some(g) => state.catalog.name(g).to_owned(),
+        Some(g) => ctx.topology().catalog.name(g).to_owned(),
         None => request.model.clone(),
     };
     let chain = state
@@ -182,13 +205,13 @@ async fn serve(
         .fallbacks
         .chain(&group_name, cause, &request.gateway.fallbacks);
     for (n, name) in chain.iter().enumerate() {
-        let Some(mut target) = fallback_target(state, name) else {
+        let Some(mut target) = fallback_target(&ctx.topology(), name) else {
             log::warn!("fallback {name:?} of {group_name:?} names no model group or deployment");
             continue;
         };
         if charge.is_none() {
             // Nothing was admitted yet (the first group had nothing free): admit this one.
-            let group_name = state.catalog.name(target.group).to_owned();
+            let group_name = ctx.topology().catalog.name(target.group).to_owned();
             let asked = if target.first.is_some() {
                 &group_name
             } else {
@@ -196,6 +219,7 @@ async fn serve(
             };
             match admit(state, &caller, asked, need, &principals).await {
                 Ok(p) => {
+                    ctx.adopt(p.generation);
                     trace.group = Some(p.group);
                     charge = Some(new_charge(p.group));
                     admission = p.admission.clone();
@@ -237,17 +261,12 @@ async fn serve(
 
 /// The deployment to try first: the router's pick, unless a Responses follow-up names a
 /// response another deployment of the group holds (`previous_response_id`).
-fn first_choice(state: &AppState, op: Operation, request: &ModelRequest, picked: &Picked) -> usize {
+fn first_choice(ctx: &Call<'_>, op: Operation, request: &ModelRequest, picked: &Picked) -> usize {
     if op != Operation::Responses {
         return picked.index;
     }
-    let members = state
-        .catalog
-        .members()
-        .get(picked.group)
-        .map_or(&[][..], Vec::as_slice);
-    crate::responses::wire::pinned(&request.fields, &state.settings.deployments, members)
-        .unwrap_or(picked.index)
+    let topology = ctx.topology();
+    crate::responses::wire::pinned(&request.fields, &topology, picked.group).unwrap_or(picked.index)
 }
 
 /// Tells the logging callbacks why the request failed (its charge logs it when dropped).
@@ -305,7 +324,7 @@ pub(super) fn new_charge(
         ChargeFor {
             token: caller.token().map(str::to_owned),
             group,
-            group_name: state.catalog.name(group),
+            group_name: ctx.topology.borrow().catalog.name(group),
             request_id: ctx.call_id,
             metadata: request.gateway.metadata_json(),
             end_user: request.user(),
@@ -319,12 +338,12 @@ pub(super) fn new_charge(
 
 /// What the request needs of a deployment. Its tokens are estimated only when a limit or a
 /// context window will be checked against them.
-fn need_of(state: &AppState, op: Operation, request: &ModelRequest) -> Need {
+fn need_of(ctx: &Call<'_>, op: Operation, request: &ModelRequest) -> Need {
     let mut need = Need {
         stream: request.stream,
         ..Need::default()
     };
-    if state.estimate_tokens {
+    if ctx.topology.borrow().estimate_tokens {
         need.prompt_tokens = match op {
             Operation::Responses => crate::responses::request::prompt_tokens(&request.fields),
             _ => crate::tokens::prompt_tokens(&request.fields),
@@ -353,16 +372,16 @@ fn fallback_cause(error: &ApiError) -> Option<FallbackCause> {
 }
 
 /// A fallback names a model group (or alias or wildcard), or a deployment id.
-fn fallback_target(state: &AppState, name: &str) -> Option<Target> {
-    if let Some(r) = state.catalog.resolve(name) {
+fn fallback_target(topology: &Topology, name: &str) -> Option<Target> {
+    if let Some(r) = topology.catalog.resolve(name) {
         return Some(Target {
             group: r.group,
             wildcard: r.wildcard,
             first: None,
         });
     }
-    let d = state.settings.deployments.iter().find(|d| d.id == name)?;
-    let r = state.catalog.resolve(&d.model_name)?;
+    let d = topology.find(name)?;
+    let r = topology.catalog.resolve(&d.model_name)?;
     Some(Target {
         group: r.group,
         wildcard: None,
@@ -497,7 +516,8 @@ async fn admit(
 }
 
 fn no_deployment(state: &AppState, group: usize, no: NoCapacity) -> ApiError {
-    let name = state.catalog.name(group);
+    let topology = state.topology();
+    let name = topology.catalog.name(group);
     if no.prompt_too_long() {
         // Pre-call checks found no deployment whose context window fits the prompt: a
         // context-window error, so `context_window_fallbacks` apply.
@@ -627,7 +647,10 @@ async fn route(
                     .await
                     .map_err(|_| ApiError::Internal)?;
                 match picked {
-                    Ok(p) => p.index,
+                    Ok(p) => {
+                        ctx.adopt(p.generation);
+                        p.index
+                    }
                     Err(PickError::NoCapacity { mut no, .. }) => match last_error.take() {
                         // Every other deployment was tried: retry the same one, after a backoff.
                         Some(err) if !exclude.is_empty() && backoffs < max_retries => {
@@ -649,7 +672,12 @@ async fn route(
                 }
             }
         };
-        let addr = &actors.deployments[index];
+        let topology = ctx.topology();
+        // A deployment removed since the router's view was published: pick another.
+        let Some(addr) = topology.addr(index) else {
+            exclude.push(index);
+            continue;
+        };
         let reserve = Reserve {
             tokens: routed.need.tokens,
         };
@@ -665,12 +693,12 @@ async fn route(
             }
         };
         let mut lease = Lease::new(index, addr.clone(), held);
-        let deployment = state.deployment(index);
+        let deployment = topology.deployment(index);
         let request_limits = shared_limits::Request {
             admission: routed.admission,
             governed: routed.governed,
             proxy: routed.proxy,
-            group_name: state.catalog.name(group),
+            group_name: topology.catalog.name(group),
         };
         let begun = shared_limits::begin(
             state,

@@ -76,21 +76,16 @@ async fn relay(
     if !decoded.allows(caller.token()) {
         return Err(not_found(id));
     }
-    let deployment = state
-        .settings
-        .deployments
-        .iter()
-        .find(|d| d.id == decoded.deployment_id && native::serves_responses(d))
+    let topology = state.topology();
+    let deployment = topology
+        .find(&decoded.deployment_id)
+        .filter(|d| native::serves_responses(d))
         .ok_or_else(|| not_found(id))?;
     if let Some(models) = &allowed {
-        let may = state
-            .catalog
+        let catalog = &topology.catalog;
+        let may = catalog
             .resolve(&deployment.model_name)
-            .is_some_and(|r| {
-                state
-                    .catalog
-                    .key_may_use(models, &deployment.model_name, r.group)
-            });
+            .is_some_and(|r| catalog.key_may_use(models, &deployment.model_name, r.group));
         if !may {
             return Err(ApiError::Key(Rejection::ModelDenied(
                 deployment.model_name.clone(),

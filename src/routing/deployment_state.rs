@@ -151,6 +151,12 @@ impl DeploymentState {
         }
     }
 
+    /// Enforces `enforce` from now on (the deployment was changed at runtime); its usage this
+    /// minute, requests in flight and cooldown carry over, so a change never resets a limit.
+    pub fn reconfigure(&mut self, enforce: Enforce) {
+        self.enforce = enforce;
+    }
+
     /// Takes a slot for one request needing `tokens` at `now`, unless the deployment is cooling
     /// down or would break a limit.
     pub fn reserve(&mut self, now: Instant, tokens: u64) -> Result<Reservation, Refused> {

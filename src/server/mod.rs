@@ -87,6 +87,20 @@ pub async fn start(
         }),
     };
     let state = web::Data::new(AppState::new(settings, db, proxy_budget, journal));
+    if state.models.enabled() {
+        if !state.models.can_seal() {
+            return Err(std::io::Error::other(
+                "store_model_in_db needs LITELLM_SALT_KEY or a master key: stored provider credentials are encrypted with it",
+            ));
+        }
+        // The stored models serve from the first request on.
+        state
+            .models
+            .reload(&state)
+            .await
+            .map_err(|e| std::io::Error::other(format!("cannot read the stored models: {e}")))?;
+        actix_rt::spawn(crate::modeldb::ModelStore::keep_in_sync(state.clone()));
+    }
     if let Some(shared) = state.shared.clone() {
         let hearer = state.clone();
         actix_rt::spawn(shared.listen(move |event| hearer.on_event(event)));

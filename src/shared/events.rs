@@ -21,6 +21,8 @@ pub enum Event {
         /// How long.
         millis: u64,
     },
+    /// A model was added, changed or removed in the database (`/model/*`): read them again.
+    Models,
     /// A key was updated, blocked, unblocked, deleted or regenerated: forget the cached copy
     /// (the next request reads it again from the database).
     Key {

@@ -32,6 +32,7 @@ mod keys;
 mod messages;
 mod metrics;
 mod mock_response;
+mod model_management;
 mod moderations;
 mod ollama;
 mod providers;

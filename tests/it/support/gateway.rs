@@ -123,7 +123,11 @@ impl Gateway {
 
     /// The live state of deployment `index`.
     pub async fn deployment(&self, index: usize) -> DeploymentSnapshot {
-        self.state.actors().deployments[index]
+        self.state.actors();
+        self.state
+            .topology()
+            .addr(index)
+            .expect("a deployment at this index")
             .send(Inspect)
             .await
             .unwrap()

@@ -1,0 +1,1 @@
+DROP TABLE llmgate_proxy_models;
