@@ -242,3 +242,38 @@ fn redact(message: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// The migrations of one tree, by directory name.
+    fn tree(backend: &str) -> Vec<String> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend);
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn migration_versions_are_unique_and_both_trees_have_the_same_migrations() {
+        let sqlite = tree("sqlite");
+        assert_eq!(sqlite, tree("postgres"), "the two trees differ");
+        // diesel knows a migration by the version before its first `_`: two with one version
+        // would leave the second unapplied.
+        let versions: BTreeSet<&str> = sqlite
+            .iter()
+            .map(|n| n.split_once('_').map_or(n.as_str(), |(v, _)| v))
+            .collect();
+        assert_eq!(
+            versions.len(),
+            sqlite.len(),
+            "a version is shared: {sqlite:?}"
+        );
+    }
+}
