@@ -6,8 +6,9 @@ use serde_json::json;
 
 use super::*;
 
-/// Two gateways on the machine's Redis (a namespace of their own) and one SQLite file.
-async fn pair(mock: &MockUpstream) -> (Gateway, Gateway) {
+/// Two gateways on the machine's Redis (a namespace of their own, also returned) and one
+/// SQLite file.
+async fn pair(mock: &MockUpstream) -> (Gateway, Gateway, String) {
     let db = crate::support::binary::temp_dir("governance-shared").join("llmgate.db");
     let ns = format!("llmgate-gov-{}-{}", std::process::id(), fastrand::u64(..));
     let yaml = format!(
@@ -27,13 +28,24 @@ general_settings: {{master_key: {MASTER}, database_url: 'sqlite://{}'}}
     };
     let a = Gateway::start_with(settings()).await;
     let b = Gateway::start_with(settings()).await;
-    (a, b)
+    (a, b, ns)
+}
+
+/// The spend Redis has counted for end user `id` in its all-time budget counter.
+async fn counted_spend(ns: &str, id: &str) -> f64 {
+    let mut conn = crate::support::redis_counts::connect(6379).await;
+    let spent: Option<f64> = redis::cmd("GET")
+        .arg(format!("{ns}:end_user:0::{id}:spend:all"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    spent.unwrap_or(0.0)
 }
 
 #[actix_rt::test]
 async fn a_teams_rpm_limit_holds_across_instances() {
     let mock = MockUpstream::start().await;
-    let (a, b) = pair(&mock).await;
+    let (a, b, _) = pair(&mock).await;
     admin_post(&a, "/team/new", json!({"team_id": "t", "rpm_limit": 4})).await;
     let key = key_with(&a, json!({"team_id": "t", "duration": null})).await;
     let mut ok = 0;
@@ -58,7 +70,7 @@ async fn a_teams_rpm_limit_holds_across_instances() {
 #[actix_rt::test]
 async fn an_end_users_budget_counts_the_spend_of_both_instances() {
     let mock = MockUpstream::start().await;
-    let (a, b) = pair(&mock).await;
+    let (a, b, ns) = pair(&mock).await;
     admin_post(
         &a,
         "/end_user/new",
