@@ -88,6 +88,12 @@ async fn an_end_users_budget_counts_the_spend_of_both_instances() {
             }
             other => panic!("unexpected {other}: {}", r.text),
         }
+        // The charge reaches Redis after the reply: the next request waits until it has landed.
+        let landed = crate::support::eventually(std::time::Duration::from_secs(5), async || {
+            counted_spend(&ns, "c").await >= ok as f64 * COST - 1e-12
+        })
+        .await;
+        assert!(landed, "the spend of {ok} requests reached redis");
     }
     assert_eq!(
         ok, 3,
