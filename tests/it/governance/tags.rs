@@ -160,3 +160,23 @@ async fn spend_per_tag_counts_every_tag_including_unregistered_ones() {
     let activity = admin_get(&gw, "/tag/daily/activity?tags=a").await;
     assert_eq!(activity["metadata"]["total_api_requests"], 2);
 }
+
+#[actix_rt::test]
+async fn cache_hits_count_against_a_tags_rpm_limit() {
+    let more = "litellm_settings:\n  cache: true\n  cache_params: {type: local}\n";
+    let Fixture { gw, mock } = fixture(None, more).await;
+    admin_post(&gw, "/tag/new", json!({"name": "t", "rpm_limit": 2})).await;
+    let first = ok_chat(&gw, MASTER, "gpt-test", tagged(&["t"])).await;
+    assert!(first.header("x-litellm-cache-key").is_none());
+    let hit = ok_chat(&gw, MASTER, "gpt-test", tagged(&["t"])).await;
+    assert!(
+        hit.header("x-litellm-cache-key").is_some(),
+        "the second is a hit"
+    );
+    refused(
+        &chat(&gw, MASTER, "gpt-test", tagged(&["t"])).await,
+        429,
+        "rate_limit_error",
+    );
+    assert_eq!(mock.call_count(), 1);
+}

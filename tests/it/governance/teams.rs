@@ -341,3 +341,40 @@ async fn team_spend_is_shown_per_team_and_per_day() {
     );
     assert_eq!(activity["metadata"]["total_api_requests"], 2);
 }
+
+#[actix_rt::test]
+async fn a_teams_budget_period_resets_its_spend_here_and_in_the_database() {
+    let Fixture { gw, .. } = fixture(None, "").await;
+    admin_post(
+        &gw,
+        "/team/new",
+        json!({"team_id": "t", "max_budget": COST * 0.5, "budget_duration": "1s"}),
+    )
+    .await;
+    let key = key_with(&gw, json!({"team_id": "t"})).await;
+    ok_chat(&gw, &key, "gpt-test", json!({})).await;
+    refused(
+        &chat(&gw, &key, "gpt-test", json!({})).await,
+        400,
+        "budget_exceeded",
+    );
+    // Once the period has passed the team may spend again.
+    let reset = crate::support::eventually(std::time::Duration::from_secs(5), async || {
+        chat(&gw, &key, "gpt-test", json!({})).await.status == 200
+    })
+    .await;
+    assert!(reset, "the team's budget reset after its period");
+    flush(&gw).await;
+    let stored = gw
+        .state
+        .db
+        .run(|db| async move { db.entity("team", "", "t").await })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_close(stored.spend, COST, "only the new period's spend is stored");
+    assert!(
+        stored.budget_reset_at.unwrap()
+            > chrono::Utc::now().naive_utc() - chrono::Duration::seconds(2)
+    );
+}
