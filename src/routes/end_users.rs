@@ -10,9 +10,7 @@ use serde_json::{json, Map, Value as Json};
 
 use super::access::{access, require_admin, require_view_all};
 use super::body::ManagementBody;
-use super::entities::{
-    self, apply_limits, budget_table, json_of, required_list, required_string, KeysGo,
-};
+use super::entities::{self, apply_limits, budget_table, json_of, required_list, required_string};
 use super::fields::{opt_string, parse_body};
 use crate::db::entities::EntityFilter;
 use crate::db::models::EntityRow;
@@ -106,21 +104,14 @@ pub async fn info(
 
 async fn change(
     state: &AppState,
-    access_req: (&crate::governance::Access, &HttpRequest),
+    actor: &Actor,
     id: &str,
     fields: &Map<String, Json>,
     action: AuditAction,
 ) -> Result<Json, ApiError> {
-    let (access, req) = access_req;
-    let actor = Actor::of(access, req);
-    let before = entities::get(state, "end_user", "", id).await?;
-    let mut row = before.clone();
-    apply_end_user(&mut row, fields)?;
-    row.updated_at = Utc::now().naive_utc();
-    let new_spend = fields.contains_key("spend").then_some(row.spend);
-    let audit = entities::changed(state, &actor, action, &before, &row);
-    let saved = entities::save(state, row, new_spend, audit).await?;
-    let spend = entities::live_spend(state, &saved).await?;
+    let end_user = ("end_user", "", id);
+    let (saved, spend) =
+        entities::change(state, actor, end_user, fields, action, apply_end_user).await?;
     Ok(end_user_json(&saved, spend))
 }
 
@@ -134,7 +125,14 @@ pub async fn update(
     require_admin(&access, &req)?;
     let fields = parse_body(&body.0)?;
     let id = required_string(&fields, "user_id")?;
-    let out = change(&state, (&access, &req), &id, &fields, AuditAction::Updated).await?;
+    let out = change(
+        &state,
+        &Actor::of(&access, &req),
+        &id,
+        &fields,
+        AuditAction::Updated,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(out))
 }
 
@@ -146,6 +144,7 @@ async fn set_blocked(
 ) -> Result<HttpResponse, ApiError> {
     let access = access(&state, &req).await?;
     require_admin(&access, &req)?;
+    let actor = Actor::of(&access, &req);
     let ids = required_list(&parse_body(&body.0)?, "user_ids")?;
     let mut fields = Map::new();
     fields.insert("blocked".into(), Json::Bool(blocked));
@@ -156,7 +155,7 @@ async fn set_blocked(
     };
     let mut out = Vec::with_capacity(ids.len());
     for id in &ids {
-        out.push(change(&state, (&access, &req), id, &fields, action).await?);
+        out.push(change(&state, &actor, id, &fields, action).await?);
     }
     Ok(HttpResponse::Ok().json(
         json!({"blocked_users": if blocked { ids.clone() } else { vec![] }, "end_users": out}),
@@ -191,12 +190,7 @@ pub async fn delete(
     require_admin(&access, &req)?;
     let actor = Actor::of(&access, &req);
     let ids = required_list(&parse_body(&body.0)?, "user_ids")?;
-    let gone = ids
-        .iter()
-        .map(|id| ("end_user".to_owned(), String::new(), id.clone()))
-        .collect();
-    let (rows, _) = entities::delete(&state, gone, KeysGo::None, &actor).await?;
-    let deleted: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let deleted = entities::delete_ids(&state, "end_user", &ids, &actor).await?;
     Ok(HttpResponse::Ok().json(json!({"deleted_end_users": deleted})))
 }
 
@@ -220,10 +214,6 @@ pub async fn list(
         kind: "end_user".into(),
         ..EntityFilter::default()
     };
-    let (rows, _) = entities::list(&state, filter, page, size).await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in &rows {
-        out.push(end_user_json(row, entities::live_spend(&state, row).await?));
-    }
+    let (out, _) = entities::listed(&state, filter, (page, size), end_user_json).await?;
     Ok(HttpResponse::Ok().json(out))
 }

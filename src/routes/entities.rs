@@ -387,3 +387,55 @@ pub fn budget_table(row: &EntityRow) -> Json {
         "max_parallel_requests": row.max_parallel_requests,
     })
 }
+
+/// Changes entity `(kind, scope, id)`: `apply` sets the fields of `body` on it, and the change
+/// is saved with its audit row (`action`); a `spend` in `body` replaces the counted spend. The
+/// saved row, and its spend as counted live.
+pub async fn change(
+    state: &AppState,
+    actor: &Actor,
+    (kind, scope, id): (&'static str, &str, &str),
+    body: &Map<String, Json>,
+    action: AuditAction,
+    apply: impl FnOnce(&mut EntityRow, &Map<String, Json>) -> Result<(), ApiError>,
+) -> Result<(EntityRow, f64), ApiError> {
+    let before = get(state, kind, scope, id).await?;
+    let mut row = before.clone();
+    apply(&mut row, body)?;
+    row.updated_at = Utc::now().naive_utc();
+    let new_spend = body.contains_key("spend").then_some(row.spend);
+    let audit = changed(state, actor, action, &before, &row);
+    let saved = save(state, row, new_spend, audit).await?;
+    let spend = live_spend(state, &saved).await?;
+    Ok((saved, spend))
+}
+
+/// A page of the entities `filter` lets through, each shown by `show` with its live spend.
+pub async fn listed(
+    state: &AppState,
+    filter: crate::db::entities::EntityFilter,
+    (page, size): (i64, i64),
+    show: impl Fn(&EntityRow, f64) -> Json,
+) -> Result<(Vec<Json>, i64), ApiError> {
+    let (rows, total) = list(state, filter, page, size).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        out.push(show(row, live_spend(state, row).await?));
+    }
+    Ok((out, total))
+}
+
+/// Deletes the entities of `kind` named `ids` (no scope, no keys); the ids that existed.
+pub async fn delete_ids(
+    state: &AppState,
+    kind: &str,
+    ids: &[String],
+    actor: &Actor,
+) -> Result<Vec<String>, ApiError> {
+    let gone = ids
+        .iter()
+        .map(|id| (kind.to_owned(), String::new(), id.clone()))
+        .collect();
+    let (rows, _) = delete(state, gone, KeysGo::None, actor).await?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}

@@ -8,9 +8,7 @@ use serde_json::{json, Map, Value as Json};
 
 use super::access::{access, require_admin, require_view_all};
 use super::body::ManagementBody;
-use super::entities::{
-    self, apply_limits, budget_table, json_of, required_list, required_string, KeysGo,
-};
+use super::entities::{self, apply_limits, budget_table, json_of, required_list, required_string};
 use super::fields::{opt_string, parse_body};
 use crate::db::entities::EntityFilter;
 use crate::db::models::EntityRow;
@@ -100,14 +98,16 @@ pub async fn update(
     let actor = Actor::of(&access, &req);
     let fields = parse_body(&body.0)?;
     let name = required_string(&fields, "name")?;
-    let before = entities::get(&state, "tag", "", &name).await?;
-    let mut row = before.clone();
-    apply_tag(&mut row, &fields)?;
-    row.updated_at = Utc::now().naive_utc();
-    let new_spend = fields.contains_key("spend").then_some(row.spend);
-    let audit = entities::changed(&state, &actor, AuditAction::Updated, &before, &row);
-    let saved = entities::save(&state, row, new_spend, audit).await?;
-    let spend = entities::live_spend(&state, &saved).await?;
+    let tag = ("tag", "", name.as_str());
+    let (saved, spend) = entities::change(
+        &state,
+        &actor,
+        tag,
+        &fields,
+        AuditAction::Updated,
+        apply_tag,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(tag_json(&saved, spend)))
 }
 
@@ -125,18 +125,13 @@ pub async fn delete(
         Some(_) => required_list(&fields, "names")?,
         None => vec![required_string(&fields, "name")?],
     };
-    let gone = names
-        .iter()
-        .map(|n| ("tag".to_owned(), String::new(), n.clone()))
-        .collect();
-    let (rows, _) = entities::delete(&state, gone, KeysGo::None, &actor).await?;
-    if rows.is_empty() {
+    let deleted = entities::delete_ids(&state, "tag", &names, &actor).await?;
+    if deleted.is_empty() {
         return Err(ApiError::Missing(format!(
             "tag not found: {}",
             names.join(", ")
         )));
     }
-    let deleted: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     Ok(HttpResponse::Ok().json(json!({"deleted_tags": deleted})))
 }
 
@@ -148,10 +143,6 @@ pub async fn list(state: State, req: HttpRequest) -> Result<HttpResponse, ApiErr
         kind: "tag".into(),
         ..EntityFilter::default()
     };
-    let (rows, _) = entities::list(&state, filter, 1, 100).await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in &rows {
-        out.push(tag_json(row, entities::live_spend(&state, row).await?));
-    }
+    let (out, _) = entities::listed(&state, filter, (1, 100), tag_json).await?;
     Ok(HttpResponse::Ok().json(out))
 }

@@ -290,14 +290,8 @@ async fn change_team(
         return Err(denied(access, "change a team's budget, limits or models"));
     }
     let actor = Actor::of(access, req);
-    let before = entities::get(state, "team", "", &team_id).await?;
-    let mut row = before.clone();
-    apply_team(&mut row, fields)?;
-    row.updated_at = Utc::now().naive_utc();
-    let new_spend = fields.contains_key("spend").then_some(row.spend);
-    let audit = entities::changed(state, &actor, action, &before, &row);
-    let saved = entities::save(state, row, new_spend, audit).await?;
-    let spend = entities::live_spend(state, &saved).await?;
+    let team = ("team", "", team_id.as_str());
+    let (saved, spend) = entities::change(state, &actor, team, fields, action, apply_team).await?;
     let members = members_of(state, &team_id).await?;
     Ok(HttpResponse::Ok().json(team_json(&saved, spend, &members)))
 }
@@ -505,18 +499,20 @@ pub async fn member_update(
     if !access.may_manage_team(&team_id) {
         return Err(denied(&access, "change this team's members"));
     }
-    let before = entities::get(&state, "member", &team_id, &user_id).await?;
-    let mut row = before.clone();
-    apply_member_limits(&mut row, &fields)?;
-    match fields.get("role") {
-        None | Some(Json::Null) => {}
-        Some(Json::String(r)) if r == TEAM_ADMIN || r == TEAM_USER => row.role = Some(r.clone()),
-        Some(_) => return Err(bad("role", "\"admin\" or \"user\"")),
-    }
-    row.updated_at = Utc::now().naive_utc();
-    let audit = entities::changed(&state, &actor, AuditAction::Updated, &before, &row);
-    let saved = entities::save(&state, row, None, audit).await?;
-    let spend = entities::live_spend(&state, &saved).await?;
+    let member = ("member", team_id.as_str(), user_id.as_str());
+    let apply = |row: &mut EntityRow, fields: &Map<String, Json>| {
+        apply_member_limits(row, fields)?;
+        match fields.get("role") {
+            None | Some(Json::Null) => Ok(()),
+            Some(Json::String(r)) if r == TEAM_ADMIN || r == TEAM_USER => {
+                row.role = Some(r.clone());
+                Ok(())
+            }
+            Some(_) => Err(bad("role", "\"admin\" or \"user\"")),
+        }
+    };
+    let (saved, spend) =
+        entities::change(&state, &actor, member, &fields, AuditAction::Updated, apply).await?;
     Ok(HttpResponse::Ok().json(membership_json(&saved, spend)))
 }
 

@@ -201,14 +201,16 @@ pub async fn update(
     let actor = Actor::of(&access, &req);
     let fields = parse_body(&body.0)?;
     let user_id = required_string(&fields, "user_id")?;
-    let before = entities::get(&state, "user", "", &user_id).await?;
-    let mut row = before.clone();
-    apply_user(&mut row, &fields)?;
-    row.updated_at = Utc::now().naive_utc();
-    let new_spend = fields.contains_key("spend").then_some(row.spend);
-    let audit = entities::changed(&state, &actor, AuditAction::Updated, &before, &row);
-    let saved = entities::save(&state, row, new_spend, audit).await?;
-    let spend = entities::live_spend(&state, &saved).await?;
+    let user = ("user", "", user_id.as_str());
+    let (saved, spend) = entities::change(
+        &state,
+        &actor,
+        user,
+        &fields,
+        AuditAction::Updated,
+        apply_user,
+    )
+    .await?;
     let uid = user_id.clone();
     let memberships = state
         .db
@@ -284,12 +286,10 @@ pub async fn list(
         }),
         role: q.role.clone(),
     };
-    let (rows, total) = entities::list(&state, filter, page, size).await?;
-    let mut users = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let spend = entities::live_spend(&state, row).await?;
-        users.push(user_json(row, spend, &[]));
-    }
+    let (users, total) = entities::listed(&state, filter, (page, size), |row, spend| {
+        user_json(row, spend, &[])
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(json!({
         "users": users,
         "total": total,
