@@ -3,6 +3,7 @@
 and prints one JSON line: {"requests": N, "ok": 2xx count, "other": {status: count}, "seconds": s}.
 
     fixed_requests.py --port P --requests N --concurrency C --key KEY [--model bench-model]
+                      [--extra '{"user": "u1", "metadata": {"tags": ["t"]}}']
 
 Used by journal_cost.sh, where the gateway runs under callgrind: a fixed count of requests
 (rather than wrk's fixed duration) makes instructions per request comparable between runs.
@@ -46,8 +47,11 @@ def main():
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--key", required=True)
     p.add_argument("--model", default="bench-model")
+    p.add_argument("--extra", default="{}", help="JSON object merged into each request body")
     a = p.parse_args()
-    body = json.dumps({"model": a.model, "messages": [{"role": "user", "content": "hi"}]})
+    fields = {"model": a.model, "messages": [{"role": "user", "content": "hi"}]}
+    fields.update(json.loads(a.extra))
+    body = json.dumps(fields)
     headers = {"Authorization": f"Bearer {a.key}", "Content-Type": "application/json"}
     tally, lock = {"ok": 0, "other": {}}, threading.Lock()
     share, extra = divmod(a.requests, a.concurrency)

@@ -16,28 +16,29 @@ use super::ledger::SpendLedger;
 use crate::db::models::SpendLogRow;
 use crate::db::spend::SpendBatch;
 use crate::db::DbHandle;
-use crate::governance::rollup::{EntityKey, EntitySpend};
+use crate::governance::rollup::{summarize, EntityKey, Reset};
 use crate::journal::{Entry, Journal};
 use crate::metrics::{Metrics, RequestRecord};
 
-/// Spend waiting to be written, aggregated per key, per entity and per day.
+/// Spend waiting to be written, aggregated per key; per entity and per day when taken.
 #[derive(Debug, Default)]
 pub struct SpendBuffer {
-    rows: Vec<SpendLogRow>,
+    /// Each request's row, and whether it goes in the spend log (every row is summed into
+    /// its entities' spend and days when the batch is taken, logged or not).
+    rows: Vec<(SpendLogRow, bool)>,
     key_deltas: BTreeMap<String, f64>,
     model_deltas: BTreeMap<(String, String), f64>,
     resets: BTreeMap<String, Option<DateTime<Utc>>>,
     proxy_delta: f64,
     proxy_reset: Option<Option<DateTime<Utc>>>,
-    entities: EntitySpend,
+    entity_resets: Vec<Reset>,
 }
 
 impl SpendBuffer {
-    /// Adds one finished request: `cost` USD charged to `token`, logged as `row`; its user,
-    /// team, team member, end user and tags (named in the row) are charged too, and each day's
-    /// activity counts it.
+    /// Adds one finished request: `cost` USD charged to `token`, logged as `row` (`keep_row`);
+    /// its user, team, team member, end user and tags (named in the row) are charged with it
+    /// when the batch is taken.
     pub fn record(&mut self, token: Option<String>, cost: f64, row: SpendLogRow, keep_row: bool) {
-        self.entities.record(&row, cost);
         if let Some(token) = token {
             if cost != 0.0 {
                 *self
@@ -48,14 +49,16 @@ impl SpendBuffer {
             }
         }
         self.proxy_delta += cost;
-        if keep_row {
-            self.rows.push(row);
-        }
+        self.rows.push((row, keep_row));
     }
 
     /// An entity's budget window rolled over: what it spent before no longer counts.
     pub fn reset_entity(&mut self, entity: EntityKey, next: Option<DateTime<Utc>>) {
-        self.entities.reset(entity, next);
+        self.entity_resets.push(Reset {
+            entity,
+            next,
+            after_rows: self.rows.len(),
+        });
     }
 
     /// A regenerated key: what is buffered under `old` now belongs to `new`.
@@ -105,16 +108,29 @@ impl SpendBuffer {
             && self.resets.is_empty()
             && self.proxy_delta == 0.0
             && self.proxy_reset.is_none()
-            && self.entities.is_empty()
+            && self.entity_resets.is_empty()
     }
 
     /// Everything waiting, as one batch; the buffer is left empty.
     pub fn take(&mut self) -> SpendBatch {
         let b = std::mem::take(self);
-        let entities = b.entities.take();
+        let logged = b.rows.iter().filter(|(_, logged)| *logged).count();
+        let (entities, rows) = if logged == b.rows.len() || logged == 0 {
+            let all: Vec<SpendLogRow> = b.rows.into_iter().map(|(row, _)| row).collect();
+            let entities = summarize(&all, b.entity_resets);
+            (entities, if logged == 0 { Vec::new() } else { all })
+        } else {
+            let all: Vec<SpendLogRow> = b.rows.iter().map(|(row, _)| row.clone()).collect();
+            let rows = b
+                .rows
+                .into_iter()
+                .filter_map(|(row, logged)| logged.then_some(row))
+                .collect();
+            (summarize(&all, b.entity_resets), rows)
+        };
         SpendBatch {
             entities,
-            rows: b.rows,
+            rows,
             key_deltas: b.key_deltas.into_iter().collect(),
             model_deltas: b
                 .model_deltas

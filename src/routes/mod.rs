@@ -40,7 +40,10 @@ use crate::error::ApiError;
 
 /// Registers every route, with and without `/v1`, plus the Azure-style paths.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    for prefix in ["", "/v1"] {
+    // Routes are matched in the order they are added: the model routes come first, `/v1` (what
+    // the SDKs call) before the bare paths, and routes with path parameters (matched by a
+    // regex) after every plain one, so a chat request is matched by its first comparison.
+    for prefix in ["/v1", ""] {
         cfg.route(
             &format!("{prefix}/chat/completions"),
             web::post().to(completions::chat),
@@ -66,8 +69,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             &format!("{prefix}/responses"),
             web::post().to(responses::create),
-        )
-        .route(
+        );
+    }
+    for prefix in ["/v1", ""] {
+        cfg.route(
             &format!("{prefix}/responses/{{id}}"),
             web::get().to(responses::retrieve),
         )
