@@ -214,18 +214,23 @@ pub struct SpendLogRow {
     /// JSON object from the request's `metadata`.
     pub metadata: String,
     /// The key's team.
-    #[serde(default)]
+    // Journal lines leave out what is empty: most requests have none of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub team_id: Option<String>,
     /// The request's end user (its `user`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_user: Option<String>,
     /// JSON list of the request's tags (its `metadata.tags` and the key's).
-    #[serde(default = "empty_list")]
+    #[serde(default = "empty_list", skip_serializing_if = "is_empty_list")]
     pub request_tags: String,
 }
 
 fn empty_list() -> String {
     "[]".to_owned()
+}
+
+fn is_empty_list(text: &str) -> bool {
+    text == "[]"
 }
 
 /// One change to a key, as the audit log keeps it (LiteLLM's `LiteLLM_AuditLog`).

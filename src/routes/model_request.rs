@@ -240,6 +240,10 @@ pub(super) fn take_gateway_fields(
     fields: &mut Map<String, Json>,
 ) -> Result<GatewayFields, ApiError> {
     let mut g = GatewayFields::default();
+    // Most requests carry none of them: one pass over the (few) fields says so.
+    if !fields.keys().any(|k| GATEWAY_ONLY.contains(&k.as_str())) {
+        return Ok(g);
+    }
     for key in GATEWAY_ONLY {
         let Some(value) = fields.shift_remove(*key) else {
             continue;

@@ -1,5 +1,3 @@
-DROP INDEX llmgate_spend_logs_user_time;
-DROP INDEX llmgate_spend_logs_team_time;
 UPDATE llmgate_spend_logs SET user_id = end_user;
 ALTER TABLE llmgate_spend_logs DROP COLUMN request_tags;
 ALTER TABLE llmgate_spend_logs DROP COLUMN end_user;
