@@ -19,7 +19,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
 use super::access_log::Trace;
-use super::pipeline::{key_alias, load_entities, load_key, pick_error, VERSION};
+use super::pipeline::{key_alias, load_entities, load_key, pick_error, MAX_ENTITY_READS, VERSION};
 use super::shared_limits;
 use crate::actors::{AdmitCached, CachedKey, Charge, ChargeFor, Governed, PickError};
 use crate::auth::{authenticate, Caller};
@@ -363,7 +363,8 @@ impl<'a> FilesCall<'a> {
         group: usize,
     ) -> Result<(Admission, Option<Governed>), ApiError> {
         let state = self.state;
-        let (mut key_loaded, mut entities_loaded) = (false, false);
+        // Entities read may be changed elsewhere (and forgotten) before the next pick: a few reads.
+        let (mut key_loaded, mut entity_reads) = (false, 0);
         loop {
             let admitted = state
                 .actors()
@@ -387,9 +388,9 @@ impl<'a> FilesCall<'a> {
                     }
                     key_loaded = true;
                 }
-                Err(PickError::Load(wanted)) if !entities_loaded => {
+                Err(PickError::Load(wanted)) if entity_reads < MAX_ENTITY_READS => {
                     load_entities(state, wanted).await?;
-                    entities_loaded = true;
+                    entity_reads += 1;
                 }
                 Err(e) => return Err(pick_error(state, e)),
             }

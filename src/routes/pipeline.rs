@@ -426,6 +426,9 @@ pub async fn load_key(state: &AppState, token: &str) -> Result<Option<KeyRecord>
     Ok(found)
 }
 
+/// How many times one request reads the entities it is charged to before it gives up (503).
+pub(super) const MAX_ENTITY_READS: u32 = 3;
+
 /// Reads users, teams, members, end users or tags that are not cached yet and caches them
 /// (`None` for those without a row); an unreachable store is a 503.
 pub async fn load_entities(state: &AppState, wanted: Vec<EntityRef>) -> Result<(), ApiError> {
@@ -480,7 +483,8 @@ async fn admit(
 ) -> Result<Picked, ApiError> {
     let router = &state.actors().router;
     let key = caller.token().map(str::to_owned);
-    let (mut key_loaded, mut entities_loaded) = (false, false);
+    // Entities read may be changed elsewhere (and forgotten) before the next pick: a few reads.
+    let (mut key_loaded, mut entity_reads) = (false, 0);
     loop {
         let picked = router
             .send(Pick {
@@ -506,9 +510,9 @@ async fn admit(
                 }
                 key_loaded = true;
             }
-            Err(PickError::Load(wanted)) if !entities_loaded => {
+            Err(PickError::Load(wanted)) if entity_reads < MAX_ENTITY_READS => {
                 load_entities(state, wanted).await?;
-                entities_loaded = true;
+                entity_reads += 1;
             }
             Err(e) => return Err(pick_error(state, e)),
         }

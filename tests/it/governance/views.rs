@@ -39,14 +39,32 @@ async fn the_top_keys_and_models_are_ranked_by_spend() {
 
 async fn every_view(db: &TestDb) {
     let Fixture { gw, .. } = fixture(Some(db), "").await;
-    admin_post(&gw, "/team/new", json!({"team_id": "t", "team_alias": "Alpha"})).await;
-    admin_post(&gw, "/user/new", json!({"user_id": "u", "auto_create_key": false})).await;
-    let key = key_with(&gw, json!({"team_id": "t", "user_id": "u", "key_alias": "k"})).await;
+    admin_post(
+        &gw,
+        "/team/new",
+        json!({"team_id": "t", "team_alias": "Alpha"}),
+    )
+    .await;
+    admin_post(
+        &gw,
+        "/user/new",
+        json!({"user_id": "u", "auto_create_key": false}),
+    )
+    .await;
+    let key = key_with(
+        &gw,
+        json!({"team_id": "t", "user_id": "u", "key_alias": "k"}),
+    )
+    .await;
     ok_chat(&gw, &key, "gpt-test", tagged(&["x"])).await;
     ok_chat(&gw, &key, "other", json!({"user": "c"})).await;
     let keys = admin_get(&gw, "/global/spend/keys").await;
     assert_eq!(keys[0]["key_alias"], "k");
-    assert_close(keys[0]["total_spend"].as_f64().unwrap(), 2.0 * COST, "the key");
+    assert_close(
+        keys[0]["total_spend"].as_f64().unwrap(),
+        2.0 * COST,
+        "the key",
+    );
     let models = admin_get(&gw, "/global/spend/models").await;
     assert_eq!(models.as_array().unwrap().len(), 2);
     assert_eq!(models[0]["total_tokens"], 10);
@@ -61,7 +79,11 @@ async fn every_view(db: &TestDb) {
         "/tag/daily/activity?tags=x",
     ] {
         let day = admin_get(&gw, path).await;
-        let want = if path.contains("end_user") || path.contains("tag") { 1 } else { 2 };
+        let want = if path.contains("end_user") || path.contains("tag") {
+            1
+        } else {
+            2
+        };
         assert_eq!(day["metadata"]["total_api_requests"], want, "{path}: {day}");
         assert_eq!(day["results"].as_array().unwrap().len(), 1, "{path}");
     }
