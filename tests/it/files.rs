@@ -409,6 +409,12 @@ async fn upstream_errors_keep_their_status_and_an_unreachable_upstream_is_a_502(
 
     openai.recover();
     openai.stop().await;
+    // The stopped server's worker may still answer on a pooled connection for a moment.
+    let gone = crate::support::eventually(std::time::Duration::from_secs(10), async || {
+        call(&gw, "GET", "/v1/files", MASTER, None).await.0.status == 502
+    })
+    .await;
+    assert!(gone, "an unreachable upstream became a 502");
     let (r, _) = call(&gw, "GET", "/v1/files", MASTER, None).await;
     assert_error_body(&r.json(), 502, "api_connection_error");
 }
